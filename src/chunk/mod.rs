@@ -1,0 +1,15 @@
+//! Chunk files: one file per camera per UTC minute, a record per NAL unit.
+//!
+//! - [`format`]: the record layout (PyNVR-compatible) and its encoder/decoder.
+//! - [`path`]: where a chunk lives and how its name is parsed back.
+//! - [`reader`]: streams records out of a file with bounded memory, finding torn tails.
+//! - [`writer`]: turns frames into files: rotation, buffering, fsync, failover.
+//!
+//! The format and the crash-safety rules are in `docs/design/chunk-format.md` and
+//! `docs/design/crash-safety.md`.
+
+pub mod format;
+pub mod path;
+pub mod reader;
+pub mod scan;
+pub mod writer;

@@ -1,0 +1,695 @@
+//! Turns a camera's frames into chunk files.
+//!
+//! Invariants (see `docs/design/crash-safety.md`):
+//! 1. A file starts at a keyframe, with the parameter sets written before it; in fact every
+//!    keyframe in a file is preceded by the parameter sets, so any keyframe offset in the
+//!    index is a place where decoding can start.
+//! 2. A new file starts at the first keyframe at or after each UTC minute boundary, and
+//!    also when the parameter sets change or timestamps go backwards.
+//! 3. The index row of a chunk is committed (state open) before its file is created, so a
+//!    crash never leaves a file the index cannot find from its open rows.
+//! 4. Records are buffered and written once per GOP (or when the buffer reaches
+//!    [`PENDING_LIMIT`]); the file is fdatasync'd every `sync_interval` and fsync'd at
+//!    close; the directory is fsync'd when the file is created.
+//! 5. Files are created with `O_EXCL` and never overwritten: a taken name gets a suffix.
+//! 6. A failed write is cut back to the last whole record (`set_len`), so a file on disk
+//!    never holds a torn record while the service runs. A full disk keeps the buffer (up to
+//!    the limit) and asks the reaper for space; any other error moves recording to the next
+//!    storage root, re-homing the buffered GOP there.
+
+use super::format::append_record;
+use super::path::rel_path;
+use crate::error::{Error, ErrorKind};
+use crate::frame::EncodedFrame;
+use crate::h264::{Codec, NalKind};
+use crate::index::{Index, NewChunk, Seal};
+use crate::status::CameraStats;
+use crate::storage::{sync_dir, Root, Storage};
+use crate::time::minute_of;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most bytes buffered before a write even mid-GOP: bounds memory for high-bitrate cameras
+/// and long GOPs.
+pub const PENDING_LIMIT: usize = 4 << 20;
+
+/// What a writer needs from the rest of the service.
+#[derive(Clone)]
+pub struct WriterContext {
+    /// Roots to write to.
+    pub storage: Arc<Storage>,
+    /// The index.
+    pub index: Arc<Index>,
+    /// Called when a root runs short of space (wakes the reaper).
+    pub on_space_pressure: Arc<dyn Fn() + Send + Sync>,
+    /// How often to fdatasync.
+    pub sync_interval: Duration,
+}
+
+/// Records buffered for the open chunk but not yet written.
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    frames: u64,
+    /// `(ts, offset relative to the start of bytes)` of keyframes in the buffer.
+    keyframes: Vec<(i64, u64)>,
+    first_ts: Option<i64>,
+    last_frame_ts: i64,
+    /// Whether the buffer begins at a keyframe (and so can start a new file).
+    starts_with_key: bool,
+}
+
+impl Pending {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.frames = 0;
+        self.keyframes.clear();
+        self.first_ts = None;
+        self.starts_with_key = false;
+    }
+}
+
+/// The chunk file being written.
+struct OpenChunk {
+    id: i64,
+    root_id: i64,
+    rel_path: PathBuf,
+    abs_path: PathBuf,
+    file: File,
+    /// Bytes on disk: every byte before this offset is a whole record.
+    written: u64,
+    start_us: i64,
+    end_us: i64,
+    minute: i64,
+    frames: u64,
+    keyframes: Vec<(i64, u64)>,
+    last_sync: Instant,
+    /// Data written since the last fdatasync.
+    dirty: bool,
+}
+
+/// The latest parameter sets seen on the stream.
+#[derive(Default, PartialEq, Eq, Clone)]
+struct ParamSets {
+    vps: Option<Vec<u8>>,
+    sps: Option<Vec<u8>>,
+    pps: Option<Vec<u8>>,
+}
+
+/// Writes one camera's frames into chunk files. Owned by the camera's writer thread.
+pub struct ChunkWriter {
+    camera: String,
+    codec: Codec,
+    ctx: WriterContext,
+    stats: Arc<CameraStats>,
+    params: ParamSets,
+    open: Option<OpenChunk>,
+    pending: Pending,
+    /// Drop frames until the next keyframe (after a loss, or before the first keyframe).
+    need_keyframe: bool,
+    /// Start a new file at the next keyframe even within the same minute.
+    force_rotate: bool,
+    /// Timestamp of the last accepted frame.
+    last_ts: Option<i64>,
+    /// Whether the current drop run was already counted as a gap and logged.
+    in_drop_run: bool,
+}
+
+impl ChunkWriter {
+    /// A writer for `camera`; nothing is created until the first keyframe.
+    pub fn new(
+        camera: &str,
+        codec: Codec,
+        ctx: WriterContext,
+        stats: Arc<CameraStats>,
+    ) -> ChunkWriter {
+        ChunkWriter {
+            camera: camera.to_owned(),
+            codec,
+            ctx,
+            stats,
+            params: ParamSets::default(),
+            open: None,
+            pending: Pending::default(),
+            need_keyframe: true,
+            force_rotate: false,
+            last_ts: None,
+            in_drop_run: false,
+        }
+    }
+
+    fn drop_frame(&mut self, why: &str) {
+        let new_run = !self.in_drop_run && self.last_ts.is_some();
+        if new_run {
+            log::warn!(
+                "camera {}: dropping frames until the next keyframe: {why}",
+                self.camera
+            );
+        }
+        self.in_drop_run = true;
+        self.stats.add_dropped(1, new_run);
+    }
+
+    /// Adds one frame. Errors are handled inside (dropping frames, failing over); the writer
+    /// never stops a camera.
+    pub fn write_frame(&mut self, f: &EncodedFrame) {
+        let param_change = self.learn_params(f);
+        if let Some(last) = self.last_ts {
+            if f.ts_us < last {
+                log::warn!("camera {}: timestamp went back {} µs; starting a new chunk at the next keyframe", self.camera, last - f.ts_us);
+                self.force_rotate = true;
+                if !f.keyframe {
+                    self.need_keyframe = true;
+                }
+            }
+        }
+        if param_change && self.open.is_some() {
+            self.force_rotate = true;
+        }
+        if self.need_keyframe && !f.keyframe {
+            self.drop_frame("waiting for a keyframe");
+            return;
+        }
+        if f.keyframe {
+            // Write the finished GOP in one go before starting the next one.
+            self.flush();
+            let rotate = match &self.open {
+                None => true,
+                Some(o) => self.force_rotate || minute_of(f.ts_us) != o.minute,
+            };
+            if rotate {
+                self.rotate(f.ts_us);
+                if self.open.is_none() {
+                    self.drop_frame("no storage root is writable");
+                    return;
+                }
+            }
+            if self.in_drop_run {
+                log::info!("camera {}: recording again", self.camera);
+            }
+            self.need_keyframe = false;
+            self.force_rotate = false;
+            self.in_drop_run = false;
+        }
+        self.append(f);
+        self.last_ts = Some(f.ts_us);
+        if self.pending.bytes.len() >= PENDING_LIMIT {
+            self.flush();
+        }
+        self.sync_if_due();
+    }
+
+    /// Periodic work when no frame arrives: keeps the fsync promise for a quiet camera.
+    pub fn tick(&mut self) {
+        self.sync_if_due();
+    }
+
+    /// Flushes, fsyncs and seals the open chunk (shutdown, or the source ended).
+    pub fn close(&mut self) {
+        self.flush();
+        if let Some(seal) = self.finish_open() {
+            if let Err(e) = self.ctx.index.seal(&seal) {
+                log::error!("camera {}: {e}", self.camera);
+            }
+        }
+        self.need_keyframe = true;
+    }
+
+    /// Remembers parameter sets; returns true if an SPS/PPS/VPS changed.
+    fn learn_params(&mut self, f: &EncodedFrame) -> bool {
+        let mut changed = false;
+        for nal in f.nals() {
+            let slot = match self.codec.classify(nal) {
+                NalKind::Vps => &mut self.params.vps,
+                NalKind::Sps => &mut self.params.sps,
+                NalKind::Pps => &mut self.params.pps,
+                _ => continue,
+            };
+            if slot.as_deref() != Some(nal) {
+                changed |= slot.is_some();
+                *slot = Some(nal.to_vec());
+            }
+        }
+        changed
+    }
+
+    /// Appends a frame's records to the buffer, with parameter sets before a keyframe.
+    fn append(&mut self, f: &EncodedFrame) {
+        let p = &mut self.pending;
+        if p.first_ts.is_none() {
+            p.first_ts = Some(f.ts_us);
+            p.starts_with_key = f.keyframe;
+        }
+        if f.keyframe {
+            p.keyframes.push((f.ts_us, p.bytes.len() as u64));
+            let has = |k: NalKind| f.nals().any(|n| self.codec.classify(n) == k);
+            let missing: Vec<&Vec<u8>> = [
+                (NalKind::Vps, &self.params.vps),
+                (NalKind::Sps, &self.params.sps),
+                (NalKind::Pps, &self.params.pps),
+            ]
+            .into_iter()
+            .filter(|(k, _)| !has(*k))
+            .filter_map(|(_, v)| v.as_ref())
+            .collect();
+            for ps in missing {
+                append_record(&mut p.bytes, f.ts_us, ps);
+            }
+        }
+        for nal in f.nals() {
+            append_record(&mut p.bytes, f.ts_us, nal);
+        }
+        p.frames += 1;
+        p.last_frame_ts = f.ts_us;
+        self.stats.last_frame_us.store(f.ts_us, Relaxed);
+    }
+
+    /// Writes the buffer to the open file. On a full disk the buffer is kept (up to the
+    /// limit); on any other error the root is marked failed and the buffer re-homed.
+    fn flush(&mut self) {
+        loop {
+            if self.pending.bytes.is_empty() {
+                return;
+            }
+            let Some(o) = self.open.as_mut() else {
+                self.discard_pending("no chunk is open");
+                return;
+            };
+            match o.file.write_all(&self.pending.bytes) {
+                Ok(()) => {
+                    let p = &mut self.pending;
+                    o.keyframes
+                        .extend(p.keyframes.iter().map(|&(ts, off)| (ts, o.written + off)));
+                    o.written += p.bytes.len() as u64;
+                    o.frames += p.frames;
+                    o.end_us = p.last_frame_ts;
+                    o.dirty = true;
+                    self.stats.frames_written.fetch_add(p.frames, Relaxed);
+                    self.stats
+                        .bytes_written
+                        .fetch_add(p.bytes.len() as u64, Relaxed);
+                    p.clear();
+                    return;
+                }
+                Err(e) => {
+                    // Cut any partial record off so the file stays whole.
+                    let _ = o.file.set_len(o.written);
+                    let e = Error::io(format!("writing {}", o.abs_path.display()), e);
+                    if e.kind() == ErrorKind::NoSpace {
+                        (self.ctx.on_space_pressure)();
+                        if self.pending.bytes.len() >= PENDING_LIMIT {
+                            self.discard_pending("disk full");
+                        }
+                        self.stats.set_error(&e);
+                        return;
+                    }
+                    self.root_failed(&e);
+                    if !self.pending.starts_with_key {
+                        self.discard_pending("storage root failed mid-GOP");
+                        return;
+                    }
+                    let ts = self
+                        .pending
+                        .first_ts
+                        .expect("non-empty pending has a first ts");
+                    self.rotate(ts);
+                    // Loop: write the buffered GOP to the new root's file.
+                }
+            }
+        }
+    }
+
+    fn discard_pending(&mut self, why: &str) {
+        let n = self.pending.frames;
+        if n > 0 {
+            log::warn!("camera {}: lost {n} frames: {why}", self.camera);
+            self.stats.add_dropped(n, !self.in_drop_run);
+            self.in_drop_run = true;
+        }
+        self.pending.clear();
+        self.need_keyframe = true;
+    }
+
+    /// A non-space write error: mark the root failed, abandon its chunk (sealed with what
+    /// reached the disk), and let the next rotation pick another root.
+    fn root_failed(&mut self, e: &Error) {
+        log::error!(
+            "camera {}: {e}; moving recording to the next storage root",
+            self.camera
+        );
+        self.stats.set_error(e);
+        if let Some(o) = &self.open {
+            if let Some(root) = self.ctx.storage.root(o.root_id) {
+                root.mark_failed(e);
+            }
+        }
+        if let Some(seal) = self.finish_open() {
+            if let Err(e) = self.ctx.index.seal(&seal) {
+                log::error!("camera {}: {e}", self.camera);
+            }
+        }
+    }
+
+    fn sync_if_due(&mut self) {
+        let due = self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.last_sync.elapsed() >= self.ctx.sync_interval);
+        if !due {
+            return;
+        }
+        self.flush();
+        let Some(o) = self.open.as_mut() else { return };
+        o.last_sync = Instant::now();
+        if o.dirty {
+            if let Err(e) = o.file.sync_data() {
+                let e = Error::io(format!("fdatasync {}", o.abs_path.display()), e);
+                self.root_failed(&e);
+                self.need_keyframe = true;
+                return;
+            }
+            o.dirty = false;
+        }
+        let root_id = o.root_id;
+        if let Some(root) = self.ctx.storage.root(root_id) {
+            if let Ok(space) = crate::storage::statvfs(root.path()) {
+                if space.free < root.min_free_bytes(space.total) {
+                    (self.ctx.on_space_pressure)();
+                }
+            }
+        }
+    }
+
+    /// fsyncs and closes the open chunk; returns its seal for the index.
+    fn finish_open(&mut self) -> Option<Seal> {
+        let o = self.open.take()?;
+        if let Err(e) = o.file.sync_all() {
+            log::warn!(
+                "camera {}: fsync {}: {e}",
+                self.camera,
+                o.abs_path.display()
+            );
+        }
+        self.stats.chunks_sealed.fetch_add(1, Relaxed);
+        self.stats.current_root.store(0, Relaxed);
+        Some(Seal {
+            id: o.id,
+            start_us: o.start_us,
+            end_us: o.end_us,
+            bytes: o.written,
+            frames: o.frames,
+            keyframes: o.keyframes,
+        })
+    }
+
+    /// Seals the open chunk (if any) and opens a new one starting at `ts`, in one index
+    /// transaction. Leaves `self.open` as `None` if no root can take the file.
+    fn rotate(&mut self, ts: i64) {
+        let mut seal = self.finish_open();
+        let mut tries = 0;
+        while let Some(root) = self.ctx.storage.pick_for_write() {
+            tries += 1;
+            match self.open_on(root, ts, seal.as_ref()) {
+                Ok(o) => {
+                    self.stats.current_root.store(o.root_id, Relaxed);
+                    self.open = Some(o);
+                    return;
+                }
+                Err((e, sealed)) => {
+                    if sealed {
+                        seal = None;
+                    }
+                    log::error!("camera {}: {e}", self.camera);
+                    self.stats.set_error(&e);
+                    root.mark_failed(&e);
+                }
+            }
+            if tries > self.ctx.storage.roots().len() {
+                break;
+            }
+        }
+        if let Some(s) = seal {
+            if let Err(e) = self.ctx.index.seal(&s) {
+                log::error!("camera {}: {e}", self.camera);
+            }
+        }
+    }
+
+    /// Registers and creates a chunk on `root`. The error says whether `seal` was committed.
+    fn open_on(
+        &self,
+        root: &Root,
+        ts: i64,
+        seal: Option<&Seal>,
+    ) -> std::result::Result<OpenChunk, (Error, bool)> {
+        let mut seq = 0;
+        let rel = loop {
+            let rel = rel_path(&self.camera, ts, seq);
+            let taken = root.path().join(&rel).exists()
+                || self
+                    .ctx
+                    .index
+                    .has_path(root.id, &rel)
+                    .map_err(|e| (e, false))?;
+            if !taken {
+                break rel;
+            }
+            seq += 1;
+            if seq > 1000 {
+                return Err((
+                    Error::new(
+                        ErrorKind::Internal,
+                        format!("no free chunk name for {}", rel.display()),
+                    ),
+                    false,
+                ));
+            }
+        };
+        let abs = root.path().join(&rel);
+        let day_dir = abs
+            .parent()
+            .expect("chunk path has a day directory")
+            .to_owned();
+        if !day_dir.is_dir() {
+            std::fs::create_dir_all(&day_dir).map_err(|e| {
+                (
+                    Error::io(format!("creating {}", day_dir.display()), e),
+                    false,
+                )
+            })?;
+            // Make the new directories durable: the camera dir holds the day dir, the root
+            // holds the camera dir.
+            for d in [day_dir.parent().expect("camera dir"), root.path()] {
+                let _ = sync_dir(d);
+            }
+        }
+        let new = NewChunk {
+            camera: &self.camera,
+            root_id: root.id,
+            rel_path: &rel,
+            start_us: ts,
+            codec: self.codec,
+        };
+        let id = self
+            .ctx
+            .index
+            .rotate(seal, Some(&new))
+            .map_err(|e| (e, false))?
+            .expect("insert returns an id");
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&abs)
+            .map_err(|e| {
+                let _ = self.ctx.index.delete_rows(&[id]);
+                (Error::io(format!("creating {}", abs.display()), e), true)
+            })?;
+        if let Err(e) = sync_dir(&day_dir) {
+            log::warn!("camera {}: fsync {}: {e}", self.camera, day_dir.display());
+        }
+        log::debug!("camera {}: new chunk {}", self.camera, abs.display());
+        Ok(OpenChunk {
+            id,
+            root_id: root.id,
+            rel_path: rel,
+            abs_path: abs,
+            file,
+            written: 0,
+            start_us: ts,
+            end_us: ts,
+            minute: minute_of(ts),
+            frames: 0,
+            keyframes: Vec::new(),
+            last_sync: Instant::now(),
+            dirty: false,
+        })
+    }
+
+    /// The open chunk's index id and relative path, for status and tests.
+    pub fn open_chunk(&self) -> Option<(i64, &std::path::Path)> {
+        self.open.as_ref().map(|o| (o.id, o.rel_path.as_path()))
+    }
+}
+
+impl Drop for ChunkWriter {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::scan::scan_file;
+    use crate::config::{FreeSpace, StorageConfig};
+    use crate::time::US_PER_MIN;
+
+    const T0: i64 = 1_795_272_960_000_000; // 2026-11-21T14:56:00Z
+
+    fn frame(ts: i64, key: bool) -> EncodedFrame {
+        let mut f = EncodedFrame::new(ts, Codec::H264);
+        if key {
+            f.push_nal(&[0x67, 1, 2]);
+            f.push_nal(&[0x68, 3]);
+            f.push_nal(&[0x65, 9, 9, 9]);
+        } else {
+            f.push_nal(&[0x41, 7, 7]);
+        }
+        f
+    }
+
+    fn setup(dir: &std::path::Path) -> (ChunkWriter, Arc<Index>, Arc<Storage>) {
+        let index = Arc::new(Index::open_in_memory().unwrap());
+        let cfg = StorageConfig {
+            path: dir.to_owned(),
+            min_free: FreeSpace::Bytes(0),
+            max_bytes: None,
+            require_mount: false,
+        };
+        let storage = Arc::new(Storage::open(&[cfg], &index).unwrap());
+        let ctx = WriterContext {
+            storage: storage.clone(),
+            index: index.clone(),
+            on_space_pressure: Arc::new(|| {}),
+            sync_interval: Duration::from_secs(2),
+        };
+        (
+            ChunkWriter::new("cam", Codec::H264, ctx, Arc::default()),
+            index,
+            storage,
+        )
+    }
+
+    #[test]
+    fn rotates_at_first_keyframe_after_minute_and_files_start_decodable() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, index, _) = setup(d.path());
+        // A P frame before any keyframe is dropped.
+        w.write_frame(&frame(T0 - 1_000, false));
+        let mut ts = T0;
+        for i in 0..100 {
+            // 1 fps, keyframe every 7 frames: the minute boundary falls mid-GOP.
+            w.write_frame(&frame(ts, i % 7 == 0));
+            ts += 1_000_000;
+        }
+        w.close();
+        let rows = index.chunks_for_camera("cam", 0, i64::MAX).unwrap();
+        assert_eq!(rows.len(), 2);
+        // Frame 63 is the first keyframe at or after T0 + 60 s.
+        assert_eq!(rows[1].start_us, T0 + 63 * 1_000_000);
+        assert_eq!(rows[0].end_us, T0 + 62 * 1_000_000);
+        assert_eq!(rows[0].frames + rows[1].frames, 100);
+        for r in &rows {
+            let s = scan_file(&d.path().join(&r.rel_path), Some(Codec::H264)).unwrap();
+            assert!(s.is_clean() && s.starts_with_keyframe);
+            assert_eq!((s.frames, s.bytes_eq(r.bytes)), (r.frames, true));
+            assert_eq!(s.keyframes, r.keyframes);
+        }
+        assert_eq!(
+            rows[0].rel_path,
+            PathBuf::from("cam/20261121/cam.20261121.1456.chunk")
+        );
+        assert_eq!(
+            rows[1].rel_path,
+            PathBuf::from("cam/20261121/cam.20261121.1457.chunk")
+        );
+    }
+
+    #[test]
+    fn parameter_sets_are_written_before_keyframes_that_lack_them() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, index, _) = setup(d.path());
+        w.write_frame(&frame(T0, true));
+        let mut idr_only = EncodedFrame::new(T0 + 1_000_000, Codec::H264);
+        idr_only.push_nal(&[0x65, 1]);
+        w.write_frame(&idr_only);
+        w.close();
+        let r = &index.chunks_for_camera("cam", 0, i64::MAX).unwrap()[0];
+        let mut rd = crate::chunk::reader::ChunkReader::open_at(
+            &d.path().join(&r.rel_path),
+            r.keyframes[1].1,
+        )
+        .unwrap();
+        let mut nal = Vec::new();
+        let kinds: Vec<_> = std::iter::from_fn(|| {
+            rd.next_into(&mut nal)
+                .unwrap()
+                .map(|_| Codec::H264.classify(&nal))
+        })
+        .collect();
+        assert_eq!(kinds, [NalKind::Sps, NalKind::Pps, NalKind::IdrSlice]);
+    }
+
+    #[test]
+    fn never_overwrites_when_clock_goes_back() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, index, _) = setup(d.path());
+        w.write_frame(&frame(T0 + 10_000_000, true));
+        w.write_frame(&frame(T0 + 11_000_000, false));
+        // Clock steps back 5 s within the same minute: a P frame is dropped, the next
+        // keyframe starts a new file with a suffixed name.
+        w.write_frame(&frame(T0 + 6_000_000, false));
+        w.write_frame(&frame(T0 + 7_000_000, true));
+        w.close();
+        let rows = index.chunks_for_camera("cam", 0, i64::MAX).unwrap();
+        let names: Vec<_> = rows
+            .iter()
+            .map(|r| r.rel_path.file_name().unwrap().to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names.len(), 2);
+        assert!(names.contains(&"cam.20261121.1456.chunk".to_owned()));
+        assert!(names.contains(&"cam.20261121.1456.1.chunk".to_owned()));
+        let first = rows.iter().find(|r| r.start_us == T0 + 10_000_000).unwrap();
+        assert_eq!(first.frames, 2, "the original file keeps both frames");
+    }
+
+    #[test]
+    fn restart_in_same_minute_uses_a_new_name() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let (mut w, _, _) = setup(d.path());
+            w.write_frame(&frame(T0, true));
+        }
+        let (mut w, _, _) = setup(d.path());
+        w.write_frame(&frame(T0 + US_PER_MIN / 2, true));
+        w.close();
+        assert!(d
+            .path()
+            .join("cam/20261121/cam.20261121.1456.chunk")
+            .exists());
+        assert!(d
+            .path()
+            .join("cam/20261121/cam.20261121.1456.1.chunk")
+            .exists());
+    }
+
+    impl crate::chunk::scan::ChunkSummary {
+        fn bytes_eq(&self, b: u64) -> bool {
+            self.good_len == b && self.file_len == b
+        }
+    }
+}

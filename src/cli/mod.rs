@@ -1,0 +1,216 @@
+//! The command line: `edgenvr [run|check] [options]`. The CLI is also the maintenance
+//! interface over SSH, so its output is for people and its exit codes for scripts:
+//! 0 success, 1 problems found, 2 usage or configuration error, 3 runtime failure.
+
+#![allow(clippy::print_stdout)] // the CLI talks to people on stdout
+
+mod check;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind};
+use log::LevelFilter;
+use std::path::PathBuf;
+
+const USAGE: &str = "\
+usage: edgenvr [COMMAND] [OPTIONS]
+
+commands:
+  run            record every enabled camera (the default)
+  check          verify that the index and the chunk files agree and every chunk parses
+      --repair   cut torn tails, index unknown chunk files (imports PyNVR directories),
+                 drop rows whose files are gone
+  help           this text
+
+options:
+  --config FILE      configuration file (default: the embedded demo config)
+  --log-level LEVEL  error, warn, info, debug or trace (default: $RUST_LOG or info)
+  -V, --version      print the version
+";
+
+/// A parsed command line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Args {
+    /// The subcommand.
+    pub command: Command,
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--log-level`.
+    pub log_level: Option<LevelFilter>,
+}
+
+/// The subcommands.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Record.
+    Run,
+    /// Verify (and with `repair`, fix) index and files.
+    Check {
+        /// `--repair`.
+        repair: bool,
+    },
+    /// Print usage.
+    Help,
+    /// Print the version.
+    Version,
+}
+
+fn usage_error(msg: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::InvalidArgument, format!("{msg}\n\n{USAGE}"))
+}
+
+/// Parses arguments (without the program name).
+pub fn parse(args: &[String]) -> Result<Args, Error> {
+    let mut it = args.iter().peekable();
+    let command = match it.peek().map(|s| s.as_str()) {
+        Some("run") => {
+            it.next();
+            Command::Run
+        }
+        Some("check") => {
+            it.next();
+            Command::Check { repair: false }
+        }
+        Some("help" | "-h" | "--help") => {
+            return Ok(Args {
+                command: Command::Help,
+                config: None,
+                log_level: None,
+            })
+        }
+        Some("-V" | "--version") => {
+            return Ok(Args {
+                command: Command::Version,
+                config: None,
+                log_level: None,
+            })
+        }
+        Some(s) if !s.starts_with('-') => {
+            return Err(usage_error(format!("unknown command {s:?}")))
+        }
+        _ => Command::Run,
+    };
+    let mut a = Args {
+        command,
+        config: None,
+        log_level: None,
+    };
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| usage_error(format!("{name} needs a value")))
+        };
+        match arg.as_str() {
+            "--config" | "-c" => a.config = Some(PathBuf::from(value("--config")?)),
+            "--log-level" => {
+                let v = value("--log-level")?;
+                a.log_level = Some(
+                    v.parse()
+                        .map_err(|_| usage_error(format!("--log-level {v:?} is not a level")))?,
+                );
+            }
+            "--repair" => match &mut a.command {
+                Command::Check { repair } => *repair = true,
+                _ => return Err(usage_error("--repair goes with `check`")),
+            },
+            "-h" | "--help" => a.command = Command::Help,
+            "-V" | "--version" => a.command = Command::Version,
+            other => return Err(usage_error(format!("unknown option {other:?}"))),
+        }
+    }
+    Ok(a)
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main(args: Vec<String>) -> i32 {
+    let a = match parse(&args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("edgenvr: {e}");
+            return 2;
+        }
+    };
+    match a.command {
+        Command::Help => {
+            print!("{USAGE}");
+            return 0;
+        }
+        Command::Version => {
+            println!("edgenvr {}", env!("CARGO_PKG_VERSION"));
+            return 0;
+        }
+        _ => {}
+    }
+    crate::logging::init(a.log_level);
+    let config = match Config::load(a.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("edgenvr: {e}");
+            return 2;
+        }
+    };
+    let r = match a.command {
+        Command::Run => {
+            let shutdown = crate::shutdown::Shutdown::new();
+            if let Err(e) = crate::service::handle_signals(shutdown.clone()) {
+                log::error!("cannot install signal handlers: {e}");
+                return 3;
+            }
+            crate::service::run(&config, shutdown).map(|()| 0)
+        }
+        Command::Check { repair } => check::run(&config, repair),
+        Command::Help | Command::Version => unreachable!("handled above"),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            log::error!("{e}");
+            if e.kind() == ErrorKind::InvalidArgument {
+                2
+            } else {
+                3
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Args, Error> {
+        parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn parses_commands_and_options() {
+        assert_eq!(p("").unwrap().command, Command::Run);
+        assert_eq!(
+            p("--config x.toml").unwrap().config,
+            Some(PathBuf::from("x.toml"))
+        );
+        assert_eq!(
+            p("check --repair --config a").unwrap().command,
+            Command::Check { repair: true }
+        );
+        assert_eq!(
+            p("run --log-level debug").unwrap().log_level,
+            Some(LevelFilter::Debug)
+        );
+        assert_eq!(p("--version").unwrap().command, Command::Version);
+        for bad in [
+            "frobnicate",
+            "run --repair",
+            "--config",
+            "--log-level loud",
+            "run --bogus",
+        ] {
+            assert_eq!(
+                p(bad).unwrap_err().kind(),
+                ErrorKind::InvalidArgument,
+                "{bad}"
+            );
+        }
+    }
+}

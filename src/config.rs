@@ -1,0 +1,637 @@
+//! The configuration file (TOML) and the embedded default.
+//!
+//! Parsing is two steps: serde reads the file into `Raw*` structs that deny unknown keys,
+//! then [`Config::from_raw`] checks every value and converts units, naming the key in every
+//! error (`storage[1].min_free: "10 %" is not a size ...`). A config error stops the service
+//! before it records anything: recording with a half-understood config would be worse.
+
+use crate::error::{Error, ErrorKind, Result};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The configuration used when no `--config` is given: one synthetic camera recording into
+/// `./edgenvr-data`, the HTTP API on localhost. Every subcommand uses it by default, so
+/// `edgenvr check` after the demo checks the demo's data.
+pub const EMBEDDED_DEFAULT: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+
+[recording]
+sync_interval = "2s"
+
+[[storage]]
+path = "./edgenvr-data"
+min_free = "5%"
+
+[[camera]]
+id = "demo"
+source = "testsrc"
+width = 640
+height = 480
+fps = 15
+"#;
+
+/// The whole, validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `[server]`: the HTTP API.
+    pub server: ServerConfig,
+    /// `[recording]`: how video is written.
+    pub recording: RecordingConfig,
+    /// `[index]`: where the SQLite index lives.
+    pub index_path: PathBuf,
+    /// `[[storage]]`: roots in order of preference.
+    pub storage: Vec<StorageConfig>,
+    /// `[[camera]]`: the cameras.
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// `[server]` settings.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// When set, API requests must carry this bearer token.
+    pub token: Option<String>,
+}
+
+/// `[recording]` settings.
+#[derive(Clone, Debug)]
+pub struct RecordingConfig {
+    /// How often written video is fsync'd: the most video a power cut can lose.
+    pub sync_interval: Duration,
+    /// Footage older than this is deleted by the reaper.
+    pub max_age: Option<Duration>,
+}
+
+/// How much free space the reaper keeps on a root.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum FreeSpace {
+    /// An absolute number of bytes.
+    Bytes(u64),
+    /// A percentage (0..100) of the filesystem's size.
+    Percent(f64),
+}
+
+impl FreeSpace {
+    /// The watermark in bytes for a filesystem of `total_bytes`.
+    pub fn bytes_for(&self, total_bytes: u64) -> u64 {
+        match *self {
+            FreeSpace::Bytes(b) => b,
+            FreeSpace::Percent(p) => (total_bytes as f64 * p / 100.0) as u64,
+        }
+    }
+}
+
+/// One `[[storage]]` root.
+#[derive(Clone, Debug)]
+pub struct StorageConfig {
+    /// The directory chunks are written under (made absolute at load time).
+    pub path: PathBuf,
+    /// Free space the reaper keeps on this root's filesystem.
+    pub min_free: FreeSpace,
+    /// Optional byte budget for recordings on this root.
+    pub max_bytes: Option<u64>,
+    /// When true the root is used only while it is on a different filesystem than `/`, so an
+    /// unmounted USB disk is never silently replaced by a directory on the SD card.
+    pub require_mount: bool,
+}
+
+/// One `[[camera]]`.
+#[derive(Clone, Debug)]
+pub struct CameraConfig {
+    /// Short id used in paths, the index and the API (`[A-Za-z0-9_-]`, at most 64 bytes).
+    pub id: String,
+    /// A disabled camera is known to the API but not recorded.
+    pub enabled: bool,
+    /// Where its video comes from.
+    pub source: SourceConfig,
+}
+
+/// A camera's source and its source-specific settings.
+#[derive(Clone, Debug)]
+pub enum SourceConfig {
+    /// The built-in synthetic camera.
+    Testsrc(TestsrcConfig),
+    /// An IP camera over RTSP.
+    Rtsp(RtspConfig),
+    /// A local V4L2 device.
+    V4l2(V4l2Config),
+}
+
+/// Settings of the synthetic camera.
+#[derive(Clone, Debug)]
+pub struct TestsrcConfig {
+    /// Frame width in pixels (even).
+    pub width: u32,
+    /// Frame height in pixels (even).
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Target bitrate of the H.264 encoder, bits per second.
+    pub bitrate: u32,
+    /// Frames between IDR frames.
+    pub keyframe_interval: u32,
+    /// How fast the synthetic clock runs relative to real time (1.0 = real time). Faster
+    /// clocks let tests and benchmarks produce hours of footage in minutes.
+    pub speed: f64,
+}
+
+/// Settings of an RTSP camera.
+#[derive(Clone, Debug)]
+pub struct RtspConfig {
+    /// `rtsp://` URL, possibly with credentials.
+    pub url: String,
+    /// User name, if not in the URL.
+    pub username: Option<String>,
+    /// Password, if not in the URL.
+    pub password: Option<String>,
+    /// `"tcp"` (interleaved, default) or `"udp"`.
+    pub transport: String,
+}
+
+/// Settings of a V4L2 camera.
+#[derive(Clone, Debug)]
+pub struct V4l2Config {
+    /// Device node path.
+    pub device: PathBuf,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    recording: RawRecording,
+    #[serde(default)]
+    index: RawIndex,
+    #[serde(default)]
+    storage: Vec<RawStorage>,
+    #[serde(default)]
+    camera: Vec<RawCamera>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    token: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRecording {
+    sync_interval: Option<String>,
+    max_age: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIndex {
+    path: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    path: PathBuf,
+    min_free: Option<String>,
+    max_bytes: Option<String>,
+    #[serde(default)]
+    require_mount: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCamera {
+    id: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+    source: Option<String>,
+    url: Option<String>,
+    device: Option<PathBuf>,
+    username: Option<String>,
+    password: Option<String>,
+    transport: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    fps: Option<u32>,
+    bitrate: Option<u32>,
+    keyframe_interval: Option<u32>,
+    speed: Option<f64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn invalid(key: &str, why: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::InvalidArgument, format!("{key}: {why}"))
+}
+
+impl Config {
+    /// Loads `path`, or the embedded default when `path` is `None`. Relative storage and
+    /// index paths are resolved against the current directory.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        match path {
+            None => Config::parse(EMBEDDED_DEFAULT),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    Error::io(format!("cannot read config file {}", p.display()), e)
+                })?;
+                Config::parse(&text)
+                    .map_err(|e| Error::new(e.kind(), format!("config {}: {}", p.display(), e)))
+            }
+        }
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str) -> Result<Config> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                e.to_string().trim_end().to_owned(),
+            )
+        })?;
+        Config::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawConfig) -> Result<Config> {
+        let listen = raw.server.listen.as_deref().unwrap_or("127.0.0.1:8080");
+        let listen: SocketAddr = listen.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!("{listen:?} is not an address like \"127.0.0.1:8080\""),
+            )
+        })?;
+        if let Some(t) = &raw.server.token {
+            if t.len() < 16 {
+                return Err(invalid(
+                    "server.token",
+                    "is shorter than 16 characters; use a long random token",
+                ));
+            }
+        }
+        let sync_interval = parse_duration(raw.recording.sync_interval.as_deref().unwrap_or("2s"))
+            .map_err(|why| invalid("recording.sync_interval", why))?;
+        if sync_interval < Duration::from_millis(100) || sync_interval > Duration::from_secs(600) {
+            return Err(invalid(
+                "recording.sync_interval",
+                "must be between 100ms and 10m",
+            ));
+        }
+        let max_age = match &raw.recording.max_age {
+            None => None,
+            Some(s) => Some(parse_duration(s).map_err(|why| invalid("recording.max_age", why))?),
+        };
+        if max_age.is_some_and(|a| a < Duration::from_secs(120)) {
+            return Err(invalid(
+                "recording.max_age",
+                "must be at least 2m (a chunk is one minute)",
+            ));
+        }
+
+        if raw.storage.is_empty() {
+            return Err(invalid(
+                "storage",
+                "at least one [[storage]] root is required",
+            ));
+        }
+        let mut storage = Vec::with_capacity(raw.storage.len());
+        for (i, s) in raw.storage.into_iter().enumerate() {
+            let key = |k: &str| format!("storage[{i}].{k}");
+            let min_free = parse_free_space(s.min_free.as_deref().unwrap_or("5%"))
+                .map_err(|why| invalid(&key("min_free"), why))?;
+            let max_bytes = match &s.max_bytes {
+                None => None,
+                Some(v) => Some(parse_size(v).map_err(|why| invalid(&key("max_bytes"), why))?),
+            };
+            if s.path.as_os_str().is_empty() {
+                return Err(invalid(&key("path"), "is empty"));
+            }
+            let path = absolute(&s.path);
+            if storage.iter().any(|o: &StorageConfig| o.path == path) {
+                return Err(invalid(
+                    &key("path"),
+                    format!("{} is listed twice", path.display()),
+                ));
+            }
+            storage.push(StorageConfig {
+                path,
+                min_free,
+                max_bytes,
+                require_mount: s.require_mount,
+            });
+        }
+        let index_path = match raw.index.path {
+            Some(p) => absolute(&p),
+            None => storage[0].path.join("index.db"),
+        };
+
+        let mut cameras: Vec<CameraConfig> = Vec::with_capacity(raw.camera.len());
+        for (i, c) in raw.camera.into_iter().enumerate() {
+            let cam = camera_from_raw(i, c)?;
+            if cameras.iter().any(|o| o.id == cam.id) {
+                return Err(invalid(
+                    &format!("camera[{i}].id"),
+                    format!("{:?} is used by two cameras", cam.id),
+                ));
+            }
+            cameras.push(cam);
+        }
+        Ok(Config {
+            server: ServerConfig {
+                listen,
+                token: raw.server.token,
+            },
+            recording: RecordingConfig {
+                sync_interval,
+                max_age,
+            },
+            index_path,
+            storage,
+            cameras,
+        })
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_owned())
+    }
+}
+
+/// Whether `id` is usable as a camera id: it becomes a directory and file-name component.
+pub fn valid_camera_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn camera_from_raw(i: usize, c: RawCamera) -> Result<CameraConfig> {
+    let key = |k: &str| format!("camera[{i}].{k}");
+    if !valid_camera_id(&c.id) {
+        return Err(invalid(
+            &key("id"),
+            format!("{:?} must be 1-64 characters of A-Z a-z 0-9 - _", c.id),
+        ));
+    }
+    let kinds = c.source.is_some() as u8 + c.url.is_some() as u8 + c.device.is_some() as u8;
+    if kinds != 1 {
+        return Err(invalid(&key("source"), "set exactly one of source = \"testsrc\", url = \"rtsp://...\" or device = \"/dev/videoN\""));
+    }
+    let source = if let Some(s) = &c.source {
+        if s != "testsrc" {
+            return Err(invalid(
+                &key("source"),
+                format!("{s:?} is unknown; the only built-in source is \"testsrc\""),
+            ));
+        }
+        let width = c.width.unwrap_or(640);
+        let height = c.height.unwrap_or(480);
+        if !(16..=3840).contains(&width) || width % 2 != 0 {
+            return Err(invalid(
+                &key("width"),
+                "must be an even number from 16 to 3840",
+            ));
+        }
+        if !(16..=2160).contains(&height) || height % 2 != 0 {
+            return Err(invalid(
+                &key("height"),
+                "must be an even number from 16 to 2160",
+            ));
+        }
+        let fps = c.fps.unwrap_or(15);
+        if !(1..=60).contains(&fps) {
+            return Err(invalid(&key("fps"), "must be from 1 to 60"));
+        }
+        let bitrate = c.bitrate.unwrap_or(500_000);
+        if !(20_000..=50_000_000).contains(&bitrate) {
+            return Err(invalid(
+                &key("bitrate"),
+                "must be from 20000 to 50000000 bits per second",
+            ));
+        }
+        let keyframe_interval = c.keyframe_interval.unwrap_or(fps * 2);
+        if !(1..=600).contains(&keyframe_interval) {
+            return Err(invalid(
+                &key("keyframe_interval"),
+                "must be from 1 to 600 frames",
+            ));
+        }
+        let speed = c.speed.unwrap_or(1.0);
+        if !(speed.is_finite() && (0.1..=100.0).contains(&speed)) {
+            return Err(invalid(&key("speed"), "must be from 0.1 to 100"));
+        }
+        SourceConfig::Testsrc(TestsrcConfig {
+            width,
+            height,
+            fps,
+            bitrate,
+            keyframe_interval,
+            speed,
+        })
+    } else if let Some(url) = c.url {
+        if !url.starts_with("rtsp://") && !url.starts_with("rtsps://") {
+            return Err(invalid(&key("url"), "must start with rtsp://"));
+        }
+        let transport = c.transport.unwrap_or_else(|| "tcp".into());
+        if transport != "tcp" && transport != "udp" {
+            return Err(invalid(
+                &key("transport"),
+                format!("{transport:?} must be \"tcp\" or \"udp\""),
+            ));
+        }
+        SourceConfig::Rtsp(RtspConfig {
+            url,
+            username: c.username,
+            password: c.password,
+            transport,
+        })
+    } else {
+        SourceConfig::V4l2(V4l2Config {
+            device: c.device.expect("exactly one source kind was checked above"),
+        })
+    };
+    Ok(CameraConfig {
+        id: c.id,
+        enabled: c.enabled,
+        source,
+    })
+}
+
+/// Parses `"500ms"`, `"2s"`, `"5m"`, `"12h"`, `"30d"`, `"1w"` (one number, one unit).
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (use e.g. \"500ms\", \"2s\", \"30d\")"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        "w" => n * 7.0 * 86_400.0,
+        _ => return Err(format!("{s:?} has no known unit (ms, s, m, h, d, w)")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 100.0 * 365.0 * 86_400.0 {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses a byte size: `"1048576"`, `"500MB"` (10^6), `"2GiB"` (2^30), `"1.5T"` (binary).
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (use e.g. \"2GiB\", \"500MB\")"))?;
+    let mult: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "K" | "KiB" => 1024.0,
+        "M" | "MiB" => 1024.0 * 1024.0,
+        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "T" | "TiB" => 1024.0f64.powi(4),
+        _ => {
+            return Err(format!(
+                "{s:?} has no known unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            ))
+        }
+    };
+    let v = n * mult;
+    if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 / 2.0 {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(v as u64)
+}
+
+/// Parses a free-space watermark: a size, or a percentage like `"10%"`.
+pub fn parse_free_space(s: &str) -> std::result::Result<FreeSpace, String> {
+    match s.trim().strip_suffix('%') {
+        Some(p) => {
+            let v: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("{s:?} is not a percentage"))?;
+            if !(0.0..100.0).contains(&v) {
+                return Err(format!("{s:?} must be from 0% to below 100%"));
+            }
+            Ok(FreeSpace::Percent(v))
+        }
+        None => parse_size(s).map(FreeSpace::Bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses() {
+        let c = Config::parse(EMBEDDED_DEFAULT).unwrap();
+        assert_eq!(c.cameras.len(), 1);
+        assert_eq!(c.cameras[0].id, "demo");
+        assert!(
+            matches!(c.cameras[0].source, SourceConfig::Testsrc(ref t) if t.width == 640 && t.fps == 15)
+        );
+        assert!(c.storage[0].path.ends_with("edgenvr-data"));
+        assert!(c.storage[0].path.is_absolute());
+        assert_eq!(c.index_path, c.storage[0].path.join("index.db"));
+        assert_eq!(c.recording.sync_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn issue_example_parses() {
+        let c = Config::parse(
+            r#"
+            [server]
+            listen = "127.0.0.1:8080"
+            [recording]
+            sync_interval = "2s"
+            max_age = "30d"
+            [[storage]]
+            path = "/media/usb0/edgenvr"
+            min_free = "2GiB"
+            max_bytes = "500GiB"
+            [[camera]]
+            id = "door"
+            url = "rtsp://user:pass@192.168.1.20/stream1"
+            [[camera]]
+            id = "demo"
+            source = "testsrc"
+            width = 640
+            height = 480
+            fps = 15
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.recording.max_age, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(c.storage[0].min_free, FreeSpace::Bytes(2 << 30));
+        assert_eq!(c.storage[0].max_bytes, Some(500 << 30));
+        assert!(matches!(c.cameras[0].source, SourceConfig::Rtsp(ref r) if r.transport == "tcp"));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_reason() {
+        let base = "[[storage]]\npath = \"/x\"\n";
+        let cases: &[(&str, &str)] = &[
+            ("[recording]\nsync_interval = \"2x\"\n", "recording.sync_interval"),
+            ("[recording]\nmax_age = \"1s\"\n", "recording.max_age"),
+            ("[server]\nlisten = \"localhost\"\n", "server.listen"),
+            ("[[storage]]\npath = \"/y\"\nmin_free = \"lots\"\n", "storage[1].min_free"),
+            ("[[storage]]\npath = \"/y\"\nmin_free = \"150%\"\n", "storage[1].min_free"),
+            ("[[storage]]\npath = \"/x\"\n", "storage[1].path"),
+            ("[[camera]]\nid = \"../etc\"\nsource = \"testsrc\"\n", "camera[0].id"),
+            ("[[camera]]\nid = \"a\"\nsource = \"testsrc\"\nwidth = 641\n", "camera[0].width"),
+            ("[[camera]]\nid = \"a\"\n", "camera[0].source"),
+            ("[[camera]]\nid = \"a\"\nsource = \"testsrc\"\n[[camera]]\nid = \"a\"\nsource = \"testsrc\"\n", "camera[1].id"),
+            ("[[camera]]\nid = \"a\"\nurl = \"http://x\"\n", "camera[0].url"),
+            ("[recording]\nsync_intervl = \"2s\"\n", "sync_intervl"),
+        ];
+        for (extra, key) in cases {
+            let text = format!("{base}{extra}");
+            let e = Config::parse(&text).expect_err(extra);
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+            assert!(e.to_string().contains(key), "{extra:?}: {e}");
+        }
+        let e = Config::parse("").unwrap_err();
+        assert!(e.to_string().contains("storage"), "{e}");
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("s").is_err());
+        assert_eq!(parse_size("500MB").unwrap(), 500_000_000);
+        assert_eq!(parse_size("1.5KiB").unwrap(), 1536);
+        assert_eq!(parse_size("42").unwrap(), 42);
+        assert!(parse_size("1PB").is_err());
+        assert_eq!(parse_free_space("10%").unwrap(), FreeSpace::Percent(10.0));
+        assert_eq!(FreeSpace::Percent(10.0).bytes_for(1000), 100);
+    }
+}

@@ -1,0 +1,135 @@
+//! One camera's pipeline: a source thread feeding a writer thread through a bounded queue.
+//!
+//! ```text
+//!   src-{id} thread                 queue (QUEUE_FRAMES)            wr-{id} thread
+//!   source → encode → FrameSender ───────────────────────▶ ChunkWriter → files + index
+//! ```
+//!
+//! The source thread owns its retries: an error is logged once, recorded for status, and the
+//! source restarts after a capped exponential back-off. The writer thread ends when the
+//! source thread drops its sender, sealing the open chunk, so shutdown order falls out of
+//! ownership: stop sources → writers drain and seal → index commits.
+
+use crate::chunk::writer::{ChunkWriter, WriterContext};
+use crate::config::{CameraConfig, SourceConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::h264::Codec;
+use crate::shutdown::Shutdown;
+use crate::source::{testsrc, FrameSender, QUEUE_FRAMES};
+use crate::status::CameraStats;
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// First retry delay after a source error; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// A running camera.
+pub struct CameraHandle {
+    /// Camera id.
+    pub id: String,
+    /// Live counters.
+    pub stats: Arc<CameraStats>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl CameraHandle {
+    /// Waits for the camera's threads to finish (after shutdown fired).
+    pub fn join(self) {
+        for t in self.threads {
+            if t.join().is_err() {
+                log::error!("camera {}: a thread panicked", self.id);
+            }
+        }
+    }
+}
+
+/// Starts recording `cam`.
+pub fn start_camera(
+    cam: &CameraConfig,
+    ctx: WriterContext,
+    shutdown: Shutdown,
+) -> Result<CameraHandle> {
+    let stats = Arc::new(CameraStats::default());
+    let codec = Codec::H264;
+    let (tx, rx) = sync_channel(QUEUE_FRAMES);
+    let floor_us = ctx.index.camera_last_end(&cam.id)?;
+    let mut writer = ChunkWriter::new(&cam.id, codec, ctx.clone(), stats.clone());
+    let tick = ctx.sync_interval;
+    let wr = std::thread::Builder::new()
+        .name(format!("wr-{}", cam.id))
+        .spawn(move || {
+            loop {
+                match rx.recv_timeout(tick) {
+                    Ok(f) => writer.write_frame(&f),
+                    Err(RecvTimeoutError::Timeout) => writer.tick(),
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            writer.close();
+        })
+        .map_err(|e| Error::io("spawning writer thread", e))?;
+
+    let sender = FrameSender::new(tx, stats.clone());
+    let src_stats = stats.clone();
+    let cam2 = cam.clone();
+    let src = std::thread::Builder::new()
+        .name(format!("src-{}", cam.id))
+        .spawn(move || run_source(&cam2, sender, floor_us, src_stats, shutdown))
+        .map_err(|e| Error::io("spawning source thread", e))?;
+    Ok(CameraHandle {
+        id: cam.id.clone(),
+        stats,
+        threads: vec![src, wr],
+    })
+}
+
+/// The source's retry loop.
+fn run_source(
+    cam: &CameraConfig,
+    mut sender: FrameSender,
+    mut floor_us: Option<i64>,
+    stats: Arc<CameraStats>,
+    shutdown: Shutdown,
+) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let r = match &cam.source {
+            SourceConfig::Testsrc(t) => {
+                testsrc::run(t, floor_us, &mut sender, stats.clone(), &shutdown)
+            }
+            SourceConfig::Rtsp(_) | SourceConfig::V4l2(_) => Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "this source type is not supported by this build yet",
+            )),
+        };
+        if shutdown.is_triggered() {
+            return;
+        }
+        match r {
+            Ok(()) => return,
+            Err(e) => {
+                log::error!(
+                    "camera {}: {e}; retrying in {} s",
+                    cam.id,
+                    backoff.as_secs()
+                );
+                stats.set_error(&e);
+            }
+        }
+        if shutdown.wait_timeout(backoff) {
+            return;
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        floor_us = Some(
+            stats
+                .last_frame_us
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+        .filter(|&t| t > 0)
+        .or(floor_us);
+    }
+}

@@ -1,0 +1,106 @@
+//! `edgenvr run`: opens the index, recovers from the last stop, starts the reaper and every
+//! enabled camera, and waits for the shutdown signal.
+//!
+//! Shutdown order: sources stop → writers drain their queues and seal their chunks → the
+//! reaper stops → the index connection closes (last commit done by the writers).
+
+use crate::chunk::writer::WriterContext;
+use crate::config::Config;
+use crate::error::Result;
+use crate::index::Index;
+use crate::reaper::Reaper;
+use crate::recorder::{start_camera, CameraHandle};
+use crate::shutdown::Shutdown;
+use crate::storage::Storage;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs the recorder until `shutdown` fires.
+pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
+    let index = Arc::new(Index::open(&config.index_path)?);
+    let storage = Arc::new(Storage::open(&config.storage, &index)?);
+    crate::recovery::recover_at_startup(&index, &storage)?;
+    if storage.pick_for_write().is_none() {
+        log::error!("no storage root is writable now; cameras will record as soon as one is");
+    }
+
+    let reaper = Reaper::new(index.clone(), storage.clone(), config.recording.max_age);
+    let (reaper_handle, reaper_join) = reaper
+        .spawn(shutdown.clone())
+        .map_err(|e| crate::error::Error::io("spawning reaper", e))?;
+    let poke = reaper_handle.clone();
+    let ctx = WriterContext {
+        storage: storage.clone(),
+        index: index.clone(),
+        on_space_pressure: Arc::new(move || poke.poke()),
+        sync_interval: config.recording.sync_interval,
+    };
+
+    let mut cameras: Vec<CameraHandle> = Vec::new();
+    for cam in config.cameras.iter().filter(|c| c.enabled) {
+        match start_camera(cam, ctx.clone(), shutdown.clone()) {
+            Ok(h) => cameras.push(h),
+            Err(e) => log::error!("camera {}: cannot start: {e}", cam.id),
+        }
+    }
+    log::info!(
+        "recording {} camera(s) to {}; index {}",
+        cameras.len(),
+        config
+            .storage
+            .iter()
+            .map(|s| s.path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        config.index_path.display()
+    );
+
+    while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
+    log::info!("stopping: sealing open chunks");
+    for c in cameras {
+        c.join();
+    }
+    reaper_handle.poke();
+    drop(reaper_handle);
+    let _ = reaper_join.join();
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Blocks SIGINT and SIGTERM in the calling thread (and so in every thread it spawns
+/// afterwards) and starts a thread that waits for them: the first triggers `shutdown`, a
+/// second exits at once. Call before spawning any other thread.
+pub fn handle_signals(shutdown: Shutdown) -> std::io::Result<()> {
+    // SAFETY: plain libc signal-set manipulation on a local, zeroed sigset_t.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        set
+    };
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut count = 0;
+            loop {
+                let mut sig: libc::c_int = 0;
+                // SAFETY: `set` is a valid signal set blocked in this thread; `sig` is writable.
+                if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                    continue;
+                }
+                count += 1;
+                if count == 1 {
+                    log::info!("signal {sig} received; shutting down (send again to exit at once)");
+                    shutdown.trigger();
+                } else {
+                    log::warn!("second signal; exiting without a clean shutdown");
+                    std::process::exit(130);
+                }
+            }
+        })?;
+    Ok(())
+}

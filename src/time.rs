@@ -1,0 +1,218 @@
+//! Wall-clock time as the recorder stores it: signed microseconds since the Unix epoch, UTC.
+//!
+//! Calendar conversion is done here, without a date crate, because the recorder needs only
+//! three things: the UTC minute a timestamp falls in (chunk rotation), the `YYYYMMDD` and
+//! `HHMM` strings of a chunk's path, and parsing those strings back (import and PyNVR
+//! routes). The civil-date arithmetic follows the proleptic Gregorian calendar. The rules
+//! for where timestamps come from are in `docs/design/time.md`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Microseconds in one second.
+pub const US_PER_SEC: i64 = 1_000_000;
+/// Microseconds in one minute: the length of a chunk file's slot.
+pub const US_PER_MIN: i64 = 60 * US_PER_SEC;
+/// Microseconds in one day.
+pub const US_PER_DAY: i64 = 86_400 * US_PER_SEC;
+
+/// The system's wall clock now, in µs since the epoch (negative before 1970).
+pub fn now_us() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_micros() as i64,
+        Err(e) => -(e.duration().as_micros() as i64),
+    }
+}
+
+/// The index of the UTC minute containing `ts_us` (floor division, correct before 1970).
+pub fn minute_of(ts_us: i64) -> i64 {
+    ts_us.div_euclid(US_PER_MIN)
+}
+
+/// A broken-down UTC time, as used in chunk paths.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Civil {
+    /// Year, e.g. 2026.
+    pub year: i64,
+    /// Month, 1..=12.
+    pub month: u32,
+    /// Day of month, 1..=31.
+    pub day: u32,
+    /// Hour, 0..=23.
+    pub hour: u32,
+    /// Minute, 0..=59.
+    pub minute: u32,
+    /// Second, 0..=59.
+    pub second: u32,
+}
+
+/// Days since 1970-01-01 → (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// (year, month, day) → days since 1970-01-01.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+impl Civil {
+    /// Breaks a timestamp down into UTC calendar fields.
+    pub fn from_us(ts_us: i64) -> Civil {
+        let secs = ts_us.div_euclid(US_PER_SEC);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400) as u32;
+        let (year, month, day) = civil_from_days(days);
+        Civil {
+            year,
+            month,
+            day,
+            hour: sod / 3600,
+            minute: sod / 60 % 60,
+            second: sod % 60,
+        }
+    }
+
+    /// Back to µs since the epoch (the second's start).
+    pub fn to_us(&self) -> i64 {
+        let days = days_from_civil(self.year, self.month, self.day);
+        (days * 86_400 + self.hour as i64 * 3600 + self.minute as i64 * 60 + self.second as i64)
+            * US_PER_SEC
+    }
+
+    /// `YYYYMMDD`, the day directory of a chunk.
+    pub fn yyyymmdd(&self) -> String {
+        format!("{:04}{:02}{:02}", self.year, self.month, self.day)
+    }
+
+    /// `HHMM`, the minute part of a chunk's file name.
+    pub fn hhmm(&self) -> String {
+        format!("{:02}{:02}", self.hour, self.minute)
+    }
+}
+
+/// Parses `YYYYMMDD.HHMM` (as in chunk names and PyNVR's range route) to the minute's start.
+pub fn parse_yyyymmdd_hhmm(s: &str) -> Option<i64> {
+    let (d, t) = s.split_once('.')?;
+    if d.len() != 8 || t.len() != 4 || !d.bytes().chain(t.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let c = Civil {
+        year: d[0..4].parse().ok()?,
+        month: d[4..6].parse().ok()?,
+        day: d[6..8].parse().ok()?,
+        hour: t[0..2].parse().ok()?,
+        minute: t[2..4].parse().ok()?,
+        second: 0,
+    };
+    if !(1..=12).contains(&c.month)
+        || c.day == 0
+        || c.day > days_in_month(c.year, c.month)
+        || c.hour > 23
+        || c.minute > 59
+    {
+        return None;
+    }
+    Some(c.to_us())
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Formats a timestamp as RFC 3339 UTC with milliseconds, for logs and the burned-in clock.
+pub fn format_rfc3339(ts_us: i64) -> String {
+    let c = Civil::from_us(ts_us);
+    let ms = ts_us.rem_euclid(US_PER_SEC) / 1000;
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second, ms
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trip_known_dates() {
+        // 2026-11-21T14:56:03Z, checked with `date -u -d @1795272963`.
+        let ts = 1_795_272_963 * US_PER_SEC;
+        let c = Civil::from_us(ts);
+        assert_eq!(
+            (c.year, c.month, c.day, c.hour, c.minute, c.second),
+            (2026, 11, 21, 14, 56, 3)
+        );
+        assert_eq!(c.yyyymmdd(), "20261121");
+        assert_eq!(c.hhmm(), "1456");
+        assert_eq!(c.to_us(), ts);
+        assert_eq!(Civil::from_us(0).yyyymmdd(), "19700101");
+        // Leap day and a negative timestamp.
+        assert_eq!(
+            Civil::from_us(951_782_400 * US_PER_SEC).yyyymmdd(),
+            "20000229"
+        );
+        assert_eq!(Civil::from_us(-1).yyyymmdd(), "19691231");
+    }
+
+    #[test]
+    fn every_day_for_800_years_round_trips() {
+        for days in (-200 * 366)..(600 * 366) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn parses_path_times_and_rejects_nonsense() {
+        assert_eq!(
+            parse_yyyymmdd_hhmm("20261121.1456"),
+            Some(1_795_272_960 * US_PER_SEC)
+        );
+        for bad in [
+            "20261321.1456",
+            "20260230.0000",
+            "2026112.1456",
+            "20261121.2460",
+            "2026x121.1456",
+            "",
+            "20261121",
+        ] {
+            assert_eq!(parse_yyyymmdd_hhmm(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn minute_floor_is_euclidean() {
+        assert_eq!(minute_of(59_999_999), 0);
+        assert_eq!(minute_of(60_000_000), 1);
+        assert_eq!(minute_of(-1), -1);
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(
+            format_rfc3339(1_795_272_963_123_456),
+            "2026-11-21T14:56:03.123Z"
+        );
+    }
+}
