@@ -28,34 +28,21 @@ impl StreamClock {
     /// A clock anchored now at `max(wall clock, floor_us)`.
     pub fn new(speed: f64, floor_us: Option<i64>) -> StreamClock {
         let wall = now_us().max(floor_us.map_or(i64::MIN, |f| f + 1));
-        StreamClock {
-            anchor_mono: Instant::now(),
-            anchor_wall: wall,
-            speed,
-            last: None,
-        }
+        StreamClock { anchor_mono: Instant::now(), anchor_wall: wall, speed, last: None }
     }
 
     /// The timestamp of an event at `mono`, monotonic non-decreasing across calls.
     pub fn ts_at(&mut self, mono: Instant) -> i64 {
-        let elapsed =
-            mono.saturating_duration_since(self.anchor_mono).as_micros() as f64 * self.speed;
+        let elapsed = mono.saturating_duration_since(self.anchor_mono).as_nanos() as f64 * self.speed / 1000.0;
         let mut ts = self.anchor_wall + elapsed as i64;
         if self.speed == 1.0 {
             let wall = now_us();
             if wall - ts > MAX_DRIFT_US {
-                log::info!(
-                    "wall clock is {} ms ahead of the stream clock; re-anchoring",
-                    (wall - ts) / 1000
-                );
+                log::info!("wall clock is {} ms ahead of the stream clock; re-anchoring", (wall - ts) / 1000);
                 self.anchor_mono = mono;
                 self.anchor_wall = wall;
                 ts = wall;
-            } else if ts - wall > MAX_DRIFT_US
-                && self
-                    .last
-                    .is_none_or(|l| ts - wall > l - wall + MAX_DRIFT_US)
-            {
+            } else if ts - wall > MAX_DRIFT_US && self.last.is_none_or(|l| ts - wall > l - wall + MAX_DRIFT_US) {
                 log::warn!(
                     "wall clock is {} ms behind the stream clock; keeping timestamps monotonic",
                     (ts - wall) / 1000

@@ -239,66 +239,45 @@ impl Config {
         match path {
             None => Config::parse(EMBEDDED_DEFAULT),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| {
-                    Error::io(format!("cannot read config file {}", p.display()), e)
-                })?;
-                Config::parse(&text)
-                    .map_err(|e| Error::new(e.kind(), format!("config {}: {}", p.display(), e)))
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| Error::io(format!("cannot read config file {}", p.display()), e))?;
+                Config::parse(&text).map_err(|e| Error::new(e.kind(), format!("config {}: {}", p.display(), e)))
             }
         }
     }
 
     /// Parses and validates config text.
     pub fn parse(text: &str) -> Result<Config> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidArgument,
-                e.to_string().trim_end().to_owned(),
-            )
-        })?;
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, e.to_string().trim_end().to_owned()))?;
         Config::from_raw(raw)
     }
 
     fn from_raw(raw: RawConfig) -> Result<Config> {
         let listen = raw.server.listen.as_deref().unwrap_or("127.0.0.1:8080");
-        let listen: SocketAddr = listen.parse().map_err(|_| {
-            invalid(
-                "server.listen",
-                format!("{listen:?} is not an address like \"127.0.0.1:8080\""),
-            )
-        })?;
+        let listen: SocketAddr = listen
+            .parse()
+            .map_err(|_| invalid("server.listen", format!("{listen:?} is not an address like \"127.0.0.1:8080\"")))?;
         if let Some(t) = &raw.server.token {
             if t.len() < 16 {
-                return Err(invalid(
-                    "server.token",
-                    "is shorter than 16 characters; use a long random token",
-                ));
+                return Err(invalid("server.token", "is shorter than 16 characters; use a long random token"));
             }
         }
         let sync_interval = parse_duration(raw.recording.sync_interval.as_deref().unwrap_or("2s"))
             .map_err(|why| invalid("recording.sync_interval", why))?;
         if sync_interval < Duration::from_millis(100) || sync_interval > Duration::from_secs(600) {
-            return Err(invalid(
-                "recording.sync_interval",
-                "must be between 100ms and 10m",
-            ));
+            return Err(invalid("recording.sync_interval", "must be between 100ms and 10m"));
         }
         let max_age = match &raw.recording.max_age {
             None => None,
             Some(s) => Some(parse_duration(s).map_err(|why| invalid("recording.max_age", why))?),
         };
         if max_age.is_some_and(|a| a < Duration::from_secs(120)) {
-            return Err(invalid(
-                "recording.max_age",
-                "must be at least 2m (a chunk is one minute)",
-            ));
+            return Err(invalid("recording.max_age", "must be at least 2m (a chunk is one minute)"));
         }
 
         if raw.storage.is_empty() {
-            return Err(invalid(
-                "storage",
-                "at least one [[storage]] root is required",
-            ));
+            return Err(invalid("storage", "at least one [[storage]] root is required"));
         }
         let mut storage = Vec::with_capacity(raw.storage.len());
         for (i, s) in raw.storage.into_iter().enumerate() {
@@ -314,17 +293,9 @@ impl Config {
             }
             let path = absolute(&s.path);
             if storage.iter().any(|o: &StorageConfig| o.path == path) {
-                return Err(invalid(
-                    &key("path"),
-                    format!("{} is listed twice", path.display()),
-                ));
+                return Err(invalid(&key("path"), format!("{} is listed twice", path.display())));
             }
-            storage.push(StorageConfig {
-                path,
-                min_free,
-                max_bytes,
-                require_mount: s.require_mount,
-            });
+            storage.push(StorageConfig { path, min_free, max_bytes, require_mount: s.require_mount });
         }
         let index_path = match raw.index.path {
             Some(p) => absolute(&p),
@@ -335,22 +306,13 @@ impl Config {
         for (i, c) in raw.camera.into_iter().enumerate() {
             let cam = camera_from_raw(i, c)?;
             if cameras.iter().any(|o| o.id == cam.id) {
-                return Err(invalid(
-                    &format!("camera[{i}].id"),
-                    format!("{:?} is used by two cameras", cam.id),
-                ));
+                return Err(invalid(&format!("camera[{i}].id"), format!("{:?} is used by two cameras", cam.id)));
             }
             cameras.push(cam);
         }
         Ok(Config {
-            server: ServerConfig {
-                listen,
-                token: raw.server.token,
-            },
-            recording: RecordingConfig {
-                sync_interval,
-                max_age,
-            },
+            server: ServerConfig { listen, token: raw.server.token },
+            recording: RecordingConfig { sync_interval, max_age },
             index_path,
             storage,
             cameras,
@@ -362,53 +324,38 @@ fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_owned()
     } else {
-        std::env::current_dir()
-            .map(|d| d.join(p))
-            .unwrap_or_else(|_| p.to_owned())
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_owned())
     }
 }
 
 /// Whether `id` is usable as a camera id: it becomes a directory and file-name component.
 pub fn valid_camera_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn camera_from_raw(i: usize, c: RawCamera) -> Result<CameraConfig> {
     let key = |k: &str| format!("camera[{i}].{k}");
     if !valid_camera_id(&c.id) {
-        return Err(invalid(
-            &key("id"),
-            format!("{:?} must be 1-64 characters of A-Z a-z 0-9 - _", c.id),
-        ));
+        return Err(invalid(&key("id"), format!("{:?} must be 1-64 characters of A-Z a-z 0-9 - _", c.id)));
     }
     let kinds = c.source.is_some() as u8 + c.url.is_some() as u8 + c.device.is_some() as u8;
     if kinds != 1 {
-        return Err(invalid(&key("source"), "set exactly one of source = \"testsrc\", url = \"rtsp://...\" or device = \"/dev/videoN\""));
+        return Err(invalid(
+            &key("source"),
+            "set exactly one of source = \"testsrc\", url = \"rtsp://...\" or device = \"/dev/videoN\"",
+        ));
     }
     let source = if let Some(s) = &c.source {
         if s != "testsrc" {
-            return Err(invalid(
-                &key("source"),
-                format!("{s:?} is unknown; the only built-in source is \"testsrc\""),
-            ));
+            return Err(invalid(&key("source"), format!("{s:?} is unknown; the only built-in source is \"testsrc\"")));
         }
         let width = c.width.unwrap_or(640);
         let height = c.height.unwrap_or(480);
         if !(16..=3840).contains(&width) || width % 2 != 0 {
-            return Err(invalid(
-                &key("width"),
-                "must be an even number from 16 to 3840",
-            ));
+            return Err(invalid(&key("width"), "must be an even number from 16 to 3840"));
         }
         if !(16..=2160).contains(&height) || height % 2 != 0 {
-            return Err(invalid(
-                &key("height"),
-                "must be an even number from 16 to 2160",
-            ));
+            return Err(invalid(&key("height"), "must be an even number from 16 to 2160"));
         }
         let fps = c.fps.unwrap_or(15);
         if !(1..=60).contains(&fps) {
@@ -416,69 +363,38 @@ fn camera_from_raw(i: usize, c: RawCamera) -> Result<CameraConfig> {
         }
         let bitrate = c.bitrate.unwrap_or(500_000);
         if !(20_000..=50_000_000).contains(&bitrate) {
-            return Err(invalid(
-                &key("bitrate"),
-                "must be from 20000 to 50000000 bits per second",
-            ));
+            return Err(invalid(&key("bitrate"), "must be from 20000 to 50000000 bits per second"));
         }
         let keyframe_interval = c.keyframe_interval.unwrap_or(fps * 2);
         if !(1..=600).contains(&keyframe_interval) {
-            return Err(invalid(
-                &key("keyframe_interval"),
-                "must be from 1 to 600 frames",
-            ));
+            return Err(invalid(&key("keyframe_interval"), "must be from 1 to 600 frames"));
         }
         let speed = c.speed.unwrap_or(1.0);
         if !(speed.is_finite() && (0.1..=100.0).contains(&speed)) {
             return Err(invalid(&key("speed"), "must be from 0.1 to 100"));
         }
-        SourceConfig::Testsrc(TestsrcConfig {
-            width,
-            height,
-            fps,
-            bitrate,
-            keyframe_interval,
-            speed,
-        })
+        SourceConfig::Testsrc(TestsrcConfig { width, height, fps, bitrate, keyframe_interval, speed })
     } else if let Some(url) = c.url {
         if !url.starts_with("rtsp://") && !url.starts_with("rtsps://") {
             return Err(invalid(&key("url"), "must start with rtsp://"));
         }
         let transport = c.transport.unwrap_or_else(|| "tcp".into());
         if transport != "tcp" && transport != "udp" {
-            return Err(invalid(
-                &key("transport"),
-                format!("{transport:?} must be \"tcp\" or \"udp\""),
-            ));
+            return Err(invalid(&key("transport"), format!("{transport:?} must be \"tcp\" or \"udp\"")));
         }
-        SourceConfig::Rtsp(RtspConfig {
-            url,
-            username: c.username,
-            password: c.password,
-            transport,
-        })
+        SourceConfig::Rtsp(RtspConfig { url, username: c.username, password: c.password, transport })
     } else {
-        SourceConfig::V4l2(V4l2Config {
-            device: c.device.expect("exactly one source kind was checked above"),
-        })
+        SourceConfig::V4l2(V4l2Config { device: c.device.expect("exactly one source kind was checked above") })
     };
-    Ok(CameraConfig {
-        id: c.id,
-        enabled: c.enabled,
-        source,
-    })
+    Ok(CameraConfig { id: c.id, enabled: c.enabled, source })
 }
 
 /// Parses `"500ms"`, `"2s"`, `"5m"`, `"12h"`, `"30d"`, `"1w"` (one number, one unit).
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (use e.g. \"500ms\", \"2s\", \"30d\")"))?;
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (use e.g. \"500ms\", \"2s\", \"30d\")"))?;
     let secs = match unit.trim() {
         "ms" => n / 1000.0,
         "s" => n,
@@ -497,13 +413,9 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
 /// Parses a byte size: `"1048576"`, `"500MB"` (10^6), `"2GiB"` (2^30), `"1.5T"` (binary).
 pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (use e.g. \"2GiB\", \"500MB\")"))?;
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size (use e.g. \"2GiB\", \"500MB\")"))?;
     let mult: f64 = match unit.trim() {
         "" | "B" => 1.0,
         "KB" => 1e3,
@@ -514,11 +426,7 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
         "M" | "MiB" => 1024.0 * 1024.0,
         "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
         "T" | "TiB" => 1024.0f64.powi(4),
-        _ => {
-            return Err(format!(
-                "{s:?} has no known unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-            ))
-        }
+        _ => return Err(format!("{s:?} has no known unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")),
     };
     let v = n * mult;
     if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 / 2.0 {
@@ -531,10 +439,7 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
 pub fn parse_free_space(s: &str) -> std::result::Result<FreeSpace, String> {
     match s.trim().strip_suffix('%') {
         Some(p) => {
-            let v: f64 = p
-                .trim()
-                .parse()
-                .map_err(|_| format!("{s:?} is not a percentage"))?;
+            let v: f64 = p.trim().parse().map_err(|_| format!("{s:?} is not a percentage"))?;
             if !(0.0..100.0).contains(&v) {
                 return Err(format!("{s:?} must be from 0% to below 100%"));
             }
@@ -553,9 +458,7 @@ mod tests {
         let c = Config::parse(EMBEDDED_DEFAULT).unwrap();
         assert_eq!(c.cameras.len(), 1);
         assert_eq!(c.cameras[0].id, "demo");
-        assert!(
-            matches!(c.cameras[0].source, SourceConfig::Testsrc(ref t) if t.width == 640 && t.fps == 15)
-        );
+        assert!(matches!(c.cameras[0].source, SourceConfig::Testsrc(ref t) if t.width == 640 && t.fps == 15));
         assert!(c.storage[0].path.ends_with("edgenvr-data"));
         assert!(c.storage[0].path.is_absolute());
         assert_eq!(c.index_path, c.storage[0].path.join("index.db"));
@@ -606,7 +509,10 @@ mod tests {
             ("[[camera]]\nid = \"../etc\"\nsource = \"testsrc\"\n", "camera[0].id"),
             ("[[camera]]\nid = \"a\"\nsource = \"testsrc\"\nwidth = 641\n", "camera[0].width"),
             ("[[camera]]\nid = \"a\"\n", "camera[0].source"),
-            ("[[camera]]\nid = \"a\"\nsource = \"testsrc\"\n[[camera]]\nid = \"a\"\nsource = \"testsrc\"\n", "camera[1].id"),
+            (
+                "[[camera]]\nid = \"a\"\nsource = \"testsrc\"\n[[camera]]\nid = \"a\"\nsource = \"testsrc\"\n",
+                "camera[1].id",
+            ),
             ("[[camera]]\nid = \"a\"\nurl = \"http://x\"\n", "camera[0].url"),
             ("[recording]\nsync_intervl = \"2s\"\n", "sync_intervl"),
         ];

@@ -42,11 +42,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Builds an error from a kind and a message.
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
-        Error {
-            kind,
-            msg: msg.into(),
-            source: None,
-        }
+        Error { kind, msg: msg.into(), source: None }
     }
 
     /// Attaches the underlying cause, which `Display` prints after the message.
@@ -88,8 +84,7 @@ impl fmt::Display for Error {
     /// Prints the message followed by every cause in the chain, so one log line says it all.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.msg)?;
-        let mut cause: Option<&(dyn std::error::Error + 'static)> =
-            self.source.as_deref().map(|e| e as _);
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = self.source.as_deref().map(|e| e as _);
         while let Some(c) = cause {
             write!(f, ": {c}")?;
             cause = c.source();
@@ -126,10 +121,7 @@ mod tests {
 
     #[test]
     fn display_includes_cause_chain() {
-        let e = Error::io(
-            "writing chunk",
-            std::io::Error::from_raw_os_error(libc::ENOSPC),
-        );
+        let e = Error::io("writing chunk", std::io::Error::from_raw_os_error(libc::ENOSPC));
         assert_eq!(e.kind(), ErrorKind::NoSpace);
         let s = e.to_string();
         assert!(s.starts_with("writing chunk: "), "{s}");

@@ -22,13 +22,7 @@ pub struct EncodedFrame {
 impl EncodedFrame {
     /// An empty frame to push NALs into.
     pub fn new(ts_us: i64, codec: Codec) -> EncodedFrame {
-        EncodedFrame {
-            ts_us,
-            keyframe: false,
-            codec,
-            data: Vec::new(),
-            nals: Vec::new(),
-        }
+        EncodedFrame { ts_us, keyframe: false, codec, data: Vec::new(), nals: Vec::new() }
     }
 
     /// Builds a frame from an Annex B access unit; `keyframe` is derived from the NAL types.

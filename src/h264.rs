@@ -125,14 +125,9 @@ mod tests {
 
     #[test]
     fn splits_three_and_four_byte_start_codes() {
-        let s = [
-            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5, 0,
-        ];
+        let s = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5, 0];
         let nals = split_annex_b(&s);
-        assert_eq!(
-            nals,
-            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5, 0][..]]
-        );
+        assert_eq!(nals, vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5, 0][..]]);
         assert!(split_annex_b(&[1, 2, 3]).is_empty());
         assert!(split_annex_b(&[]).is_empty());
     }

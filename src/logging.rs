@@ -6,9 +6,7 @@ use log::LevelFilter;
 /// Installs the global logger. `level` overrides the environment.
 pub fn init(level: Option<LevelFilter>) {
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let mut logger = simple_logger::SimpleLogger::new()
-        .with_level(LevelFilter::Info)
-        .env();
+    let mut logger = simple_logger::SimpleLogger::new().with_level(LevelFilter::Info).env();
     if let Some(l) = level {
         logger = logger.with_level(l);
     }

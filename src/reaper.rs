@@ -72,25 +72,15 @@ pub struct Reaper {
 impl Reaper {
     /// A reaper over `storage`.
     pub fn new(index: Arc<Index>, storage: Arc<Storage>, max_age: Option<Duration>) -> Reaper {
-        Reaper {
-            index,
-            storage,
-            max_age,
-            stats: Arc::default(),
-        }
+        Reaper { index, storage, max_age, stats: Arc::default() }
     }
 
     /// Starts the reaper thread; it runs every [`INTERVAL`] and when poked. It stops when
     /// `shutdown` has fired and it is poked (the service pokes it after triggering), or when
     /// every handle is dropped.
-    pub fn spawn(
-        self,
-        shutdown: Shutdown,
-    ) -> std::io::Result<(ReaperHandle, std::thread::JoinHandle<()>)> {
+    pub fn spawn(self, shutdown: Shutdown) -> std::io::Result<(ReaperHandle, std::thread::JoinHandle<()>)> {
         let (tx, rx) = sync_channel(1);
-        let join = std::thread::Builder::new()
-            .name("reaper".into())
-            .spawn(move || self.run(rx, shutdown))?;
+        let join = std::thread::Builder::new().name("reaper".into()).spawn(move || self.run(rx, shutdown))?;
         Ok((ReaperHandle { tx }, join))
     }
 
@@ -101,11 +91,7 @@ impl Reaper {
             }
             if let Err(e) = self.run_once() {
                 log::error!("reaper: {e}");
-                *self
-                    .stats
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                *self.stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
             }
             match rx.recv_timeout(INTERVAL) {
                 Ok(()) | Err(RecvTimeoutError::Timeout) => {}
@@ -158,11 +144,7 @@ impl Reaper {
                     .index
                     .sealed_ending_before(cutoff, BATCH * 4)?
                     .into_iter()
-                    .filter(|r| {
-                        self.storage
-                            .root(r.root_id)
-                            .is_some_and(|root| root.check_usable().is_ok())
-                    })
+                    .filter(|r| self.storage.root(r.root_id).is_some_and(|root| root.check_usable().is_ok()))
                     .collect();
                 if batch.is_empty() {
                     break;
@@ -172,11 +154,7 @@ impl Reaper {
         }
         self.stats.runs.fetch_add(1, Relaxed);
         self.stats.last_run_us.store(now_us(), Relaxed);
-        *self
-            .stats
-            .last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = None;
+        *self.stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
     }
 
@@ -197,15 +175,9 @@ impl Reaper {
         self.index.mark_deleting(&ids)?;
         self.unlink_and_forget(rows)?;
         let bytes: u64 = rows.iter().map(|r| r.bytes).sum();
-        self.stats
-            .chunks_deleted
-            .fetch_add(rows.len() as u64, Relaxed);
+        self.stats.chunks_deleted.fetch_add(rows.len() as u64, Relaxed);
         self.stats.bytes_deleted.fetch_add(bytes, Relaxed);
-        let mut per_root = self
-            .stats
-            .per_root
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut per_root = self.stats.per_root.lock().unwrap_or_else(|p| p.into_inner());
         for r in rows {
             match per_root.iter_mut().find(|e| e.0 == r.root_id) {
                 Some(e) => {
@@ -276,22 +248,10 @@ mod tests {
         let abs = root.join(&rel);
         std::fs::create_dir_all(abs.parent().unwrap()).unwrap();
         std::fs::write(&abs, vec![0u8; bytes]).unwrap();
-        let n = NewChunk {
-            camera: "c",
-            root_id,
-            rel_path: &rel,
-            start_us: ts,
-            codec: Codec::H264,
-        };
+        let n = NewChunk { camera: "c", root_id, rel_path: &rel, start_us: ts, codec: Codec::H264 };
         ix.insert_sealed(
             &n,
-            &Seal {
-                start_us: ts,
-                end_us: ts + 59_000_000,
-                bytes: bytes as u64,
-                frames: 1,
-                ..Default::default()
-            },
+            &Seal { start_us: ts, end_us: ts + 59_000_000, bytes: bytes as u64, frames: 1, ..Default::default() },
         )
         .unwrap()
     }
@@ -308,18 +268,13 @@ mod tests {
         };
         let storage = Arc::new(Storage::open(&[cfg], &ix).unwrap());
         let root_id = storage.roots()[0].id;
-        let ids: Vec<i64> = (0..4)
-            .map(|m| add_chunk(&ix, d.path(), root_id, m, 1000))
-            .collect();
+        let ids: Vec<i64> = (0..4).map(|m| add_chunk(&ix, d.path(), root_id, m, 1000)).collect();
         let reaper = Reaper::new(ix.clone(), storage, None);
         reaper.run_once().unwrap();
         // 4000 bytes, budget 2500: the two oldest go.
         assert!(ix.chunk(ids[0]).unwrap().is_none() && ix.chunk(ids[1]).unwrap().is_none());
         assert!(ix.chunk(ids[2]).unwrap().is_some());
-        assert!(!d
-            .path()
-            .join(crate::chunk::path::rel_path("c", 1_795_272_960_000_000, 0))
-            .exists());
+        assert!(!d.path().join(crate::chunk::path::rel_path("c", 1_795_272_960_000_000, 0)).exists());
         assert_eq!(reaper.stats.chunks_deleted.load(Relaxed), 2);
     }
 
@@ -359,9 +314,6 @@ mod tests {
         let reaper = Reaper::new(ix.clone(), storage, None);
         assert_eq!(reaper.finish_deletions().unwrap(), 1);
         assert!(ix.chunk(id).unwrap().is_none());
-        assert!(
-            !d.path().join("c/20261121").exists(),
-            "the emptied day directory is pruned"
-        );
+        assert!(!d.path().join("c/20261121").exists(), "the emptied day directory is pruned");
     }
 }

@@ -48,11 +48,7 @@ impl CameraHandle {
 }
 
 /// Starts recording `cam`.
-pub fn start_camera(
-    cam: &CameraConfig,
-    ctx: WriterContext,
-    shutdown: Shutdown,
-) -> Result<CameraHandle> {
+pub fn start_camera(cam: &CameraConfig, ctx: WriterContext, shutdown: Shutdown) -> Result<CameraHandle> {
     let stats = Arc::new(CameraStats::default());
     let codec = Codec::H264;
     let (tx, rx) = sync_channel(QUEUE_FRAMES);
@@ -80,11 +76,7 @@ pub fn start_camera(
         .name(format!("src-{}", cam.id))
         .spawn(move || run_source(&cam2, sender, floor_us, src_stats, shutdown))
         .map_err(|e| Error::io("spawning source thread", e))?;
-    Ok(CameraHandle {
-        id: cam.id.clone(),
-        stats,
-        threads: vec![src, wr],
-    })
+    Ok(CameraHandle { id: cam.id.clone(), stats, threads: vec![src, wr] })
 }
 
 /// The source's retry loop.
@@ -98,13 +90,10 @@ fn run_source(
     let mut backoff = MIN_BACKOFF;
     loop {
         let r = match &cam.source {
-            SourceConfig::Testsrc(t) => {
-                testsrc::run(t, floor_us, &mut sender, stats.clone(), &shutdown)
+            SourceConfig::Testsrc(t) => testsrc::run(t, floor_us, &mut sender, stats.clone(), &shutdown),
+            SourceConfig::Rtsp(_) | SourceConfig::V4l2(_) => {
+                Err(Error::new(ErrorKind::InvalidArgument, "this source type is not supported by this build yet"))
             }
-            SourceConfig::Rtsp(_) | SourceConfig::V4l2(_) => Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "this source type is not supported by this build yet",
-            )),
         };
         if shutdown.is_triggered() {
             return;
@@ -112,11 +101,7 @@ fn run_source(
         match r {
             Ok(()) => return,
             Err(e) => {
-                log::error!(
-                    "camera {}: {e}; retrying in {} s",
-                    cam.id,
-                    backoff.as_secs()
-                );
+                log::error!("camera {}: {e}; retrying in {} s", cam.id, backoff.as_secs());
                 stats.set_error(&e);
             }
         }
@@ -124,12 +109,6 @@ fn run_source(
             return;
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
-        floor_us = Some(
-            stats
-                .last_frame_us
-                .load(std::sync::atomic::Ordering::Relaxed),
-        )
-        .filter(|&t| t > 0)
-        .or(floor_us);
+        floor_us = Some(stats.last_frame_us.load(std::sync::atomic::Ordering::Relaxed)).filter(|&t| t > 0).or(floor_us);
     }
 }

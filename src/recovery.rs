@@ -71,27 +71,16 @@ impl std::fmt::Display for Problem {
             Problem::MissingFile { id, path } => {
                 write!(f, "chunk {id}: file {} is missing", path.display())
             }
-            Problem::TornTail {
-                path,
-                good_len,
-                file_len,
-                why,
-            } => {
-                write!(
-                    f,
-                    "{}: {why}; valid up to byte {good_len} of {file_len}",
-                    path.display()
-                )
+            Problem::TornTail { path, good_len, file_len, why } => {
+                write!(f, "{}: {why}; valid up to byte {good_len} of {file_len}", path.display())
             }
             Problem::Stale { id, path } => {
                 write!(f, "chunk {id}: index disagrees with {}", path.display())
             }
             Problem::Unindexed { path } => write!(f, "{}: not in the index", path.display()),
-            Problem::Undecodable { path } => write!(
-                f,
-                "{}: does not start with a keyframe or holds no frame",
-                path.display()
-            ),
+            Problem::Undecodable { path } => {
+                write!(f, "{}: does not start with a keyframe or holds no frame", path.display())
+            }
             Problem::Unfinished { id } => {
                 write!(f, "chunk {id}: left open or half-deleted by a crash")
             }
@@ -121,14 +110,10 @@ impl Report {
 
 /// Cuts a file back to its valid prefix and makes that durable.
 fn truncate_to(path: &Path, len: u64) -> Result<()> {
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    f.set_len(len)
-        .map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
-    f.sync_all()
-        .map_err(|e| Error::io(format!("fsync {}", path.display()), e))
+    let f =
+        OpenOptions::new().write(true).open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    f.set_len(len).map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
+    f.sync_all().map_err(|e| Error::io(format!("fsync {}", path.display()), e))
 }
 
 fn seal_from(id: i64, s: &ChunkSummary) -> Seal {
@@ -151,8 +136,7 @@ fn examine(
     repair: bool,
     report: &mut Report,
 ) -> Result<Option<ChunkSummary>> {
-    let mut s =
-        scan_file(path, codec).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let mut s = scan_file(path, codec).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     report.files_checked += 1;
     if !s.is_clean() {
         report.problems.push(Problem::TornTail {
@@ -179,9 +163,7 @@ pub fn recover_at_startup(index: &Arc<Index>, storage: &Arc<Storage>) -> Result<
     let mut report = Report::default();
     let reaper = Reaper::new(index.clone(), storage.clone(), None);
     let n = reaper.finish_deletions()?;
-    report
-        .problems
-        .extend((0..n).map(|_| Problem::Unfinished { id: 0 }));
+    report.problems.extend((0..n).map(|_| Problem::Unfinished { id: 0 }));
     report.repaired += n;
     for row in index.chunks_in_state(ChunkState::Open)? {
         report.problems.push(Problem::Unfinished { id: row.id });
@@ -201,10 +183,7 @@ pub fn recover_at_startup(index: &Arc<Index>, storage: &Arc<Storage>) -> Result<
         if root.check_usable().is_err() {
             continue;
         }
-        let since = newest
-            .iter()
-            .find(|(id, _)| *id == root.id)
-            .map(|(_, t)| *t - US_PER_DAY);
+        let since = newest.iter().find(|(id, _)| *id == root.id).map(|(_, t)| *t - US_PER_DAY);
         let Some(since) = since else { continue };
         let first_day = Civil::from_us(since).yyyymmdd();
         visit_files(root, Some(&first_day), &mut |rel, abs| {
@@ -215,11 +194,7 @@ pub fn recover_at_startup(index: &Arc<Index>, storage: &Arc<Storage>) -> Result<
         })?;
     }
     if !report.problems.is_empty() {
-        log::info!(
-            "startup recovery: {} problems, {} repaired",
-            report.problems.len(),
-            report.repaired
-        );
+        log::info!("startup recovery: {} problems, {} repaired", report.problems.len(), report.repaired);
         for p in &report.problems {
             log::info!("  {p}");
         }
@@ -251,24 +226,13 @@ fn recover_open_row(index: &Index, root: &Root, row: &ChunkRow, report: &mut Rep
 }
 
 /// Adds a file the index does not know (when `repair`), after cutting a torn tail.
-fn index_file(
-    index: &Index,
-    root: &Root,
-    rel: &Path,
-    abs: &Path,
-    repair: bool,
-    report: &mut Report,
-) -> Result<()> {
-    report.problems.push(Problem::Unindexed {
-        path: abs.to_owned(),
-    });
+fn index_file(index: &Index, root: &Root, rel: &Path, abs: &Path, repair: bool, report: &mut Report) -> Result<()> {
+    report.problems.push(Problem::Unindexed { path: abs.to_owned() });
     let Some(parsed) = parse_rel_path(rel) else {
         return Ok(());
     };
     let Some(s) = examine(abs, None, repair, report)? else {
-        report.problems.push(Problem::Undecodable {
-            path: abs.to_owned(),
-        });
+        report.problems.push(Problem::Undecodable { path: abs.to_owned() });
         return Ok(());
     };
     if repair {
@@ -287,11 +251,7 @@ fn index_file(
 
 /// Calls `f(rel, abs)` for every chunk file under `root`, in path order, one directory
 /// level in memory at a time. With `from_day`, day directories before it are skipped.
-fn visit_files(
-    root: &Root,
-    from_day: Option<&str>,
-    f: &mut dyn FnMut(&Path, &Path) -> Result<()>,
-) -> Result<()> {
+fn visit_files(root: &Root, from_day: Option<&str>, f: &mut dyn FnMut(&Path, &Path) -> Result<()>) -> Result<()> {
     let sorted_dir = |p: &Path| -> Result<Vec<String>> {
         let mut v: Vec<String> = std::fs::read_dir(p)
             .map_err(|e| Error::io(format!("listing {}", p.display()), e))?
@@ -339,10 +299,7 @@ pub fn check(index: &Arc<Index>, storage: &Arc<Storage>, repair: bool) -> Result
         report.repaired += r.repaired;
         report.files_checked += r.files_checked;
     } else {
-        for row in index
-            .chunks_in_state(ChunkState::Open)?
-            .iter()
-            .chain(&index.chunks_in_state(ChunkState::Deleting)?)
+        for row in index.chunks_in_state(ChunkState::Open)?.iter().chain(&index.chunks_in_state(ChunkState::Deleting)?)
         {
             report.problems.push(Problem::Unfinished { id: row.id });
         }
@@ -373,22 +330,13 @@ pub fn check(index: &Arc<Index>, storage: &Arc<Storage>, repair: bool) -> Result
     Ok(report)
 }
 
-fn check_row(
-    index: &Index,
-    root: &Root,
-    row: &ChunkRow,
-    repair: bool,
-    report: &mut Report,
-) -> Result<()> {
+fn check_row(index: &Index, root: &Root, row: &ChunkRow, repair: bool, report: &mut Report) -> Result<()> {
     if row.state != ChunkState::Sealed {
         return Ok(());
     }
     let abs = root.path().join(&row.rel_path);
     if !abs.exists() {
-        report.problems.push(Problem::MissingFile {
-            id: row.id,
-            path: abs,
-        });
+        report.problems.push(Problem::MissingFile { id: row.id, path: abs });
         if repair {
             index.delete_rows(&[row.id])?;
             report.repaired += 1;
@@ -397,22 +345,16 @@ fn check_row(
     }
     match examine(&abs, Some(row.codec), repair, report)? {
         None => {
-            report
-                .problems
-                .push(Problem::Undecodable { path: abs.clone() });
+            report.problems.push(Problem::Undecodable { path: abs.clone() });
             if repair {
-                std::fs::remove_file(&abs)
-                    .map_err(|e| Error::io(format!("removing {}", abs.display()), e))?;
+                std::fs::remove_file(&abs).map_err(|e| Error::io(format!("removing {}", abs.display()), e))?;
                 index.delete_rows(&[row.id])?;
                 report.repaired += 1;
             }
         }
         Some(s) => {
             if s.good_len != row.bytes || s.frames != row.frames || s.end_us != row.end_us {
-                report.problems.push(Problem::Stale {
-                    id: row.id,
-                    path: abs,
-                });
+                report.problems.push(Problem::Stale { id: row.id, path: abs });
                 if repair {
                     index.seal(&seal_from(row.id, &s))?;
                     report.repaired += 1;

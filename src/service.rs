@@ -25,9 +25,8 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     }
 
     let reaper = Reaper::new(index.clone(), storage.clone(), config.recording.max_age);
-    let (reaper_handle, reaper_join) = reaper
-        .spawn(shutdown.clone())
-        .map_err(|e| crate::error::Error::io("spawning reaper", e))?;
+    let (reaper_handle, reaper_join) =
+        reaper.spawn(shutdown.clone()).map_err(|e| crate::error::Error::io("spawning reaper", e))?;
     let poke = reaper_handle.clone();
     let ctx = WriterContext {
         storage: storage.clone(),
@@ -46,12 +45,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     log::info!(
         "recording {} camera(s) to {}; index {}",
         cameras.len(),
-        config
-            .storage
-            .iter()
-            .map(|s| s.path.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
+        config.storage.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>().join(", "),
         config.index_path.display()
     );
 
@@ -82,25 +76,23 @@ pub fn handle_signals(shutdown: Shutdown) -> std::io::Result<()> {
         }
         set
     };
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut count = 0;
-            loop {
-                let mut sig: libc::c_int = 0;
-                // SAFETY: `set` is a valid signal set blocked in this thread; `sig` is writable.
-                if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
-                    continue;
-                }
-                count += 1;
-                if count == 1 {
-                    log::info!("signal {sig} received; shutting down (send again to exit at once)");
-                    shutdown.trigger();
-                } else {
-                    log::warn!("second signal; exiting without a clean shutdown");
-                    std::process::exit(130);
-                }
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let mut count = 0;
+        loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` is a valid signal set blocked in this thread; `sig` is writable.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                continue;
             }
-        })?;
+            count += 1;
+            if count == 1 {
+                log::info!("signal {sig} received; shutting down (send again to exit at once)");
+                shutdown.trigger();
+            } else {
+                log::warn!("second signal; exiting without a clean shutdown");
+                std::process::exit(130);
+            }
+        }
+    })?;
     Ok(())
 }

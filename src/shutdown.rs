@@ -39,10 +39,7 @@ impl Shutdown {
             if now >= deadline {
                 return false;
             }
-            fired = cv
-                .wait_timeout(fired, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            fired = cv.wait_timeout(fired, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
         true
     }

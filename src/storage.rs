@@ -87,30 +87,37 @@ impl Root {
             if self.config.require_mount {
                 return Err(Error::new(
                     ErrorKind::NotFound,
-                    format!("storage root {} is not present; check that its disk is plugged in and mounted", p.display()),
+                    format!(
+                        "storage root {} is not present; check that its disk is plugged in and mounted",
+                        p.display()
+                    ),
                 ));
             }
-            std::fs::create_dir_all(p)
-                .map_err(|e| Error::io(format!("creating storage root {}", p.display()), e))?;
+            std::fs::create_dir_all(p).map_err(|e| Error::io(format!("creating storage root {}", p.display()), e))?;
         }
         if self.config.require_mount {
             let dev = |q: &Path| std::fs::metadata(q).map(|m| m.dev());
             match (dev(p), dev(Path::new("/"))) {
                 (Ok(a), Ok(b)) if a != b => {}
-                _ => return Err(Error::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "storage root {} is not on a mounted disk (require_mount); check the mount",
-                        p.display()
-                    ),
-                )),
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "storage root {} is not on a mounted disk (require_mount); check the mount",
+                            p.display()
+                        ),
+                    ))
+                }
             }
         }
         let space = statvfs(p).map_err(|e| Error::io(format!("statvfs {}", p.display()), e))?;
         if space.read_only {
             return Err(Error::new(
                 ErrorKind::Io,
-                format!("storage root {} is on a read-only filesystem; check the disk (fsck) or remount it", p.display()),
+                format!(
+                    "storage root {} is on a read-only filesystem; check the disk (fsck) or remount it",
+                    p.display()
+                ),
             ));
         }
         Ok(space)
@@ -137,10 +144,7 @@ impl Root {
 
     /// A copy of the health record.
     pub fn health(&self) -> RootHealth {
-        self.health
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -155,13 +159,7 @@ impl Storage {
     pub fn open(configs: &[StorageConfig], index: &Index) -> Result<Storage> {
         let roots = configs
             .iter()
-            .map(|c| {
-                Ok(Root {
-                    id: index.root_id(&c.path)?,
-                    config: c.clone(),
-                    health: Mutex::default(),
-                })
-            })
+            .map(|c| Ok(Root { id: index.root_id(&c.path)?, config: c.clone(), health: Mutex::default() }))
             .collect::<Result<Vec<_>>>()?;
         Ok(Storage { roots })
     }
@@ -201,12 +199,7 @@ mod tests {
     use crate::config::FreeSpace;
 
     fn cfg(p: &Path, require_mount: bool) -> StorageConfig {
-        StorageConfig {
-            path: p.to_owned(),
-            min_free: FreeSpace::Percent(1.0),
-            max_bytes: None,
-            require_mount,
-        }
+        StorageConfig { path: p.to_owned(), min_free: FreeSpace::Percent(1.0), max_bytes: None, require_mount }
     }
 
     #[test]

@@ -77,21 +77,13 @@ impl Civil {
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400) as u32;
         let (year, month, day) = civil_from_days(days);
-        Civil {
-            year,
-            month,
-            day,
-            hour: sod / 3600,
-            minute: sod / 60 % 60,
-            second: sod % 60,
-        }
+        Civil { year, month, day, hour: sod / 3600, minute: sod / 60 % 60, second: sod % 60 }
     }
 
     /// Back to µs since the epoch (the second's start).
     pub fn to_us(&self) -> i64 {
         let days = days_from_civil(self.year, self.month, self.day);
-        (days * 86_400 + self.hour as i64 * 3600 + self.minute as i64 * 60 + self.second as i64)
-            * US_PER_SEC
+        (days * 86_400 + self.hour as i64 * 3600 + self.minute as i64 * 60 + self.second as i64) * US_PER_SEC
     }
 
     /// `YYYYMMDD`, the day directory of a chunk.
@@ -143,10 +135,7 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 pub fn format_rfc3339(ts_us: i64) -> String {
     let c = Civil::from_us(ts_us);
     let ms = ts_us.rem_euclid(US_PER_SEC) / 1000;
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second, ms
-    )
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", c.year, c.month, c.day, c.hour, c.minute, c.second, ms)
 }
 
 #[cfg(test)]
@@ -158,19 +147,13 @@ mod tests {
         // 2026-11-21T14:56:03Z, checked with `date -u -d @1795272963`.
         let ts = 1_795_272_963 * US_PER_SEC;
         let c = Civil::from_us(ts);
-        assert_eq!(
-            (c.year, c.month, c.day, c.hour, c.minute, c.second),
-            (2026, 11, 21, 14, 56, 3)
-        );
+        assert_eq!((c.year, c.month, c.day, c.hour, c.minute, c.second), (2026, 11, 21, 14, 56, 3));
         assert_eq!(c.yyyymmdd(), "20261121");
         assert_eq!(c.hhmm(), "1456");
         assert_eq!(c.to_us(), ts);
         assert_eq!(Civil::from_us(0).yyyymmdd(), "19700101");
         // Leap day and a negative timestamp.
-        assert_eq!(
-            Civil::from_us(951_782_400 * US_PER_SEC).yyyymmdd(),
-            "20000229"
-        );
+        assert_eq!(Civil::from_us(951_782_400 * US_PER_SEC).yyyymmdd(), "20000229");
         assert_eq!(Civil::from_us(-1).yyyymmdd(), "19691231");
     }
 
@@ -184,19 +167,9 @@ mod tests {
 
     #[test]
     fn parses_path_times_and_rejects_nonsense() {
-        assert_eq!(
-            parse_yyyymmdd_hhmm("20261121.1456"),
-            Some(1_795_272_960 * US_PER_SEC)
-        );
-        for bad in [
-            "20261321.1456",
-            "20260230.0000",
-            "2026112.1456",
-            "20261121.2460",
-            "2026x121.1456",
-            "",
-            "20261121",
-        ] {
+        assert_eq!(parse_yyyymmdd_hhmm("20261121.1456"), Some(1_795_272_960 * US_PER_SEC));
+        for bad in ["20261321.1456", "20260230.0000", "2026112.1456", "20261121.2460", "2026x121.1456", "", "20261121"]
+        {
             assert_eq!(parse_yyyymmdd_hhmm(bad), None, "{bad}");
         }
     }
@@ -210,9 +183,6 @@ mod tests {
 
     #[test]
     fn rfc3339() {
-        assert_eq!(
-            format_rfc3339(1_795_272_963_123_456),
-            "2026-11-21T14:56:03.123Z"
-        );
+        assert_eq!(format_rfc3339(1_795_272_963_123_456), "2026-11-21T14:56:03.123Z");
     }
 }

@@ -73,10 +73,7 @@ pub fn decode_header(h: &[u8; HEADER_LEN]) -> Result<RecordHeader, HeaderError> 
     if len > MAX_NAL_LEN {
         return Err(HeaderError::TooLong(len));
     }
-    Ok(RecordHeader {
-        ts_us: ts as i64,
-        len,
-    })
+    Ok(RecordHeader { ts_us: ts as i64, len })
 }
 
 #[cfg(test)]
@@ -102,16 +99,10 @@ mod tests {
         h[0] = 1;
         assert_eq!(decode_header(&h), Err(HeaderError::BadVersion(1)));
         encode_header(5, (MAX_NAL_LEN + 1) as usize, &mut h);
-        assert_eq!(
-            decode_header(&h),
-            Err(HeaderError::TooLong(MAX_NAL_LEN + 1))
-        );
+        assert_eq!(decode_header(&h), Err(HeaderError::TooLong(MAX_NAL_LEN + 1)));
         h[1] = 0x80;
         h[9..].copy_from_slice(&[0; 8]);
-        assert!(matches!(
-            decode_header(&h),
-            Err(HeaderError::BadTimestamp(_))
-        ));
+        assert!(matches!(decode_header(&h), Err(HeaderError::BadTimestamp(_))));
     }
 
     proptest! {

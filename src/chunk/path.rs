@@ -45,11 +45,7 @@ pub fn parse_rel_path(rel: &Path) -> Option<ParsedPath> {
     if !valid_camera_id(camera) {
         return None;
     }
-    let rest = name
-        .strip_prefix(camera)?
-        .strip_prefix('.')?
-        .strip_suffix(EXTENSION)?
-        .strip_suffix('.')?;
+    let rest = name.strip_prefix(camera)?.strip_prefix('.')?.strip_suffix(EXTENSION)?.strip_suffix('.')?;
     // rest = "YYYYMMDD.HHMM" or "YYYYMMDD.HHMM.N"
     let (stamp, seq) = match rest.len() {
         13 => (rest, 0),
@@ -66,11 +62,7 @@ pub fn parse_rel_path(rel: &Path) -> Option<ParsedPath> {
         return None;
     }
     let minute_us = parse_yyyymmdd_hhmm(stamp)?;
-    Some(ParsedPath {
-        camera: camera.to_owned(),
-        minute_us,
-        seq,
-    })
+    Some(ParsedPath { camera: camera.to_owned(), minute_us, seq })
 }
 
 #[cfg(test)]
@@ -81,28 +73,15 @@ mod tests {
 
     #[test]
     fn names_match_pynvr_layout() {
-        assert_eq!(
-            rel_path("door", T, 0),
-            Path::new("door/20261121/door.20261121.1456.chunk")
-        );
-        assert_eq!(
-            rel_path("door", T, 2),
-            Path::new("door/20261121/door.20261121.1456.2.chunk")
-        );
+        assert_eq!(rel_path("door", T, 0), Path::new("door/20261121/door.20261121.1456.chunk"));
+        assert_eq!(rel_path("door", T, 2), Path::new("door/20261121/door.20261121.1456.2.chunk"));
     }
 
     #[test]
     fn parse_round_trips_and_rejects_strays() {
         for seq in [0, 1, 17] {
             let p = parse_rel_path(&rel_path("cam_1", T, seq)).unwrap();
-            assert_eq!(
-                p,
-                ParsedPath {
-                    camera: "cam_1".into(),
-                    minute_us: T - 3_000_000,
-                    seq
-                }
-            );
+            assert_eq!(p, ParsedPath { camera: "cam_1".into(), minute_us: T - 3_000_000, seq });
         }
         for bad in [
             "door/20261121/door.20261121.1456.chunk.tmp",

@@ -78,11 +78,7 @@ impl ChunkReader<File> {
 impl<R: Read> ChunkReader<R> {
     /// Wraps any reader; `total_len` bounds lengths when known.
     pub fn with_len(inner: R, total_len: Option<u64>) -> Self {
-        ChunkReader {
-            inner: BufReader::with_capacity(64 << 10, inner),
-            offset: 0,
-            total_len,
-        }
+        ChunkReader { inner: BufReader::with_capacity(64 << 10, inner), offset: 0, total_len }
     }
 
     /// Offset just past the last complete record read so far.
@@ -97,25 +93,16 @@ impl<R: Read> ChunkReader<R> {
         while got < HEADER_LEN {
             match self.inner.read(&mut h[got..]) {
                 Ok(0) if got == 0 => return Ok(None),
-                Ok(0) => {
-                    return Err(ReadError::Truncated {
-                        offset: self.offset,
-                    })
-                }
+                Ok(0) => return Err(ReadError::Truncated { offset: self.offset }),
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(ReadError::Io(e)),
             }
         }
-        let hdr = decode_header(&h).map_err(|why| ReadError::BadHeader {
-            offset: self.offset,
-            why,
-        })?;
+        let hdr = decode_header(&h).map_err(|why| ReadError::BadHeader { offset: self.offset, why })?;
         if let Some(total) = self.total_len {
             if self.offset + HEADER_LEN as u64 + hdr.len > total {
-                return Err(ReadError::Truncated {
-                    offset: self.offset,
-                });
+                return Err(ReadError::Truncated { offset: self.offset });
             }
         }
         Ok(Some(hdr))
@@ -128,14 +115,9 @@ impl<R: Read> ChunkReader<R> {
             return Ok(None);
         };
         nal.clear();
-        let got = (&mut self.inner)
-            .take(hdr.len)
-            .read_to_end(nal)
-            .map_err(ReadError::Io)?;
+        let got = (&mut self.inner).take(hdr.len).read_to_end(nal).map_err(ReadError::Io)?;
         if got as u64 != hdr.len {
-            return Err(ReadError::Truncated {
-                offset: self.offset,
-            });
+            return Err(ReadError::Truncated { offset: self.offset });
         }
         self.offset += HEADER_LEN as u64 + hdr.len;
         Ok(Some(hdr))
@@ -143,26 +125,16 @@ impl<R: Read> ChunkReader<R> {
 
     /// Like [`next_into`](Self::next_into) but keeps only the first `keep` bytes of the NAL
     /// (enough to classify it), skipping the rest without buffering it.
-    pub fn next_prefix(
-        &mut self,
-        prefix: &mut Vec<u8>,
-        keep: usize,
-    ) -> Result<Option<RecordHeader>, ReadError> {
+    pub fn next_prefix(&mut self, prefix: &mut Vec<u8>, keep: usize) -> Result<Option<RecordHeader>, ReadError> {
         let Some(hdr) = self.next_header()? else {
             return Ok(None);
         };
         prefix.clear();
         let want = hdr.len.min(keep as u64);
-        let got = (&mut self.inner)
-            .take(want)
-            .read_to_end(prefix)
-            .map_err(ReadError::Io)? as u64;
-        let skipped = io::copy(&mut (&mut self.inner).take(hdr.len - want), &mut io::sink())
-            .map_err(ReadError::Io)?;
+        let got = (&mut self.inner).take(want).read_to_end(prefix).map_err(ReadError::Io)? as u64;
+        let skipped = io::copy(&mut (&mut self.inner).take(hdr.len - want), &mut io::sink()).map_err(ReadError::Io)?;
         if got + skipped != hdr.len {
-            return Err(ReadError::Truncated {
-                offset: self.offset,
-            });
+            return Err(ReadError::Truncated { offset: self.offset });
         }
         self.offset += HEADER_LEN as u64 + hdr.len;
         Ok(Some(hdr))
@@ -235,10 +207,7 @@ mod tests {
         buf.extend_from_slice(&bad);
         let (got, err, good) = read_all(&buf, false);
         assert_eq!(got.len(), 1);
-        assert!(
-            matches!(err, Some(ReadError::BadHeader { offset: 20, .. })),
-            "{err:?}"
-        );
+        assert!(matches!(err, Some(ReadError::BadHeader { offset: 20, .. })), "{err:?}");
         assert_eq!(good, 20);
 
         // Within MAX_NAL_LEN but past the end of the file: caught before reading.
@@ -247,10 +216,7 @@ mod tests {
         super::super::format::encode_header(2, (MAX_NAL_LEN - 1) as usize, &mut h);
         buf2.extend_from_slice(&h);
         let (_, err, good) = read_all(&buf2, true);
-        assert!(
-            matches!(err, Some(ReadError::Truncated { offset: 0 })),
-            "{err:?}"
-        );
+        assert!(matches!(err, Some(ReadError::Truncated { offset: 0 })), "{err:?}");
         assert_eq!(good, 0);
     }
 

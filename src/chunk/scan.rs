@@ -50,11 +50,7 @@ fn guess_codec(first_nal: &[u8]) -> Codec {
 /// the keyframe list (one entry per GOP), never by NAL sizes.
 pub fn scan_file(path: &Path, codec: Option<Codec>) -> std::io::Result<ChunkSummary> {
     let mut r = ChunkReader::open(path)?;
-    let mut s = ChunkSummary {
-        file_len: std::fs::metadata(path)?.len(),
-        codec,
-        ..Default::default()
-    };
+    let mut s = ChunkSummary { file_len: std::fs::metadata(path)?.len(), codec, ..Default::default() };
     let mut prefix = Vec::with_capacity(2);
     // The timestamp group being read: its ts, first offset, and what it holds.
     let mut group: Option<(i64, u64, bool, bool)> = None;

@@ -121,12 +121,7 @@ pub struct ChunkWriter {
 
 impl ChunkWriter {
     /// A writer for `camera`; nothing is created until the first keyframe.
-    pub fn new(
-        camera: &str,
-        codec: Codec,
-        ctx: WriterContext,
-        stats: Arc<CameraStats>,
-    ) -> ChunkWriter {
+    pub fn new(camera: &str, codec: Codec, ctx: WriterContext, stats: Arc<CameraStats>) -> ChunkWriter {
         ChunkWriter {
             camera: camera.to_owned(),
             codec,
@@ -145,10 +140,7 @@ impl ChunkWriter {
     fn drop_frame(&mut self, why: &str) {
         let new_run = !self.in_drop_run && self.last_ts.is_some();
         if new_run {
-            log::warn!(
-                "camera {}: dropping frames until the next keyframe: {why}",
-                self.camera
-            );
+            log::warn!("camera {}: dropping frames until the next keyframe: {why}", self.camera);
         }
         self.in_drop_run = true;
         self.stats.add_dropped(1, new_run);
@@ -160,7 +152,11 @@ impl ChunkWriter {
         let param_change = self.learn_params(f);
         if let Some(last) = self.last_ts {
             if f.ts_us < last {
-                log::warn!("camera {}: timestamp went back {} µs; starting a new chunk at the next keyframe", self.camera, last - f.ts_us);
+                log::warn!(
+                    "camera {}: timestamp went back {} µs; starting a new chunk at the next keyframe",
+                    self.camera,
+                    last - f.ts_us
+                );
                 self.force_rotate = true;
                 if !f.keyframe {
                     self.need_keyframe = true;
@@ -247,15 +243,12 @@ impl ChunkWriter {
         if f.keyframe {
             p.keyframes.push((f.ts_us, p.bytes.len() as u64));
             let has = |k: NalKind| f.nals().any(|n| self.codec.classify(n) == k);
-            let missing: Vec<&Vec<u8>> = [
-                (NalKind::Vps, &self.params.vps),
-                (NalKind::Sps, &self.params.sps),
-                (NalKind::Pps, &self.params.pps),
-            ]
-            .into_iter()
-            .filter(|(k, _)| !has(*k))
-            .filter_map(|(_, v)| v.as_ref())
-            .collect();
+            let missing: Vec<&Vec<u8>> =
+                [(NalKind::Vps, &self.params.vps), (NalKind::Sps, &self.params.sps), (NalKind::Pps, &self.params.pps)]
+                    .into_iter()
+                    .filter(|(k, _)| !has(*k))
+                    .filter_map(|(_, v)| v.as_ref())
+                    .collect();
             for ps in missing {
                 append_record(&mut p.bytes, f.ts_us, ps);
             }
@@ -282,16 +275,13 @@ impl ChunkWriter {
             match o.file.write_all(&self.pending.bytes) {
                 Ok(()) => {
                     let p = &mut self.pending;
-                    o.keyframes
-                        .extend(p.keyframes.iter().map(|&(ts, off)| (ts, o.written + off)));
+                    o.keyframes.extend(p.keyframes.iter().map(|&(ts, off)| (ts, o.written + off)));
                     o.written += p.bytes.len() as u64;
                     o.frames += p.frames;
                     o.end_us = p.last_frame_ts;
                     o.dirty = true;
                     self.stats.frames_written.fetch_add(p.frames, Relaxed);
-                    self.stats
-                        .bytes_written
-                        .fetch_add(p.bytes.len() as u64, Relaxed);
+                    self.stats.bytes_written.fetch_add(p.bytes.len() as u64, Relaxed);
                     p.clear();
                     return;
                 }
@@ -312,10 +302,7 @@ impl ChunkWriter {
                         self.discard_pending("storage root failed mid-GOP");
                         return;
                     }
-                    let ts = self
-                        .pending
-                        .first_ts
-                        .expect("non-empty pending has a first ts");
+                    let ts = self.pending.first_ts.expect("non-empty pending has a first ts");
                     self.rotate(ts);
                     // Loop: write the buffered GOP to the new root's file.
                 }
@@ -337,10 +324,7 @@ impl ChunkWriter {
     /// A non-space write error: mark the root failed, abandon its chunk (sealed with what
     /// reached the disk), and let the next rotation pick another root.
     fn root_failed(&mut self, e: &Error) {
-        log::error!(
-            "camera {}: {e}; moving recording to the next storage root",
-            self.camera
-        );
+        log::error!("camera {}: {e}; moving recording to the next storage root", self.camera);
         self.stats.set_error(e);
         if let Some(o) = &self.open {
             if let Some(root) = self.ctx.storage.root(o.root_id) {
@@ -355,10 +339,7 @@ impl ChunkWriter {
     }
 
     fn sync_if_due(&mut self) {
-        let due = self
-            .open
-            .as_ref()
-            .is_some_and(|o| o.last_sync.elapsed() >= self.ctx.sync_interval);
+        let due = self.open.as_ref().is_some_and(|o| o.last_sync.elapsed() >= self.ctx.sync_interval);
         if !due {
             return;
         }
@@ -374,6 +355,14 @@ impl ChunkWriter {
             }
             o.dirty = false;
         }
+        // A disk unmounted under us (lazy unmount, yanked USB with a stale mount) can keep
+        // accepting writes into a detached filesystem: check the file is still where the
+        // root says it is.
+        if let Err(e) = still_reachable(o) {
+            self.root_failed(&e);
+            self.need_keyframe = true;
+            return;
+        }
         let root_id = o.root_id;
         if let Some(root) = self.ctx.storage.root(root_id) {
             if let Ok(space) = crate::storage::statvfs(root.path()) {
@@ -388,11 +377,7 @@ impl ChunkWriter {
     fn finish_open(&mut self) -> Option<Seal> {
         let o = self.open.take()?;
         if let Err(e) = o.file.sync_all() {
-            log::warn!(
-                "camera {}: fsync {}: {e}",
-                self.camera,
-                o.abs_path.display()
-            );
+            log::warn!("camera {}: fsync {}: {e}", self.camera, o.abs_path.display());
         }
         self.stats.chunks_sealed.fetch_add(1, Relaxed);
         self.stats.current_root.store(0, Relaxed);
@@ -440,74 +425,40 @@ impl ChunkWriter {
     }
 
     /// Registers and creates a chunk on `root`. The error says whether `seal` was committed.
-    fn open_on(
-        &self,
-        root: &Root,
-        ts: i64,
-        seal: Option<&Seal>,
-    ) -> std::result::Result<OpenChunk, (Error, bool)> {
+    fn open_on(&self, root: &Root, ts: i64, seal: Option<&Seal>) -> std::result::Result<OpenChunk, (Error, bool)> {
         let mut seq = 0;
         let rel = loop {
             let rel = rel_path(&self.camera, ts, seq);
-            let taken = root.path().join(&rel).exists()
-                || self
-                    .ctx
-                    .index
-                    .has_path(root.id, &rel)
-                    .map_err(|e| (e, false))?;
+            let taken =
+                root.path().join(&rel).exists() || self.ctx.index.has_path(root.id, &rel).map_err(|e| (e, false))?;
             if !taken {
                 break rel;
             }
             seq += 1;
             if seq > 1000 {
                 return Err((
-                    Error::new(
-                        ErrorKind::Internal,
-                        format!("no free chunk name for {}", rel.display()),
-                    ),
+                    Error::new(ErrorKind::Internal, format!("no free chunk name for {}", rel.display())),
                     false,
                 ));
             }
         };
         let abs = root.path().join(&rel);
-        let day_dir = abs
-            .parent()
-            .expect("chunk path has a day directory")
-            .to_owned();
+        let day_dir = abs.parent().expect("chunk path has a day directory").to_owned();
         if !day_dir.is_dir() {
-            std::fs::create_dir_all(&day_dir).map_err(|e| {
-                (
-                    Error::io(format!("creating {}", day_dir.display()), e),
-                    false,
-                )
-            })?;
+            std::fs::create_dir_all(&day_dir)
+                .map_err(|e| (Error::io(format!("creating {}", day_dir.display()), e), false))?;
             // Make the new directories durable: the camera dir holds the day dir, the root
             // holds the camera dir.
             for d in [day_dir.parent().expect("camera dir"), root.path()] {
                 let _ = sync_dir(d);
             }
         }
-        let new = NewChunk {
-            camera: &self.camera,
-            root_id: root.id,
-            rel_path: &rel,
-            start_us: ts,
-            codec: self.codec,
-        };
-        let id = self
-            .ctx
-            .index
-            .rotate(seal, Some(&new))
-            .map_err(|e| (e, false))?
-            .expect("insert returns an id");
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&abs)
-            .map_err(|e| {
-                let _ = self.ctx.index.delete_rows(&[id]);
-                (Error::io(format!("creating {}", abs.display()), e), true)
-            })?;
+        let new = NewChunk { camera: &self.camera, root_id: root.id, rel_path: &rel, start_us: ts, codec: self.codec };
+        let id = self.ctx.index.rotate(seal, Some(&new)).map_err(|e| (e, false))?.expect("insert returns an id");
+        let file = OpenOptions::new().write(true).create_new(true).open(&abs).map_err(|e| {
+            let _ = self.ctx.index.delete_rows(&[id]);
+            (Error::io(format!("creating {}", abs.display()), e), true)
+        })?;
         if let Err(e) = sync_dir(&day_dir) {
             log::warn!("camera {}: fsync {}: {e}", self.camera, day_dir.display());
         }
@@ -532,6 +483,19 @@ impl ChunkWriter {
     /// The open chunk's index id and relative path, for status and tests.
     pub fn open_chunk(&self) -> Option<(i64, &std::path::Path)> {
         self.open.as_ref().map(|o| (o.id, o.rel_path.as_path()))
+    }
+}
+
+/// Whether the open file is still the file at its path (same device and inode).
+fn still_reachable(o: &OpenChunk) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let gone =
+        |why: &str| Error::new(ErrorKind::Io, format!("{} {why}; was its disk unmounted?", o.abs_path.display()));
+    let open = o.file.metadata().map_err(|e| Error::io(format!("fstat {}", o.abs_path.display()), e))?;
+    match std::fs::metadata(&o.abs_path) {
+        Ok(m) if m.dev() == open.dev() && m.ino() == open.ino() => Ok(()),
+        Ok(_) => Err(gone("is no longer the file being written")),
+        Err(_) => Err(gone("has disappeared")),
     }
 }
 
@@ -577,11 +541,7 @@ mod tests {
             on_space_pressure: Arc::new(|| {}),
             sync_interval: Duration::from_secs(2),
         };
-        (
-            ChunkWriter::new("cam", Codec::H264, ctx, Arc::default()),
-            index,
-            storage,
-        )
+        (ChunkWriter::new("cam", Codec::H264, ctx, Arc::default()), index, storage)
     }
 
     #[test]
@@ -609,14 +569,8 @@ mod tests {
             assert_eq!((s.frames, s.bytes_eq(r.bytes)), (r.frames, true));
             assert_eq!(s.keyframes, r.keyframes);
         }
-        assert_eq!(
-            rows[0].rel_path,
-            PathBuf::from("cam/20261121/cam.20261121.1456.chunk")
-        );
-        assert_eq!(
-            rows[1].rel_path,
-            PathBuf::from("cam/20261121/cam.20261121.1457.chunk")
-        );
+        assert_eq!(rows[0].rel_path, PathBuf::from("cam/20261121/cam.20261121.1456.chunk"));
+        assert_eq!(rows[1].rel_path, PathBuf::from("cam/20261121/cam.20261121.1457.chunk"));
     }
 
     #[test]
@@ -629,18 +583,10 @@ mod tests {
         w.write_frame(&idr_only);
         w.close();
         let r = &index.chunks_for_camera("cam", 0, i64::MAX).unwrap()[0];
-        let mut rd = crate::chunk::reader::ChunkReader::open_at(
-            &d.path().join(&r.rel_path),
-            r.keyframes[1].1,
-        )
-        .unwrap();
+        let mut rd = crate::chunk::reader::ChunkReader::open_at(&d.path().join(&r.rel_path), r.keyframes[1].1).unwrap();
         let mut nal = Vec::new();
-        let kinds: Vec<_> = std::iter::from_fn(|| {
-            rd.next_into(&mut nal)
-                .unwrap()
-                .map(|_| Codec::H264.classify(&nal))
-        })
-        .collect();
+        let kinds: Vec<_> =
+            std::iter::from_fn(|| rd.next_into(&mut nal).unwrap().map(|_| Codec::H264.classify(&nal))).collect();
         assert_eq!(kinds, [NalKind::Sps, NalKind::Pps, NalKind::IdrSlice]);
     }
 
@@ -656,10 +602,7 @@ mod tests {
         w.write_frame(&frame(T0 + 7_000_000, true));
         w.close();
         let rows = index.chunks_for_camera("cam", 0, i64::MAX).unwrap();
-        let names: Vec<_> = rows
-            .iter()
-            .map(|r| r.rel_path.file_name().unwrap().to_str().unwrap().to_owned())
-            .collect();
+        let names: Vec<_> = rows.iter().map(|r| r.rel_path.file_name().unwrap().to_str().unwrap().to_owned()).collect();
         assert_eq!(names.len(), 2);
         assert!(names.contains(&"cam.20261121.1456.chunk".to_owned()));
         assert!(names.contains(&"cam.20261121.1456.1.chunk".to_owned()));
@@ -677,14 +620,8 @@ mod tests {
         let (mut w, _, _) = setup(d.path());
         w.write_frame(&frame(T0 + US_PER_MIN / 2, true));
         w.close();
-        assert!(d
-            .path()
-            .join("cam/20261121/cam.20261121.1456.chunk")
-            .exists());
-        assert!(d
-            .path()
-            .join("cam/20261121/cam.20261121.1456.1.chunk")
-            .exists());
+        assert!(d.path().join("cam/20261121/cam.20261121.1456.chunk").exists());
+        assert!(d.path().join("cam/20261121/cam.20261121.1456.1.chunk").exists());
     }
 
     impl crate::chunk::scan::ChunkSummary {

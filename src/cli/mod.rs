@@ -70,44 +70,19 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
             it.next();
             Command::Check { repair: false }
         }
-        Some("help" | "-h" | "--help") => {
-            return Ok(Args {
-                command: Command::Help,
-                config: None,
-                log_level: None,
-            })
-        }
-        Some("-V" | "--version") => {
-            return Ok(Args {
-                command: Command::Version,
-                config: None,
-                log_level: None,
-            })
-        }
-        Some(s) if !s.starts_with('-') => {
-            return Err(usage_error(format!("unknown command {s:?}")))
-        }
+        Some("help" | "-h" | "--help") => return Ok(Args { command: Command::Help, config: None, log_level: None }),
+        Some("-V" | "--version") => return Ok(Args { command: Command::Version, config: None, log_level: None }),
+        Some(s) if !s.starts_with('-') => return Err(usage_error(format!("unknown command {s:?}"))),
         _ => Command::Run,
     };
-    let mut a = Args {
-        command,
-        config: None,
-        log_level: None,
-    };
+    let mut a = Args { command, config: None, log_level: None };
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| usage_error(format!("{name} needs a value")))
-        };
+        let mut value = |name: &str| it.next().cloned().ok_or_else(|| usage_error(format!("{name} needs a value")));
         match arg.as_str() {
             "--config" | "-c" => a.config = Some(PathBuf::from(value("--config")?)),
             "--log-level" => {
                 let v = value("--log-level")?;
-                a.log_level = Some(
-                    v.parse()
-                        .map_err(|_| usage_error(format!("--log-level {v:?} is not a level")))?,
-                );
+                a.log_level = Some(v.parse().map_err(|_| usage_error(format!("--log-level {v:?} is not a level")))?);
             }
             "--repair" => match &mut a.command {
                 Command::Check { repair } => *repair = true,
@@ -186,31 +161,12 @@ mod tests {
     #[test]
     fn parses_commands_and_options() {
         assert_eq!(p("").unwrap().command, Command::Run);
-        assert_eq!(
-            p("--config x.toml").unwrap().config,
-            Some(PathBuf::from("x.toml"))
-        );
-        assert_eq!(
-            p("check --repair --config a").unwrap().command,
-            Command::Check { repair: true }
-        );
-        assert_eq!(
-            p("run --log-level debug").unwrap().log_level,
-            Some(LevelFilter::Debug)
-        );
+        assert_eq!(p("--config x.toml").unwrap().config, Some(PathBuf::from("x.toml")));
+        assert_eq!(p("check --repair --config a").unwrap().command, Command::Check { repair: true });
+        assert_eq!(p("run --log-level debug").unwrap().log_level, Some(LevelFilter::Debug));
         assert_eq!(p("--version").unwrap().command, Command::Version);
-        for bad in [
-            "frobnicate",
-            "run --repair",
-            "--config",
-            "--log-level loud",
-            "run --bogus",
-        ] {
-            assert_eq!(
-                p(bad).unwrap_err().kind(),
-                ErrorKind::InvalidArgument,
-                "{bad}"
-            );
+        for bad in ["frobnicate", "run --repair", "--config", "--log-level loud", "run --bogus"] {
+            assert_eq!(p(bad).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad}");
         }
     }
 }

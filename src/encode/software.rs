@@ -7,9 +7,7 @@ use super::yuv::I420;
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::EncodedFrame;
 use crate::h264::Codec;
-use openh264::encoder::{
-    BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, RateControlMode,
-};
+use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, RateControlMode};
 use openh264::formats::YUVSlices;
 use openh264::OpenH264API;
 
@@ -45,11 +43,7 @@ impl SoftwareEncoder {
             .num_threads(1);
         let enc = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| Error::new(ErrorKind::Media, format!("starting openh264 encoder: {e}")))?;
-        Ok(SoftwareEncoder {
-            enc,
-            count: 0,
-            fps: cfg.fps.max(1),
-        })
+        Ok(SoftwareEncoder { enc, count: 0, fps: cfg.fps.max(1) })
     }
 
     /// Makes the next encoded frame an IDR (after frames were dropped downstream, so the
@@ -62,11 +56,7 @@ impl SoftwareEncoder {
     /// picture for it (openh264 may skip a frame to hold the bitrate).
     pub fn encode(&mut self, pic: &I420, ts_us: i64) -> Result<Option<EncodedFrame>> {
         let (y, u, v) = pic.planes();
-        let src = YUVSlices::new(
-            (y, u, v),
-            (pic.width, pic.height),
-            (pic.width, pic.width / 2, pic.width / 2),
-        );
+        let src = YUVSlices::new((y, u, v), (pic.width, pic.height), (pic.width, pic.width / 2, pic.width / 2));
         let ms = self.count * 1000 / self.fps as u64;
         self.count += 1;
         let bs = self
@@ -89,29 +79,17 @@ mod tests {
 
     #[test]
     fn first_frame_is_idr_with_parameter_sets_and_gop_is_respected() {
-        let mut e = SoftwareEncoder::new(SoftwareEncoderConfig {
-            bitrate: 300_000,
-            fps: 10,
-            keyframe_interval: 5,
-        })
-        .unwrap();
+        let mut e =
+            SoftwareEncoder::new(SoftwareEncoderConfig { bitrate: 300_000, fps: 10, keyframe_interval: 5 }).unwrap();
         let mut pic = I420::new(64, 48);
         let mut keys = Vec::new();
         for i in 0..12 {
-            pic.planes_mut()
-                .0
-                .iter_mut()
-                .enumerate()
-                .for_each(|(j, p)| *p = ((i * 7 + j) % 200) as u8 + 16);
-            let f = e
-                .encode(&pic, i as i64)
-                .unwrap()
-                .expect("no frame skipping is configured");
+            pic.planes_mut().0.iter_mut().enumerate().for_each(|(j, p)| *p = ((i * 7 + j) % 200) as u8 + 16);
+            let f = e.encode(&pic, i as i64).unwrap().expect("no frame skipping is configured");
             if i == 0 {
                 let kinds: Vec<_> = f.nals().map(|n| Codec::H264.classify(n)).collect();
                 assert!(
-                    kinds.contains(&crate::h264::NalKind::Sps)
-                        && kinds.contains(&crate::h264::NalKind::Pps),
+                    kinds.contains(&crate::h264::NalKind::Sps) && kinds.contains(&crate::h264::NalKind::Pps),
                     "{kinds:?}"
                 );
             }

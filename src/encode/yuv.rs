@@ -13,18 +13,11 @@ pub struct I420 {
 impl I420 {
     /// A black picture.
     pub fn new(width: usize, height: usize) -> I420 {
-        assert!(
-            width % 2 == 0 && height % 2 == 0,
-            "I420 dimensions must be even"
-        );
+        assert!(width % 2 == 0 && height % 2 == 0, "I420 dimensions must be even");
         let y = width * height;
         let mut data = vec![16u8; y + y / 2];
         data[y..].fill(128);
-        I420 {
-            width,
-            height,
-            data,
-        }
+        I420 { width, height, data }
     }
 
     /// The three planes, mutably.

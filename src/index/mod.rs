@@ -103,8 +103,7 @@ pub struct Index {
     conn: Mutex<Connection>,
 }
 
-const CHUNK_COLUMNS: &str =
-    "id, camera, root_id, rel_path, start_us, end_us, bytes, frames, codec, state, keyframes";
+const CHUNK_COLUMNS: &str = "id, camera, root_id, rel_path, start_us, end_us, bytes, frames, codec, state, keyframes";
 
 fn row_to_chunk(r: &Row<'_>) -> rusqlite::Result<ChunkRow> {
     let start_us: i64 = r.get(4)?;
@@ -132,29 +131,21 @@ impl Index {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("creating index directory {}", dir.display()), e))?;
         }
-        let conn = Connection::open(path)
-            .map_err(|e| Error::db(format!("opening index {}", path.display()), e))?;
+        let conn = Connection::open(path).map_err(|e| Error::db(format!("opening index {}", path.display()), e))?;
         Index::setup(conn)
     }
 
     /// An in-memory index, for tests.
     pub fn open_in_memory() -> Result<Index> {
-        Index::setup(
-            Connection::open_in_memory().map_err(|e| Error::db("opening in-memory index", e))?,
-        )
+        Index::setup(Connection::open_in_memory().map_err(|e| Error::db("opening in-memory index", e))?)
     }
 
     fn setup(mut conn: Connection) -> Result<Index> {
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| Error::db("setting busy timeout", e))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-        )
-        .map_err(|e| Error::db("setting index pragmas", e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| Error::db("setting busy timeout", e))?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(|e| Error::db("setting index pragmas", e))?;
         upgrade::upgrade(&mut conn)?;
-        Ok(Index {
-            conn: Mutex::new(conn),
-        })
+        Ok(Index { conn: Mutex::new(conn) })
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -167,27 +158,19 @@ impl Index {
     pub fn root_id(&self, path: &Path) -> Result<i64> {
         let c = self.lock();
         let p = path.to_string_lossy();
-        c.execute(
-            "INSERT OR IGNORE INTO storage_root (path) VALUES (?1)",
-            [&p],
-        )
-        .map_err(|e| Error::db("registering storage root", e))?;
-        c.query_row("SELECT id FROM storage_root WHERE path = ?1", [&p], |r| {
-            r.get(0)
-        })
-        .map_err(|e| Error::db("looking up storage root", e))
+        c.execute("INSERT OR IGNORE INTO storage_root (path) VALUES (?1)", [&p])
+            .map_err(|e| Error::db("registering storage root", e))?;
+        c.query_row("SELECT id FROM storage_root WHERE path = ?1", [&p], |r| r.get(0))
+            .map_err(|e| Error::db("looking up storage root", e))
     }
 
     /// All known roots: `(id, path)`.
     pub fn roots(&self) -> Result<Vec<(i64, PathBuf)>> {
         let c = self.lock();
-        let mut st = c
-            .prepare("SELECT id, path FROM storage_root ORDER BY id")
-            .map_err(|e| Error::db("listing roots", e))?;
+        let mut st =
+            c.prepare("SELECT id, path FROM storage_root ORDER BY id").map_err(|e| Error::db("listing roots", e))?;
         let rows = st
-            .query_map([], |r| {
-                Ok((r.get(0)?, PathBuf::from(r.get::<_, String>(1)?)))
-            })
+            .query_map([], |r| Ok((r.get(0)?, PathBuf::from(r.get::<_, String>(1)?))))
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| Error::db("listing roots", e))?;
         Ok(rows)
@@ -197,9 +180,7 @@ impl Index {
     /// any), returning the new row's id. This is the writer's only index write per chunk.
     pub fn rotate(&self, seal: Option<&Seal>, open: Option<&NewChunk<'_>>) -> Result<Option<i64>> {
         let mut c = self.lock();
-        let tx = c
-            .transaction()
-            .map_err(|e| Error::db("starting rotation", e))?;
+        let tx = c.transaction().map_err(|e| Error::db("starting rotation", e))?;
         if let Some(s) = seal {
             seal_in(&tx, s)?;
         }
@@ -215,8 +196,7 @@ impl Index {
                 Some(tx.last_insert_rowid())
             }
         };
-        tx.commit()
-            .map_err(|e| Error::db("committing rotation", e))?;
+        tx.commit().map_err(|e| Error::db("committing rotation", e))?;
         Ok(id)
     }
 
@@ -227,9 +207,7 @@ impl Index {
 
     /// Inserts a sealed chunk found on disk but unknown to the index (import, repair).
     pub fn insert_sealed(&self, n: &NewChunk<'_>, s: &Seal) -> Result<i64> {
-        let id = self
-            .rotate(None, Some(n))?
-            .expect("an insert returns an id");
+        let id = self.rotate(None, Some(n))?.expect("an insert returns an id");
         self.seal(&Seal { id, ..s.clone() })?;
         Ok(id)
     }
@@ -244,12 +222,7 @@ impl Index {
 
     /// A page of a root's rows in id order: up to `limit` rows with id > `after_id`. Lets
     /// `check` walk years of footage in bounded memory.
-    pub fn chunks_on_root_page(
-        &self,
-        root_id: i64,
-        after_id: i64,
-        limit: usize,
-    ) -> Result<Vec<ChunkRow>> {
+    pub fn chunks_on_root_page(&self, root_id: i64, after_id: i64, limit: usize) -> Result<Vec<ChunkRow>> {
         self.query(
             &format!("SELECT {CHUNK_COLUMNS} FROM chunk WHERE root_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"),
             params![root_id, after_id, limit as i64],
@@ -273,12 +246,7 @@ impl Index {
     }
 
     /// A camera's chunks overlapping `[from_us, to_us]`, in time order.
-    pub fn chunks_for_camera(
-        &self,
-        camera: &str,
-        from_us: i64,
-        to_us: i64,
-    ) -> Result<Vec<ChunkRow>> {
+    pub fn chunks_for_camera(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<ChunkRow>> {
         self.query(
             &format!(
                 "SELECT {CHUNK_COLUMNS} FROM chunk WHERE camera = ?1 AND state != 2 AND start_us <= ?3 AND end_us >= ?2
@@ -291,13 +259,9 @@ impl Index {
     /// One chunk by id.
     pub fn chunk(&self, id: i64) -> Result<Option<ChunkRow>> {
         let c = self.lock();
-        c.query_row(
-            &format!("SELECT {CHUNK_COLUMNS} FROM chunk WHERE id = ?1"),
-            [id],
-            row_to_chunk,
-        )
-        .optional()
-        .map_err(|e| Error::db("reading chunk", e))
+        c.query_row(&format!("SELECT {CHUNK_COLUMNS} FROM chunk WHERE id = ?1"), [id], row_to_chunk)
+            .optional()
+            .map_err(|e| Error::db("reading chunk", e))
     }
 
     /// The newest chunk start per root: `(root_id, start_us)`; recovery looks for files the
@@ -318,24 +282,16 @@ impl Index {
     /// stamps frames earlier than footage already stored.
     pub fn camera_last_end(&self, camera: &str) -> Result<Option<i64>> {
         let c = self.lock();
-        c.query_row(
-            "SELECT max(end_us) FROM chunk WHERE camera = ?1",
-            [camera],
-            |r| r.get(0),
-        )
-        .map_err(|e| Error::db("finding a camera's last frame", e))
+        c.query_row("SELECT max(end_us) FROM chunk WHERE camera = ?1", [camera], |r| r.get(0))
+            .map_err(|e| Error::db("finding a camera's last frame", e))
     }
 
     /// Bytes of footage indexed on a root (sealed and open).
     pub fn bytes_on_root(&self, root_id: i64) -> Result<u64> {
         let c = self.lock();
-        c.query_row(
-            "SELECT coalesce(sum(bytes), 0) FROM chunk WHERE root_id = ?1",
-            [root_id],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|v| v as u64)
-        .map_err(|e| Error::db("summing root usage", e))
+        c.query_row("SELECT coalesce(sum(bytes), 0) FROM chunk WHERE root_id = ?1", [root_id], |r| r.get::<_, i64>(0))
+            .map(|v| v as u64)
+            .map_err(|e| Error::db("summing root usage", e))
     }
 
     /// Whether a row exists for `(root_id, rel_path)`.
@@ -353,10 +309,7 @@ impl Index {
 
     /// Marks rows as being deleted (first step of crash-safe deletion).
     pub fn mark_deleting(&self, ids: &[i64]) -> Result<()> {
-        self.set_many(
-            "UPDATE chunk SET state = 2 WHERE id = ?1 AND state = 1",
-            ids,
-        )
+        self.set_many("UPDATE chunk SET state = 2 WHERE id = ?1 AND state = 1", ids)
     }
 
     /// Removes rows (last step of deletion, or repair of rows whose files are gone).
@@ -366,16 +319,11 @@ impl Index {
 
     fn set_many(&self, sql: &str, ids: &[i64]) -> Result<()> {
         let mut c = self.lock();
-        let tx = c
-            .transaction()
-            .map_err(|e| Error::db("starting batch", e))?;
+        let tx = c.transaction().map_err(|e| Error::db("starting batch", e))?;
         {
-            let mut st = tx
-                .prepare_cached(sql)
-                .map_err(|e| Error::db("preparing batch", e))?;
+            let mut st = tx.prepare_cached(sql).map_err(|e| Error::db("preparing batch", e))?;
             for id in ids {
-                st.execute([id])
-                    .map_err(|e| Error::db("updating chunk rows", e))?;
+                st.execute([id]).map_err(|e| Error::db("updating chunk rows", e))?;
             }
         }
         tx.commit().map_err(|e| Error::db("committing batch", e))
@@ -383,9 +331,7 @@ impl Index {
 
     fn query(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<ChunkRow>> {
         let c = self.lock();
-        let mut st = c
-            .prepare_cached(sql)
-            .map_err(|e| Error::db("preparing chunk query", e))?;
+        let mut st = c.prepare_cached(sql).map_err(|e| Error::db("preparing chunk query", e))?;
         let rows = st
             .query_map(p, row_to_chunk)
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
@@ -417,22 +363,12 @@ mod tests {
         let root = ix.root_id(Path::new("/r")).unwrap();
         assert_eq!(ix.root_id(Path::new("/r")).unwrap(), root);
         let p1 = PathBuf::from("c/20261121/c.20261121.1456.chunk");
-        let n1 = NewChunk {
-            camera: "c",
-            root_id: root,
-            rel_path: &p1,
-            start_us: 1_000,
-            codec: Codec::H264,
-        };
+        let n1 = NewChunk { camera: "c", root_id: root, rel_path: &p1, start_us: 1_000, codec: Codec::H264 };
         let id1 = ix.rotate(None, Some(&n1)).unwrap().unwrap();
         assert_eq!(ix.chunks_in_state(ChunkState::Open).unwrap().len(), 1);
 
         let p2 = PathBuf::from("c/20261121/c.20261121.1457.chunk");
-        let n2 = NewChunk {
-            rel_path: &p2,
-            start_us: 61_000_000,
-            ..n1.clone()
-        };
+        let n2 = NewChunk { rel_path: &p2, start_us: 61_000_000, ..n1.clone() };
         let seal = Seal {
             id: id1,
             start_us: 1_000,
@@ -443,32 +379,18 @@ mod tests {
         };
         let id2 = ix.rotate(Some(&seal), Some(&n2)).unwrap().unwrap();
         let r1 = ix.chunk(id1).unwrap().unwrap();
-        assert_eq!(
-            (r1.state, r1.bytes, r1.frames, r1.end_us),
-            (ChunkState::Sealed, 5_000, 900, 60_000_000)
-        );
+        assert_eq!((r1.state, r1.bytes, r1.frames, r1.end_us), (ChunkState::Sealed, 5_000, 900, 60_000_000));
         assert_eq!(r1.keyframes, seal.keyframes);
         assert_eq!(ix.chunk(id2).unwrap().unwrap().state, ChunkState::Open);
         assert_eq!(ix.bytes_on_root(root).unwrap(), 5_000);
-        assert_eq!(
-            ix.oldest_sealed_on_root(root, 10)
-                .unwrap()
-                .iter()
-                .map(|r| r.id)
-                .collect::<Vec<_>>(),
-            vec![id1]
-        );
+        assert_eq!(ix.oldest_sealed_on_root(root, 10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![id1]);
         assert_eq!(ix.chunks_for_camera("c", 0, 2_000).unwrap().len(), 1);
         assert!(ix.has_path(root, &p1).unwrap());
 
         ix.mark_deleting(&[id1, id2]).unwrap();
         // Only sealed rows can be marked: the open chunk is never deleted.
         assert_eq!(
-            ix.chunks_in_state(ChunkState::Deleting)
-                .unwrap()
-                .iter()
-                .map(|r| r.id)
-                .collect::<Vec<_>>(),
+            ix.chunks_in_state(ChunkState::Deleting).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(),
             vec![id1]
         );
         ix.delete_rows(&[id1]).unwrap();
@@ -480,13 +402,7 @@ mod tests {
         let ix = Index::open_in_memory().unwrap();
         let root = ix.root_id(Path::new("/r")).unwrap();
         let p = PathBuf::from("c/20261121/c.20261121.1456.chunk");
-        let n = NewChunk {
-            camera: "c",
-            root_id: root,
-            rel_path: &p,
-            start_us: 0,
-            codec: Codec::H264,
-        };
+        let n = NewChunk { camera: "c", root_id: root, rel_path: &p, start_us: 0, codec: Codec::H264 };
         ix.rotate(None, Some(&n)).unwrap();
         assert!(ix.rotate(None, Some(&n)).is_err());
     }

@@ -15,9 +15,8 @@ pub const CURRENT_VERSION: i64 = STEPS.len() as i64;
 
 /// Brings `conn` to [`CURRENT_VERSION`], each step in its own transaction.
 pub fn upgrade(conn: &mut Connection) -> Result<()> {
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| Error::db("reading schema version", e))?;
+    let version: i64 =
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| Error::db("reading schema version", e))?;
     if version > CURRENT_VERSION {
         return Err(Error::new(
             ErrorKind::Database,
@@ -25,15 +24,10 @@ pub fn upgrade(conn: &mut Connection) -> Result<()> {
         ));
     }
     for (v, step) in STEPS.iter().enumerate().skip(version as usize) {
-        let tx = conn
-            .transaction()
-            .map_err(|e| Error::db("starting schema upgrade", e))?;
-        tx.execute_batch(step)
-            .map_err(|e| Error::db(format!("upgrading index schema {v} -> {}", v + 1), e))?;
-        tx.pragma_update(None, "user_version", v as i64 + 1)
-            .map_err(|e| Error::db("setting schema version", e))?;
-        tx.commit()
-            .map_err(|e| Error::db("committing schema upgrade", e))?;
+        let tx = conn.transaction().map_err(|e| Error::db("starting schema upgrade", e))?;
+        tx.execute_batch(step).map_err(|e| Error::db(format!("upgrading index schema {v} -> {}", v + 1), e))?;
+        tx.pragma_update(None, "user_version", v as i64 + 1).map_err(|e| Error::db("setting schema version", e))?;
+        tx.commit().map_err(|e| Error::db("committing schema upgrade", e))?;
         log::info!("index schema upgraded to version {}", v + 1);
     }
     Ok(())
@@ -48,25 +42,16 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         upgrade(&mut c).unwrap();
         upgrade(&mut c).unwrap();
-        let v: i64 = c
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
+        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(v, CURRENT_VERSION);
-        let n: i64 = c
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'chunk'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let n: i64 = c.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'chunk'", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 1);
     }
 
     #[test]
     fn refuses_newer_schema() {
         let mut c = Connection::open_in_memory().unwrap();
-        c.pragma_update(None, "user_version", CURRENT_VERSION + 1)
-            .unwrap();
+        c.pragma_update(None, "user_version", CURRENT_VERSION + 1).unwrap();
         let e = upgrade(&mut c).unwrap_err();
         assert!(e.to_string().contains("newer"), "{e}");
     }

@@ -38,11 +38,7 @@ pub enum Sent {
 impl FrameSender {
     /// Wraps the sending end of a `sync_channel`.
     pub fn new(tx: SyncSender<EncodedFrame>, stats: Arc<CameraStats>) -> FrameSender {
-        FrameSender {
-            tx,
-            stats,
-            dropping: false,
-        }
+        FrameSender { tx, stats, dropping: false }
     }
 
     /// Offers a frame without blocking.
@@ -58,9 +54,7 @@ impl FrameSender {
             }
             Err(TrySendError::Full(_)) => {
                 if !self.dropping {
-                    log::warn!(
-                        "frame queue full (disk too slow?); dropping until the next keyframe"
-                    );
+                    log::warn!("frame queue full (disk too slow?); dropping until the next keyframe");
                 }
                 self.stats.add_dropped(1, !self.dropping);
                 self.dropping = true;

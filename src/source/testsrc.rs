@@ -55,16 +55,8 @@ pub fn draw(pic: &mut I420, n: u64, text: &str, noise_seed: &mut u64) {
     }
     // Chroma: eight vertical colour bars.
     let (cw, ch) = (w / 2, h / 2);
-    const BARS: [(u8, u8); 8] = [
-        (128, 128),
-        (16, 146),
-        (166, 16),
-        (54, 34),
-        (202, 222),
-        (90, 240),
-        (240, 110),
-        (128, 128),
-    ];
+    const BARS: [(u8, u8); 8] =
+        [(128, 128), (16, 146), (166, 16), (54, 34), (202, 222), (90, 240), (240, 110), (128, 128)];
     for row in 0..ch {
         for x in 0..cw {
             let (bu, bv) = BARS[x * 8 / cw];
@@ -81,12 +73,12 @@ pub fn draw(pic: &mut I420, n: u64, text: &str, noise_seed: &mut u64) {
     for row in by..by + size {
         y[row * w + bx..row * w + bx + size].fill(235);
     }
-    // Noise band at the bottom eighth.
+    // Noise band at the bottom eighth: mid-grey with +-12 levels of grain.
     for p in &mut y[(h - h / 8) * w..] {
         *noise_seed ^= *noise_seed << 13;
         *noise_seed ^= *noise_seed >> 7;
         *noise_seed ^= *noise_seed << 17;
-        *p = 16 + (*noise_seed % 220) as u8;
+        *p = 116 + (*noise_seed % 25) as u8;
     }
     // The clock: black box, white glyphs, scaled to the picture.
     let scale = (h / 160).max(1);
@@ -95,6 +87,10 @@ pub fn draw(pic: &mut I420, n: u64, text: &str, noise_seed: &mut u64) {
     let box_h = gh.min(h);
     for row in 0..box_h {
         y[row * w..row * w + box_w].fill(16);
+    }
+    for row in 0..box_h.div_ceil(2).min(ch) {
+        u[row * cw..row * cw + box_w.div_ceil(2).min(cw)].fill(128);
+        v[row * cw..row * cw + box_w.div_ceil(2).min(cw)].fill(128);
     }
     for (i, c) in text.chars().enumerate() {
         let g = glyph(c);
@@ -148,10 +144,7 @@ pub fn run(
         let behind = now.saturating_duration_since(next);
         if behind > Duration::from_secs(1) {
             let missed = (behind.as_secs_f64() / interval.as_secs_f64()) as u64;
-            log::warn!(
-                "testsrc fell {} ms behind; skipping {missed} frames",
-                behind.as_millis()
-            );
+            log::warn!("testsrc fell {} ms behind; skipping {missed} frames", behind.as_millis());
             stats.add_dropped(missed, true);
             next = now;
             enc.force_keyframe();

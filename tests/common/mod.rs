@@ -1,0 +1,225 @@
+//! Shared harness for the black-box tests: runs the real `edgenvr` binary on real
+//! filesystems and validates its output with real ffmpeg.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use edgenvr::chunk::reader::ChunkReader;
+use edgenvr::index::{ChunkRow, ChunkState, Index};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_edgenvr")
+}
+
+/// Fails with a clear message unless the test runs as root (mounts need it; CI is root).
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test mounts filesystems and must run as root (the README test command does)"
+    );
+}
+
+/// A running `edgenvr run`.
+pub struct Service {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Service {
+    /// Starts `edgenvr run --config CONFIG`, logging to `dir/service-N.log`.
+    pub fn start(config: &Path, dir: &Path) -> Service {
+        let n = std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("service-"))
+            .count();
+        let log = dir.join(format!("service-{n}.log"));
+        let f = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(config)
+            .args(["--log-level", "debug"])
+            .current_dir(dir)
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .expect("start edgenvr");
+        Service { child, log }
+    }
+
+    /// SIGINT and wait: a clean stop.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let st =
+            wait_timeout(&mut self.child, Duration::from_secs(20)).expect("edgenvr did not stop within 20 s of SIGINT");
+        std::mem::forget(self);
+        st
+    }
+
+    /// SIGKILL and reap: a crash.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::mem::forget(self);
+    }
+
+    /// The log so far, for assertion messages.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_timeout(c: &mut Child, d: Duration) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if let Some(st) = c.try_wait().unwrap() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, or panics with `what` after `d`.
+pub fn wait_for<T>(d: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + d;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out after {d:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every row of the index at `path` (a second connection, as the service's WAL allows).
+pub fn rows(index: &Path) -> Vec<ChunkRow> {
+    let ix = Index::open(index).unwrap();
+    let mut out = Vec::new();
+    for st in [ChunkState::Open, ChunkState::Sealed, ChunkState::Deleting] {
+        out.extend(ix.chunks_in_state(st).unwrap());
+    }
+    out.sort_by_key(|r| r.start_us);
+    out
+}
+
+/// The chunk files under `root`, sorted.
+pub fn chunk_files(root: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "chunk") {
+                v.push(p);
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Converts chunk files to one Annex B stream (start code before every NAL).
+pub fn annex_b(files: &[PathBuf]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut nal = Vec::new();
+    for f in files {
+        let mut r = ChunkReader::open(f).unwrap();
+        while let Some(_) = r.next_into(&mut nal).unwrap_or_else(|e| panic!("{}: {e}", f.display())) {
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(&nal);
+        }
+    }
+    out
+}
+
+/// Decodes an Annex B stream with ffmpeg (`-xerror`: any decode error fails) and returns
+/// the number of frames ffprobe counts.
+pub fn ffmpeg_decode(h264: &[u8], scratch: &Path) -> u64 {
+    let f = scratch.join("check.264");
+    std::fs::write(&f, h264).unwrap();
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-f", "h264", "-i"])
+        .arg(&f)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg is required (the README test command installs it)");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffmpeg reported errors: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "h264",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&f)
+        .output()
+        .expect("ffprobe is required");
+    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("ffprobe frame count")
+}
+
+/// A testsrc camera config for tests.
+pub fn testsrc_camera(id: &str, speed: f64, bitrate: u32) -> String {
+    format!(
+        "[[camera]]\nid = \"{id}\"\nsource = \"testsrc\"\nwidth = 320\nheight = 240\nfps = 15\nbitrate = {bitrate}\nkeyframe_interval = 15\nspeed = {speed}\n"
+    )
+}
+
+/// Runs a shell command, panicking with its output on failure.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").args(["-c", cmd]).stdin(Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A mount that is unmounted (lazily, so open files cannot block it) when dropped.
+pub struct Mount(pub PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Runs `edgenvr check` (optionally `--repair`) and returns (exit code, stdout).
+pub fn check(config: &Path, repair: bool) -> (i32, String) {
+    let mut c = Command::new(bin());
+    c.args(["check", "--config"]).arg(config).args(["--log-level", "warn"]);
+    if repair {
+        c.arg("--repair");
+    }
+    let out = c.output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
