@@ -22,13 +22,15 @@ pub struct StreamClock {
     /// Rate of the stream clock relative to real time (testsrc `speed`; 1.0 otherwise).
     speed: f64,
     last: Option<i64>,
+    /// A backward wall-clock step was already logged (log it once, not per frame).
+    warned_behind: bool,
 }
 
 impl StreamClock {
     /// A clock anchored now at `max(wall clock, floor_us)`.
     pub fn new(speed: f64, floor_us: Option<i64>) -> StreamClock {
         let wall = now_us().max(floor_us.map_or(i64::MIN, |f| f + 1));
-        StreamClock { anchor_mono: Instant::now(), anchor_wall: wall, speed, last: None }
+        StreamClock { anchor_mono: Instant::now(), anchor_wall: wall, speed, last: None, warned_behind: false }
     }
 
     /// The timestamp of an event at `mono`, monotonic non-decreasing across calls.
@@ -42,11 +44,16 @@ impl StreamClock {
                 self.anchor_mono = mono;
                 self.anchor_wall = wall;
                 ts = wall;
-            } else if ts - wall > MAX_DRIFT_US && self.last.is_none_or(|l| ts - wall > l - wall + MAX_DRIFT_US) {
-                log::warn!(
-                    "wall clock is {} ms behind the stream clock; keeping timestamps monotonic",
-                    (ts - wall) / 1000
-                );
+            } else if ts - wall > MAX_DRIFT_US {
+                if !self.warned_behind {
+                    log::warn!(
+                        "wall clock is {} ms behind the stream clock; keeping timestamps monotonic",
+                        (ts - wall) / 1000
+                    );
+                    self.warned_behind = true;
+                }
+            } else {
+                self.warned_behind = false;
             }
         }
         if let Some(l) = self.last {

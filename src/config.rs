@@ -1,7 +1,7 @@
 //! The configuration file (TOML) and the embedded default.
 //!
 //! Parsing is two steps: serde reads the file into `Raw*` structs that deny unknown keys,
-//! then [`Config::from_raw`] checks every value and converts units, naming the key in every
+//! then `Config::from_raw` checks every value and converts units, naming the key in every
 //! error (`storage[1].min_free: "10 %" is not a size ...`). A config error stops the service
 //! before it records anything: recording with a half-understood config would be worse.
 

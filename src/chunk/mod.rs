@@ -1,6 +1,6 @@
 //! Chunk files: one file per camera per UTC minute, a record per NAL unit.
 //!
-//! - [`format`]: the record layout (PyNVR-compatible) and its encoder/decoder.
+//! - [`format`](mod@format): the record layout (PyNVR-compatible) and its encoder/decoder.
 //! - [`path`]: where a chunk lives and how its name is parsed back.
 //! - [`reader`]: streams records out of a file with bounded memory, finding torn tails.
 //! - [`writer`]: turns frames into files: rotation, buffering, fsync, failover.

@@ -147,7 +147,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn read_all(data: &[u8], known_len: bool) -> (Vec<(i64, Vec<u8>)>, Option<ReadError>, u64) {
+    /// Records read, the error that stopped reading (if any), and the good length.
+    type ReadAll = (Vec<(i64, Vec<u8>)>, Option<ReadError>, u64);
+
+    fn read_all(data: &[u8], known_len: bool) -> ReadAll {
         let mut r = ChunkReader::with_len(data, known_len.then_some(data.len() as u64));
         let mut out = Vec::new();
         let mut nal = Vec::new();

@@ -1,6 +1,6 @@
 //! Schema versions and the steps between them.
 //!
-//! The version is SQLite's `user_version`. Step `i` of [`STEPS`] upgrades version `i` to
+//! The version is SQLite's `user_version`. Step `i` of `STEPS` upgrades version `i` to
 //! `i + 1`; a new database runs every step. A database newer than this binary is refused
 //! rather than written by code that does not understand it.
 

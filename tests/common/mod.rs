@@ -140,7 +140,7 @@ pub fn annex_b(files: &[PathBuf]) -> Vec<u8> {
     let mut nal = Vec::new();
     for f in files {
         let mut r = ChunkReader::open(f).unwrap();
-        while let Some(_) = r.next_into(&mut nal).unwrap_or_else(|e| panic!("{}: {e}", f.display())) {
+        while r.next_into(&mut nal).unwrap_or_else(|e| panic!("{}: {e}", f.display())).is_some() {
             out.extend_from_slice(&[0, 0, 0, 1]);
             out.extend_from_slice(&nal);
         }
@@ -209,7 +209,7 @@ pub struct Mount(pub PathBuf);
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = Command::new("umount").arg("-l").arg(&self.0).stderr(Stdio::null()).status();
     }
 }
 

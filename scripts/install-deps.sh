@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what building and testing edgenvr needs on Debian 12, idempotently: packages
+# already present are not touched, and apt is not even updated when nothing is missing.
+#   scripts/install-deps.sh build   # to build and run
+#   scripts/install-deps.sh test    # to run every test (includes build)
+set -euo pipefail
+what=${1:-test}
+
+build_pkgs=(nasm pkg-config)
+test_pkgs=(ffmpeg e2fsprogs util-linux mount sqlite3)
+
+pkgs=("${build_pkgs[@]}")
+[[ $what == test ]] && pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) != 0 ]]; then
+    echo "install-deps: missing Debian packages: ${missing[*]}; run as root or install them" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ $what == test ]]; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+  done
+fi

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every edgenvr test, after installing what the tests need. Must run as root: the
+# tests mount real filesystems (tmpfs, loop-mounted ext4) to fill and fail them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh test
+
+echo "== format, lints, docs"
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings -D rustdoc::broken_intra_doc_links" cargo doc --locked --no-deps --quiet
+# Every docs/ path cited in the code must exist.
+missing=0
+for f in $(grep -rhoE 'docs/[A-Za-z0-9_./-]+\.md' src tests | sort -u); do
+  [[ -f $f ]] || { echo "cited but missing: $f"; missing=1; }
+done
+((missing == 0))
+
+echo "== tests"
+cargo test --locked --all-targets
