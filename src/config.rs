@@ -150,6 +150,10 @@ pub struct RtspConfig {
     pub password: Option<String>,
     /// `"tcp"` (interleaved, default) or `"udp"`.
     pub transport: String,
+    /// Give up on a connection that has not delivered a frame this long after connecting.
+    pub first_frame_timeout: Duration,
+    /// Give up on a connection that has been silent this long.
+    pub frame_timeout: Duration,
 }
 
 /// Settings of a V4L2 camera.
@@ -222,6 +226,8 @@ struct RawCamera {
     bitrate: Option<u32>,
     keyframe_interval: Option<u32>,
     speed: Option<f64>,
+    first_frame_timeout: Option<String>,
+    frame_timeout: Option<String>,
 }
 
 fn yes() -> bool {
@@ -382,7 +388,23 @@ fn camera_from_raw(i: usize, c: RawCamera) -> Result<CameraConfig> {
         if transport != "tcp" && transport != "udp" {
             return Err(invalid(&key("transport"), format!("{transport:?} must be \"tcp\" or \"udp\"")));
         }
-        SourceConfig::Rtsp(RtspConfig { url, username: c.username, password: c.password, transport })
+        let timeout = |k: &str, v: &Option<String>, default: &str| -> Result<Duration> {
+            let d = parse_duration(v.as_deref().unwrap_or(default)).map_err(|why| invalid(&key(k), why))?;
+            if d < Duration::from_millis(500) || d > Duration::from_secs(600) {
+                return Err(invalid(&key(k), "must be between 500ms and 10m"));
+            }
+            Ok(d)
+        };
+        let first_frame_timeout = timeout("first_frame_timeout", &c.first_frame_timeout, "30s")?;
+        let frame_timeout = timeout("frame_timeout", &c.frame_timeout, "5s")?;
+        SourceConfig::Rtsp(RtspConfig {
+            url,
+            username: c.username,
+            password: c.password,
+            transport,
+            first_frame_timeout,
+            frame_timeout,
+        })
     } else {
         SourceConfig::V4l2(V4l2Config { device: c.device.expect("exactly one source kind was checked above") })
     };

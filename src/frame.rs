@@ -13,6 +13,9 @@ pub struct EncodedFrame {
     pub keyframe: bool,
     /// The codec of the NALs.
     pub codec: Codec,
+    /// The first frame after the source (re)connected: the writer starts a new chunk here,
+    /// so the gap shows in the index.
+    pub discontinuity: bool,
     /// The NAL bytes, back to back.
     data: Vec<u8>,
     /// Where each NAL lies in `data`.
@@ -22,7 +25,7 @@ pub struct EncodedFrame {
 impl EncodedFrame {
     /// An empty frame to push NALs into.
     pub fn new(ts_us: i64, codec: Codec) -> EncodedFrame {
-        EncodedFrame { ts_us, keyframe: false, codec, data: Vec::new(), nals: Vec::new() }
+        EncodedFrame { ts_us, keyframe: false, codec, discontinuity: false, data: Vec::new(), nals: Vec::new() }
     }
 
     /// Builds a frame from an Annex B access unit; `keyframe` is derived from the NAL types.
@@ -32,6 +35,25 @@ impl EncodedFrame {
             f.push_nal(nal);
         }
         f
+    }
+
+    /// Builds a frame from NALs with 4-byte big-endian length prefixes (as RTSP depacketizers
+    /// and MP4 deliver them). Fails on a length that runs past the end.
+    pub fn from_length_prefixed(ts_us: i64, codec: Codec, mut data: &[u8]) -> Result<EncodedFrame, &'static str> {
+        let mut f = EncodedFrame::new(ts_us, codec);
+        f.data.reserve(data.len());
+        while !data.is_empty() {
+            let [a, b, c, d, rest @ ..] = data else { return Err("truncated NAL length prefix") };
+            let len = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+            if len > rest.len() {
+                return Err("NAL length runs past the end of the frame");
+            }
+            if len > 0 {
+                f.push_nal(&rest[..len]);
+            }
+            data = &rest[len..];
+        }
+        Ok(f)
     }
 
     /// Appends a NAL (without start code), updating `keyframe`.
@@ -57,5 +79,20 @@ impl EncodedFrame {
     /// Whether the frame carries at least one slice (is a picture, not just headers).
     pub fn has_slice(&self) -> bool {
         self.nals().any(|n| self.codec.classify(n).is_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_prefixed_parses_and_rejects_overruns() {
+        let data = [0, 0, 0, 2, 0x67, 1, 0, 0, 0, 1, 0x68, 0, 0, 0, 3, 0x65, 2, 3];
+        let f = EncodedFrame::from_length_prefixed(5, Codec::H264, &data).unwrap();
+        assert_eq!(f.nals().collect::<Vec<_>>(), vec![&[0x67, 1][..], &[0x68][..], &[0x65, 2, 3][..]]);
+        assert!(f.keyframe);
+        assert!(EncodedFrame::from_length_prefixed(5, Codec::H264, &[0, 0, 0, 9, 1]).is_err());
+        assert!(EncodedFrame::from_length_prefixed(5, Codec::H264, &[0, 0]).is_err());
     }
 }

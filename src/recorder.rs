@@ -15,8 +15,9 @@ use crate::config::{CameraConfig, SourceConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::h264::Codec;
 use crate::shutdown::Shutdown;
+use crate::source::rtsp::RtspRuntime;
 use crate::source::{testsrc, FrameSender, QUEUE_FRAMES};
-use crate::status::CameraStats;
+use crate::status::{CameraState, CameraStats};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -47,9 +48,28 @@ impl CameraHandle {
     }
 }
 
+/// What sources need from the service: the shutdown signal and shared runtimes.
+pub struct Sources {
+    /// Stops thread-based sources.
+    pub shutdown: Shutdown,
+    /// The runtime RTSP cameras run on (present when any RTSP camera is enabled).
+    pub rtsp: Option<RtspRuntime>,
+}
+
 /// Starts recording `cam`.
-pub fn start_camera(cam: &CameraConfig, ctx: WriterContext, shutdown: Shutdown) -> Result<CameraHandle> {
+pub fn start_camera(cam: &CameraConfig, ctx: WriterContext, sources: &Sources) -> Result<CameraHandle> {
     let stats = Arc::new(CameraStats::default());
+    if let SourceConfig::V4l2(v) = &cam.source {
+        let e = Error::new(
+            ErrorKind::InvalidArgument,
+            format!("V4L2 device {} is not supported by this build yet", v.device.display()),
+        );
+        log::error!("camera {}: {e}", cam.id);
+        stats.set_error(&e);
+        stats.set_state(CameraState::Unsupported);
+        return Ok(CameraHandle { id: cam.id.clone(), stats, threads: Vec::new() });
+    }
+    // The writer learns the real codec from the first frame (RTSP may deliver H.265).
     let codec = Codec::H264;
     let (tx, rx) = sync_channel(QUEUE_FRAMES);
     let floor_us = ctx.index.camera_last_end(&cam.id)?;
@@ -70,31 +90,40 @@ pub fn start_camera(cam: &CameraConfig, ctx: WriterContext, shutdown: Shutdown) 
         .map_err(|e| Error::io("spawning writer thread", e))?;
 
     let sender = FrameSender::new(tx, stats.clone());
-    let src_stats = stats.clone();
-    let cam2 = cam.clone();
-    let src = std::thread::Builder::new()
-        .name(format!("src-{}", cam.id))
-        .spawn(move || run_source(&cam2, sender, floor_us, src_stats, shutdown))
-        .map_err(|e| Error::io("spawning source thread", e))?;
-    Ok(CameraHandle { id: cam.id.clone(), stats, threads: vec![src, wr] })
+    let mut threads = vec![wr];
+    match &cam.source {
+        SourceConfig::Rtsp(r) => {
+            let rt = sources.rtsp.as_ref().expect("the service starts the RTSP runtime when an RTSP camera is enabled");
+            rt.spawn_camera(cam.id.clone(), r.clone(), sender, floor_us, stats.clone());
+        }
+        SourceConfig::Testsrc(_) => {
+            let src_stats = stats.clone();
+            let cam2 = cam.clone();
+            let shutdown = sources.shutdown.clone();
+            let src = std::thread::Builder::new()
+                .name(format!("src-{}", cam.id))
+                .spawn(move || run_testsrc(&cam2, sender, floor_us, src_stats, shutdown))
+                .map_err(|e| Error::io("spawning source thread", e))?;
+            threads.push(src);
+        }
+        SourceConfig::V4l2(_) => unreachable!("handled above"),
+    }
+    Ok(CameraHandle { id: cam.id.clone(), stats, threads })
 }
 
-/// The source's retry loop.
-fn run_source(
+/// The synthetic camera's retry loop (it fails only if the encoder cannot start).
+fn run_testsrc(
     cam: &CameraConfig,
     mut sender: FrameSender,
     mut floor_us: Option<i64>,
     stats: Arc<CameraStats>,
     shutdown: Shutdown,
 ) {
+    let SourceConfig::Testsrc(t) = &cam.source else { unreachable!("called for testsrc cameras only") };
     let mut backoff = MIN_BACKOFF;
     loop {
-        let r = match &cam.source {
-            SourceConfig::Testsrc(t) => testsrc::run(t, floor_us, &mut sender, stats.clone(), &shutdown),
-            SourceConfig::Rtsp(_) | SourceConfig::V4l2(_) => {
-                Err(Error::new(ErrorKind::InvalidArgument, "this source type is not supported by this build yet"))
-            }
-        };
+        stats.set_state(CameraState::Recording);
+        let r = testsrc::run(t, floor_us, &mut sender, stats.clone(), &shutdown);
         if shutdown.is_triggered() {
             return;
         }
@@ -103,6 +132,7 @@ fn run_source(
             Err(e) => {
                 log::error!("camera {}: {e}; retrying in {} s", cam.id, backoff.as_secs());
                 stats.set_error(&e);
+                stats.set_state(CameraState::Retrying);
             }
         }
         if shutdown.wait_timeout(backoff) {

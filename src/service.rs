@@ -6,11 +6,13 @@
 
 use crate::chunk::writer::WriterContext;
 use crate::config::Config;
+use crate::config::SourceConfig;
 use crate::error::Result;
 use crate::index::Index;
 use crate::reaper::Reaper;
-use crate::recorder::{start_camera, CameraHandle};
+use crate::recorder::{start_camera, CameraHandle, Sources};
 use crate::shutdown::Shutdown;
+use crate::source::rtsp::RtspRuntime;
 use crate::storage::Storage;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,9 +37,14 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
         sync_interval: config.recording.sync_interval,
     };
 
+    let any_rtsp = config.cameras.iter().any(|c| c.enabled && matches!(c.source, SourceConfig::Rtsp(_)));
+    let sources = Sources {
+        shutdown: shutdown.clone(),
+        rtsp: if any_rtsp { Some(RtspRuntime::start(&shutdown)?) } else { None },
+    };
     let mut cameras: Vec<CameraHandle> = Vec::new();
     for cam in config.cameras.iter().filter(|c| c.enabled) {
-        match start_camera(cam, ctx.clone(), shutdown.clone()) {
+        match start_camera(cam, ctx.clone(), &sources) {
             Ok(h) => cameras.push(h),
             Err(e) => log::error!("camera {}: cannot start: {e}", cam.id),
         }
@@ -51,6 +58,9 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
 
     while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
     log::info!("stopping: sealing open chunks");
+    if let Some(rt) = sources.rtsp {
+        rt.join();
+    }
     for c in cameras {
         c.join();
     }
@@ -63,7 +73,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
 
 /// Blocks SIGINT and SIGTERM in the calling thread (and so in every thread it spawns
 /// afterwards) and starts a thread that waits for them: the first triggers `shutdown`, a
-/// second exits at once. Call before spawning any other thread.
+/// second one at least a second later exits at once. Call before spawning any other thread.
 pub fn handle_signals(shutdown: Shutdown) -> std::io::Result<()> {
     // SAFETY: plain libc signal-set manipulation on a local, zeroed sigset_t.
     let set = unsafe {
@@ -77,20 +87,26 @@ pub fn handle_signals(shutdown: Shutdown) -> std::io::Result<()> {
         set
     };
     std::thread::Builder::new().name("signals".into()).spawn(move || {
-        let mut count = 0;
+        let mut first: Option<std::time::Instant> = None;
         loop {
             let mut sig: libc::c_int = 0;
             // SAFETY: `set` is a valid signal set blocked in this thread; `sig` is writable.
             if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
                 continue;
             }
-            count += 1;
-            if count == 1 {
-                log::info!("signal {sig} received; shutting down (send again to exit at once)");
-                shutdown.trigger();
-            } else {
-                log::warn!("second signal; exiting without a clean shutdown");
-                std::process::exit(130);
+            match first {
+                None => {
+                    log::info!("signal {sig} received; shutting down (send again to exit at once)");
+                    first = Some(std::time::Instant::now());
+                    shutdown.trigger();
+                }
+                // A copy of the first signal (sent to the process and its group at once, as
+                // `timeout` does) is not a second request.
+                Some(t) if t.elapsed() < Duration::from_secs(1) => {}
+                Some(_) => {
+                    log::warn!("second signal; exiting without a clean shutdown");
+                    std::process::exit(130);
+                }
             }
         }
     })?;

@@ -2,8 +2,46 @@
 //!
 //! Plain atomics and a small mutex-guarded text field: writers never wait on readers.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
+
+/// Where a camera's source is in its life cycle.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CameraState {
+    /// Not started yet, or disabled.
+    Idle = 0,
+    /// Connecting / opening the device.
+    Connecting = 1,
+    /// Frames are flowing.
+    Recording = 2,
+    /// Failed; waiting out the back-off before retrying.
+    Retrying = 3,
+    /// Configured with a source this build cannot record.
+    Unsupported = 4,
+}
+
+impl CameraState {
+    /// The name shown by status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraState::Idle => "idle",
+            CameraState::Connecting => "connecting",
+            CameraState::Recording => "recording",
+            CameraState::Retrying => "retrying",
+            CameraState::Unsupported => "unsupported",
+        }
+    }
+
+    fn from_u8(v: u8) -> CameraState {
+        match v {
+            1 => CameraState::Connecting,
+            2 => CameraState::Recording,
+            3 => CameraState::Retrying,
+            4 => CameraState::Unsupported,
+            _ => CameraState::Idle,
+        }
+    }
+}
 
 /// Counters for one camera. Written by its source and writer threads.
 #[derive(Default)]
@@ -24,9 +62,31 @@ pub struct CameraStats {
     pub chunks_sealed: AtomicU64,
     /// The last error, sanitised (no credentials), for status.
     pub last_error: Mutex<Option<String>>,
+    /// [`CameraState`] as a number.
+    state: AtomicU8,
+    /// When the state last changed, µs.
+    pub state_since_us: AtomicI64,
+    /// Bytes received from the source (before any drop), for the bitrate.
+    pub bytes_received: AtomicU64,
+    /// Frames received from the source.
+    pub frames_received: AtomicU64,
+    /// Source (re)connections.
+    pub connects: AtomicU64,
 }
 
 impl CameraStats {
+    /// Moves to `state`, stamping the time if it changed.
+    pub fn set_state(&self, state: CameraState) {
+        if self.state.swap(state as u8, Relaxed) != state as u8 {
+            self.state_since_us.store(crate::time::now_us(), Relaxed);
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> CameraState {
+        CameraState::from_u8(self.state.load(Relaxed))
+    }
+
     /// Records an error for status.
     pub fn set_error(&self, e: impl ToString) {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());

@@ -5,7 +5,9 @@
 //!    keyframe in a file is preceded by the parameter sets, so any keyframe offset in the
 //!    index is a place where decoding can start.
 //! 2. A new file starts at the first keyframe at or after each UTC minute boundary, and
-//!    also when the parameter sets change or timestamps go backwards.
+//!    also when the parameter sets or codec change, timestamps go backwards, the source
+//!    reconnected, or the stream paused longer than [`MAX_FRAME_GAP_US`]: so every gap in
+//!    the recording is a gap between index rows.
 //! 3. The index row of a chunk is committed (state open) before its file is created, so a
 //!    crash never leaves a file the index cannot find from its open rows.
 //! 4. Records are buffered and written once per GOP (or when the buffer reaches
@@ -32,6 +34,10 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A pause in a stream longer than this starts a new chunk at the next keyframe, so the index
+/// shows the gap (chunk rows are the timeline's runs).
+pub const MAX_FRAME_GAP_US: i64 = 2_000_000;
 
 /// Most bytes buffered before a write even mid-GOP: bounds memory for high-bitrate cameras
 /// and long GOPs.
@@ -120,7 +126,8 @@ pub struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    /// A writer for `camera`; nothing is created until the first keyframe.
+    /// A writer for `camera`; nothing is created until the first keyframe. `codec` is the
+    /// expected codec; frames of another codec switch the writer (and start a new file).
     pub fn new(camera: &str, codec: Codec, ctx: WriterContext, stats: Arc<CameraStats>) -> ChunkWriter {
         ChunkWriter {
             camera: camera.to_owned(),
@@ -149,6 +156,15 @@ impl ChunkWriter {
     /// Adds one frame. Errors are handled inside (dropping frames, failing over); the writer
     /// never stops a camera.
     pub fn write_frame(&mut self, f: &EncodedFrame) {
+        if f.codec != self.codec {
+            // A camera reconfigured from H.264 to H.265 (or back): a new file, new params.
+            log::info!("camera {}: codec changed to {}", self.camera, f.codec.as_str());
+            self.flush();
+            self.codec = f.codec;
+            self.params = ParamSets::default();
+            self.force_rotate = true;
+            self.need_keyframe = true;
+        }
         let param_change = self.learn_params(f);
         if let Some(last) = self.last_ts {
             if f.ts_us < last {
@@ -165,6 +181,13 @@ impl ChunkWriter {
         }
         if param_change && self.open.is_some() {
             self.force_rotate = true;
+        }
+        let gap = self.last_ts.is_some_and(|l| f.ts_us - l > MAX_FRAME_GAP_US);
+        if (f.discontinuity || gap) && self.open.is_some() {
+            self.force_rotate = true;
+            if !f.keyframe {
+                self.need_keyframe = true;
+            }
         }
         if self.need_keyframe && !f.keyframe {
             self.drop_frame("waiting for a keyframe");
@@ -608,6 +631,23 @@ mod tests {
         assert!(names.contains(&"cam.20261121.1456.1.chunk".to_owned()));
         let first = rows.iter().find(|r| r.start_us == T0 + 10_000_000).unwrap();
         assert_eq!(first.frames, 2, "the original file keeps both frames");
+    }
+
+    #[test]
+    fn a_reconnect_or_pause_starts_a_new_chunk() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, index, _) = setup(d.path());
+        w.write_frame(&frame(T0, true));
+        w.write_frame(&frame(T0 + 1_000_000, false));
+        let mut again = frame(T0 + 1_500_000, true);
+        again.discontinuity = true;
+        w.write_frame(&again);
+        w.write_frame(&frame(T0 + 5_000_000, false)); // 3.5 s pause, not a keyframe: dropped
+        w.write_frame(&frame(T0 + 6_000_000, true));
+        w.close();
+        let rows = index.chunks_for_camera("cam", 0, i64::MAX).unwrap();
+        let spans: Vec<_> = rows.iter().map(|r| (r.start_us - T0, r.end_us - T0, r.frames)).collect();
+        assert_eq!(spans, vec![(0, 1_000_000, 2), (1_500_000, 1_500_000, 1), (6_000_000, 6_000_000, 1)]);
     }
 
     #[test]

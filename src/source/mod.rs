@@ -2,7 +2,9 @@
 //! and hands them to its camera's writer through a bounded queue ([`FrameSender`]).
 //!
 //! - [`testsrc`]: the built-in synthetic camera (pattern + burned-in clock, openh264).
+//! - [`rtsp`]: IP cameras over RTSP (retina), stored without re-encoding.
 
+pub mod rtsp;
 pub mod testsrc;
 
 use crate::frame::EncodedFrame;

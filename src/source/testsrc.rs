@@ -126,7 +126,8 @@ pub fn run(
         keyframe_interval: cfg.keyframe_interval,
     })?;
     let mut pic = I420::new(cfg.width as usize, cfg.height as usize);
-    let mut clock = StreamClock::new(cfg.speed, floor_us);
+    let mut clock = StreamClock::new(floor_us, cfg.speed == 1.0);
+    let origin = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / (cfg.fps as f64 * cfg.speed));
     let mut next = Instant::now();
     let mut n = 0u64;
@@ -150,7 +151,8 @@ pub fn run(
             enc.force_keyframe();
         }
         let at = next;
-        let ts = clock.ts_at(at);
+        let src_us = (at.saturating_duration_since(origin).as_nanos() as f64 * cfg.speed / 1000.0) as i64;
+        let ts = clock.ts(src_us);
         draw(&mut pic, n, &format_rfc3339(ts), &mut seed);
         if let Some(frame) = enc.encode(&pic, ts)? {
             match out.send(frame) {

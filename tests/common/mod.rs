@@ -104,6 +104,11 @@ pub fn wait_for<T>(d: Duration, what: &str, mut f: impl FnMut() -> Option<T>) ->
     }
 }
 
+/// The chunk files of the given rows, in time order.
+pub fn row_files(root: &Path, rows: &[&ChunkRow]) -> Vec<PathBuf> {
+    rows.iter().map(|r| root.join(&r.rel_path)).collect()
+}
+
 /// Every row of the index at `path` (a second connection, as the service's WAL allows).
 pub fn rows(index: &Path) -> Vec<ChunkRow> {
     let ix = Index::open(index).unwrap();
@@ -148,13 +153,18 @@ pub fn annex_b(files: &[PathBuf]) -> Vec<u8> {
     out
 }
 
-/// Decodes an Annex B stream with ffmpeg (`-xerror`: any decode error fails) and returns
-/// the number of frames ffprobe counts.
+/// Decodes an H.264 Annex B stream with ffmpeg (`-xerror`: any decode error fails) and
+/// returns the number of frames ffprobe counts.
 pub fn ffmpeg_decode(h264: &[u8], scratch: &Path) -> u64 {
-    let f = scratch.join("check.264");
-    std::fs::write(&f, h264).unwrap();
+    ffmpeg_decode_as(h264, scratch, "h264")
+}
+
+/// [`ffmpeg_decode`] for a given raw format (`h264` or `hevc`).
+pub fn ffmpeg_decode_as(stream: &[u8], scratch: &Path, format: &str) -> u64 {
+    let f = scratch.join(format!("check-{}.{format}", std::process::id()));
+    std::fs::write(&f, stream).unwrap();
     let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-xerror", "-f", "h264", "-i"])
+        .args(["-v", "error", "-xerror", "-f", format, "-i"])
         .arg(&f)
         .args(["-f", "null", "-"])
         .output()
@@ -169,7 +179,7 @@ pub fn ffmpeg_decode(h264: &[u8], scratch: &Path) -> u64 {
             "-v",
             "error",
             "-f",
-            "h264",
+            format,
             "-count_frames",
             "-select_streams",
             "v:0",
@@ -182,6 +192,7 @@ pub fn ffmpeg_decode(h264: &[u8], scratch: &Path) -> u64 {
         .output()
         .expect("ffprobe is required");
     assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_file(&f);
     String::from_utf8_lossy(&out.stdout).trim().parse().expect("ffprobe frame count")
 }
 

@@ -1,0 +1,340 @@
+//! IP cameras over RTSP, with retina on one current-thread tokio runtime shared by every
+//! RTSP camera (one thread however many cameras).
+//!
+//! Per camera, a supervised loop (independent of every other camera):
+//!
+//! ```text
+//!  connect: DESCRIBE → SETUP (video stream, TCP or UDP) → PLAY ─┐
+//!      ▲                                                         │ frames → FrameSender
+//!      │ back-off 0.5 s → 4 s (capped)                           ▼
+//!  Retrying ◀── error / no first frame in first_frame_timeout / silent for frame_timeout
+//! ```
+//!
+//! H.264 and H.265 are stored as they arrive (length-prefixed NALs from retina, parameter
+//! sets before every keyframe), timestamped from RTP time by [`StreamClock`]. Credentials
+//! come from the URL or the `username`/`password` keys, are handed to retina separately
+//! (never inside the URL) and never appear in logs, status or errors.
+//!
+//! Memory: frames cross to the writer through the camera's bounded queue (dropped, counted,
+//! when full). retina assembles a frame before handing it over and does not cap its size; a
+//! hostile server that never ends a frame is cut off by `frame_timeout`, so the most it can
+//! make us buffer is `frame_timeout` times the link rate.
+
+use super::{FrameSender, Sent};
+use crate::clock::StreamClock;
+use crate::config::RtspConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::frame::EncodedFrame;
+use crate::h264::Codec;
+use crate::shutdown::Shutdown;
+use crate::status::{CameraState, CameraStats};
+use futures::StreamExt;
+use retina::client::{Credentials, PlayOptions, SessionGroup, SessionOptions, SetupOptions, Transport};
+use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::{timeout_at, Instant};
+
+/// First retry delay.
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest retry delay: a camera that comes back records again within about this long.
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
+/// A session that delivered frames this long resets the back-off.
+const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+
+/// Length-prefixed NALs, parameter sets before every keyframe.
+const FORMAT: FrameFormat = FrameFormat {
+    h26x_framing: retina::codec::h26x::Framing::FourByteLength,
+    parameter_set_insertion: ParameterSetInsertion::EachKeyFrame,
+    aac_framing: retina::codec::aac::Framing::Raw,
+};
+
+/// The thread and runtime that run every RTSP camera.
+pub struct RtspRuntime {
+    handle: tokio::runtime::Handle,
+    stop: watch::Receiver<bool>,
+    group: Arc<SessionGroup>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl RtspRuntime {
+    /// Starts the `rtsp` thread; it stops when `shutdown` fires, after giving sessions a
+    /// moment to end (their queues' senders are dropped, so writers seal their chunks).
+    pub fn start(shutdown: &Shutdown) -> Result<RtspRuntime> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the RTSP runtime", e))?;
+        let handle = rt.handle().clone();
+        let (tx, stop) = watch::channel(false);
+        shutdown.on_trigger(move || {
+            let _ = tx.send(true);
+        });
+        let mut stop_rx = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("rtsp".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                    // Let camera tasks see the stop and finish their current item.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                });
+                rt.shutdown_timeout(Duration::from_secs(2));
+            })
+            .map_err(|e| Error::io("spawning the RTSP thread", e))?;
+        Ok(RtspRuntime { handle, stop, group: Arc::new(SessionGroup::default()), thread })
+    }
+
+    /// Starts recording one camera on the runtime.
+    pub fn spawn_camera(
+        &self,
+        id: String,
+        cfg: RtspConfig,
+        out: FrameSender,
+        floor_us: Option<i64>,
+        stats: Arc<CameraStats>,
+    ) {
+        let stop = self.stop.clone();
+        let group = self.group.clone();
+        self.handle.spawn(run_camera(id, cfg, out, floor_us, stats, stop, group));
+    }
+
+    /// Waits for the runtime thread (after shutdown fired).
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+}
+
+/// Separates credentials from the URL: retina gets a URL without them, and messages use
+/// [`redact`]. The `username`/`password` keys override the URL's.
+pub fn split_credentials(cfg: &RtspConfig) -> Result<(url::Url, Option<Credentials>)> {
+    let mut url = url::Url::parse(&cfg.url)
+        .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("bad RTSP URL {}: {e}", redact(&cfg.url))))?;
+    let decode = |s: &str| percent_decode(s);
+    let url_user = (!url.username().is_empty()).then(|| decode(url.username()));
+    let url_pass = url.password().map(decode);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let username = cfg.username.clone().or(url_user);
+    let password = cfg.password.clone().or(url_pass);
+    let creds = username.map(|username| Credentials { username, password: password.unwrap_or_default() });
+    Ok((url, creds))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A URL safe to log: any `user:password@` is replaced by `***@`.
+pub fn redact(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            return format!("{}***@{}", &url[..scheme_end + 3], &rest[at + 1..]);
+        }
+    }
+    url.to_owned()
+}
+
+/// Removes every occurrence of the password from a message (belt and braces: servers and
+/// libraries sometimes echo what they were sent).
+fn scrub(msg: &str, cfg: &RtspConfig) -> String {
+    let mut s = msg.to_owned();
+    let url_pass = url::Url::parse(&cfg.url).ok().and_then(|u| u.password().map(percent_decode));
+    for p in cfg.password.iter().cloned().chain(url_pass).filter(|p| p.len() >= 3) {
+        s = s.replace(&p, "***");
+    }
+    s
+}
+
+async fn run_camera(
+    id: String,
+    cfg: RtspConfig,
+    mut out: FrameSender,
+    mut floor_us: Option<i64>,
+    stats: Arc<CameraStats>,
+    mut stop: watch::Receiver<bool>,
+    group: Arc<SessionGroup>,
+) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        stats.set_state(CameraState::Connecting);
+        stats.connects.fetch_add(1, Relaxed);
+        let started = Instant::now();
+        let r = tokio::select! {
+            r = session(&cfg, &mut out, floor_us, &stats, &group) => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match r {
+            Ok(()) => return, // the writer is gone: shutting down
+            Err(e) => {
+                let msg = scrub(&e.to_string(), &cfg);
+                log::warn!("camera {id}: {msg}; retrying in {} ms", backoff.as_millis());
+                stats.set_error(&msg);
+            }
+        }
+        stats.set_state(CameraState::Retrying);
+        if started.elapsed() > HEALTHY_SESSION {
+            backoff = MIN_BACKOFF;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        let last = stats.last_frame_us.load(Relaxed);
+        if last > 0 {
+            floor_us = Some(floor_us.map_or(last, |f| f.max(last)));
+        }
+    }
+}
+
+/// One connection: returns `Ok` only when the writer has gone away.
+async fn session(
+    cfg: &RtspConfig,
+    out: &mut FrameSender,
+    floor_us: Option<i64>,
+    stats: &CameraStats,
+    group: &Arc<SessionGroup>,
+) -> Result<()> {
+    let (url, creds) = split_credentials(cfg)?;
+    let where_ = redact(&cfg.url);
+    let first_deadline = Instant::now() + cfg.first_frame_timeout;
+    let timed_out = |what: &str| Error::new(ErrorKind::Media, format!("{where_}: {what}"));
+    let rtsp_err = |what: &str, e: retina::Error| Error::new(ErrorKind::Media, format!("{where_}: {what}: {e}"));
+
+    let opts = SessionOptions::default()
+        .creds(creds)
+        .user_agent(format!("edgenvr/{}", env!("CARGO_PKG_VERSION")))
+        .session_group(group.clone());
+    let mut described = timeout_at(first_deadline, retina::client::Session::describe(url, opts))
+        .await
+        .map_err(|_| timed_out("no answer to DESCRIBE within first_frame_timeout"))?
+        .map_err(|e| rtsp_err("DESCRIBE failed", e))?;
+    let (i, codec) = described
+        .streams()
+        .iter()
+        .enumerate()
+        .find_map(|(i, s)| match (s.media(), s.encoding_name()) {
+            ("video", "h264") => Some((i, Codec::H264)),
+            ("video", "h265") => Some((i, Codec::H265)),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            let found: Vec<String> =
+                described.streams().iter().map(|s| format!("{}/{}", s.media(), s.encoding_name())).collect();
+            Error::new(ErrorKind::Media, format!("{where_}: no H.264 or H.265 video stream (found {found:?})"))
+        })?;
+    let transport =
+        if cfg.transport == "udp" { Transport::Udp(Default::default()) } else { Transport::Tcp(Default::default()) };
+    timeout_at(first_deadline, described.setup(i, SetupOptions::default().transport(transport).frame_format(FORMAT)))
+        .await
+        .map_err(|_| timed_out("no answer to SETUP within first_frame_timeout"))?
+        .map_err(|e| rtsp_err("SETUP failed", e))?;
+    let playing = timeout_at(first_deadline, described.play(PlayOptions::default()))
+        .await
+        .map_err(|_| timed_out("no answer to PLAY within first_frame_timeout"))?
+        .map_err(|e| rtsp_err("PLAY failed", e))?;
+    let mut demuxed = playing.demuxed().map_err(|e| rtsp_err("cannot depacketize the stream", e))?;
+    log::info!("{where_}: playing {} stream {i}", codec.as_str());
+
+    let mut clock = StreamClock::new(floor_us, true);
+    let mut deadline = first_deadline;
+    let mut first = true;
+    let mut frames_sent = 0u64;
+    loop {
+        let item = match timeout_at(deadline, demuxed.next()).await {
+            Err(_) if first => return Err(timed_out("no frame within first_frame_timeout")),
+            Err(_) => return Err(timed_out("no frame within frame_timeout; the camera went silent")),
+            Ok(None) => return Err(timed_out("the server ended the stream")),
+            Ok(Some(Err(e))) => return Err(rtsp_err("stream failed", e)),
+            Ok(Some(Ok(item))) => item,
+        };
+        let CodecItem::VideoFrame(v) = item else { continue };
+        if v.stream_id() != i {
+            continue;
+        }
+        deadline = Instant::now() + cfg.frame_timeout;
+        if first {
+            stats.set_state(CameraState::Recording);
+            first = false;
+        }
+        if v.loss() > 0 {
+            log::debug!("{where_}: {} RTP packets lost before this frame", v.loss());
+            stats.gaps.fetch_add(1, Relaxed);
+        }
+        let t = v.timestamp();
+        let src_us = (t.elapsed() as i128 * 1_000_000 / t.clock_rate().get() as i128) as i64;
+        let ts = clock.ts(src_us);
+        let rap = v.is_random_access_point();
+        let data = v.into_data();
+        stats.bytes_received.fetch_add(data.len() as u64, Relaxed);
+        stats.frames_received.fetch_add(1, Relaxed);
+        let mut frame = EncodedFrame::from_length_prefixed(ts, codec, &data)
+            .map_err(|why| Error::new(ErrorKind::Media, format!("{where_}: malformed frame: {why}")))?;
+        frame.keyframe |= rap && frame.has_slice();
+        frame.discontinuity = frames_sent == 0;
+        match out.send(frame) {
+            Sent::Closed => return Ok(()),
+            Sent::Queued => frames_sent += 1,
+            Sent::Dropped => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(url: &str) -> RtspConfig {
+        RtspConfig {
+            url: url.into(),
+            username: None,
+            password: None,
+            transport: "tcp".into(),
+            first_frame_timeout: Duration::from_secs(30),
+            frame_timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn credentials_leave_the_url() {
+        let (url, creds) = split_credentials(&cfg("rtsp://admin:s%40cret@192.0.2.1:554/stream1")).unwrap();
+        assert_eq!(url.as_str(), "rtsp://192.0.2.1:554/stream1");
+        let c = creds.unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("admin", "s@cret"));
+        let mut k = cfg("rtsp://x:y@h/s");
+        k.username = Some("u".into());
+        k.password = Some("p".into());
+        let (_, c) = split_credentials(&k).unwrap();
+        assert_eq!(c.unwrap().username, "u");
+        assert!(split_credentials(&cfg("rtsp://h/s")).unwrap().1.is_none());
+    }
+
+    #[test]
+    fn redaction_and_scrubbing() {
+        assert_eq!(redact("rtsp://admin:pw@cam:554/s"), "rtsp://***@cam:554/s");
+        assert_eq!(redact("rtsp://cam/s@x"), "rtsp://cam/s@x");
+        let mut c = cfg("rtsp://admin:hunter2@cam/s");
+        c.password = Some("other-secret".into());
+        let s = scrub("401 for hunter2 and other-secret", &c);
+        assert!(!s.contains("hunter2") && !s.contains("other-secret"), "{s}");
+    }
+}

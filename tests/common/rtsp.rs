@@ -1,0 +1,257 @@
+//! RTSP test peers: GStreamer's real RTSP server (tests/fixtures/rtsp_server.py) serving
+//! media made by ffmpeg at test time, and a hostile server that misbehaves on purpose.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Test media, made once per build directory and reused.
+#[derive(Copy, Clone, Debug)]
+pub enum Media {
+    /// 1920x1080, 30 fps, 3 Mbit/s, 1 s GOP: a realistic IP camera main stream.
+    H264Hd,
+    /// 1280x720, 30 fps, 4 slices per frame (several NALs per access unit).
+    H264Slices,
+    /// 1280x720, 25 fps, H.265.
+    H265,
+    /// 640x360, 15 fps, 1 s GOP: cheap, for fault tests.
+    H264Small,
+}
+
+impl Media {
+    /// (codec, fps, gop frames)
+    pub fn params(self) -> (&'static str, u32, u32) {
+        match self {
+            Media::H264Hd => ("h264", 30, 30),
+            Media::H264Slices => ("h264", 30, 30),
+            Media::H265 => ("h265", 25, 25),
+            Media::H264Small => ("h264", 15, 15),
+        }
+    }
+
+    /// The file, generated with ffmpeg on first use (atomically, so parallel tests agree).
+    pub fn path(self) -> PathBuf {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-media");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (codec, fps, gop) = self.params();
+        let name = format!("{self:?}.{codec}");
+        let out = dir.join(&name);
+        if out.exists() {
+            return out;
+        }
+        let (size, enc): (&str, Vec<String>) = match self {
+            Media::H264Hd => ("1920x1080", x264(gop, "3M", &[])),
+            Media::H264Slices => ("1280x720", x264(gop, "1500k", &["-slices", "4"])),
+            Media::H264Small => ("640x360", x264(gop, "400k", &[])),
+            Media::H265 => (
+                "1280x720",
+                ["-c:v", "libx265", "-preset", "ultrafast", "-b:v", "1M", "-x265-params"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain([format!(
+                        "keyint={gop}:min-keyint={gop}:bframes=0:scenecut=0:repeat-headers=1:log-level=error"
+                    )])
+                    .chain(["-bsf:v", "hevc_mp4toannexb", "-f", "hevc"].iter().map(|s| s.to_string()))
+                    .collect(),
+            ),
+        };
+        let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
+        let st = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size={size}:rate={fps}"))
+            .args(["-t", "4", "-pix_fmt", "yuv420p"])
+            .args(&enc)
+            .arg(&tmp)
+            .status()
+            .expect("ffmpeg is required (the README test command installs it)");
+        assert!(st.success(), "ffmpeg failed to make {name}");
+        std::fs::rename(&tmp, &out).unwrap();
+        out
+    }
+}
+
+fn x264(gop: u32, rate: &str, extra: &[&str]) -> Vec<String> {
+    let g = gop.to_string();
+    let mut v: Vec<&str> = vec![
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-bf",
+        "0",
+        "-b:v",
+        rate,
+        "-maxrate",
+        rate,
+        "-bufsize",
+        rate,
+        "-g",
+        &g,
+        "-keyint_min",
+        &g,
+        "-sc_threshold",
+        "0",
+    ];
+    v.extend_from_slice(extra);
+    v.extend_from_slice(&["-bsf:v", "h264_mp4toannexb", "-f", "h264"]);
+    v.into_iter().map(String::from).collect()
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// GStreamer's RTSP server, serving `mounts` on `port`.
+pub struct RtspServer {
+    child: Option<Child>,
+    pub port: u16,
+    mounts: Vec<(String, Media)>,
+    /// Command prefix (e.g. `ip netns exec NS`) to run the server elsewhere.
+    prefix: Vec<String>,
+}
+
+impl RtspServer {
+    /// Starts a server on a free loopback port.
+    pub fn start(mounts: &[(&str, Media)]) -> RtspServer {
+        RtspServer::start_with(free_port(), mounts, &[])
+    }
+
+    /// Starts a server on `port`, its command run under `prefix`.
+    pub fn start_with(port: u16, mounts: &[(&str, Media)], prefix: &[&str]) -> RtspServer {
+        let mut s = RtspServer {
+            child: None,
+            port,
+            mounts: mounts.iter().map(|(n, m)| (n.to_string(), *m)).collect(),
+            prefix: prefix.iter().map(|s| s.to_string()).collect(),
+        };
+        s.restart();
+        s
+    }
+
+    /// (Re)starts the process and waits until it listens.
+    pub fn restart(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rtsp_server.py");
+        let mut argv: Vec<String> = self.prefix.clone();
+        argv.extend(["/usr/bin/python3".to_string(), script.to_string(), self.port.to_string()]);
+        for (name, m) in &self.mounts {
+            let (codec, fps, _) = m.params();
+            argv.push(format!("{name}={}:{codec}:{fps}", m.path().display()));
+        }
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the RTSP server (needs python3-gi and gir1.2-gst-rtsp-server-1.0)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "RTSP server did not start");
+        self.child = Some(child);
+    }
+
+    /// The URL of a mount, as seen from loopback (or `host`).
+    pub fn url(&self, mount: &str) -> String {
+        format!("rtsp://127.0.0.1:{}/{mount}", self.port)
+    }
+
+    /// SIGKILL: the camera dies.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGSTOP / SIGCONT: the camera hangs / resumes.
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().expect("server running").id() as i32;
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            // SAFETY: signalling our own child; SIGCONT first in case it was stopped.
+            unsafe { libc::kill(c.id() as i32, libc::SIGCONT) };
+        }
+        self.kill();
+    }
+}
+
+/// How a hostile server misbehaves.
+#[derive(Copy, Clone, Debug)]
+pub enum Hostile {
+    /// Random bytes instead of RTSP, then close.
+    Garbage,
+    /// A 200 answer to DESCRIBE whose body is not SDP.
+    BadSdp,
+    /// A Content-Length of a terabyte, then a trickle of zeros.
+    HugeLength,
+    /// Accepts and never answers.
+    Silent,
+}
+
+/// Starts a hostile server in a thread; returns its port. The thread lives as long as the
+/// test process; each connection is handled in turn and closed.
+pub fn start_hostile(mode: Hostile) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut req = [0u8; 4096];
+            let n = c.read(&mut req).unwrap_or(0);
+            let req = String::from_utf8_lossy(&req[..n]).into_owned();
+            let cseq = req.lines().find_map(|l| l.strip_prefix("CSeq: ")).unwrap_or("1").trim().to_owned();
+            let _ = match mode {
+                Hostile::Garbage => {
+                    let mut x = 0x12345678u32;
+                    let junk: Vec<u8> = (0..65536)
+                        .map(|_| {
+                            x ^= x << 13;
+                            x ^= x >> 17;
+                            x ^= x << 5;
+                            x as u8
+                        })
+                        .collect();
+                    c.write_all(&junk)
+                }
+                Hostile::BadSdp => {
+                    let body = "this is not an SDP description\r\n";
+                    c.write_all(
+                        format!(
+                            "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Base: rtsp://127.0.0.1:{port}/\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                }
+                Hostile::HugeLength => {
+                    let r = c.write_all(
+                        format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\nContent-Length: 1000000000000\r\n\r\n")
+                            .as_bytes(),
+                    );
+                    for _ in 0..200 {
+                        if c.write_all(&[0u8; 65536]).is_err() {
+                            break;
+                        }
+                    }
+                    r
+                }
+                Hostile::Silent => {
+                    std::thread::sleep(Duration::from_secs(20));
+                    Ok(())
+                }
+            };
+        }
+    });
+    port
+}
