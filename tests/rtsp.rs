@@ -15,6 +15,11 @@ use std::time::Duration;
 
 /// A config recording `cams` = (id, url) with short fault timers.
 fn config(d: &Path, cams: &[(&str, String)], frame_timeout: &str) -> PathBuf {
+    config_with(d, cams, frame_timeout, "")
+}
+
+/// [`config`] with extra keys added to every camera.
+fn config_with(d: &Path, cams: &[(&str, String)], frame_timeout: &str, extra: &str) -> PathBuf {
     let mut s = format!(
         "[recording]\nsync_interval = \"1s\"\n[index]\npath = \"{}\"\n[[storage]]\npath = \"{}\"\n",
         d.join("index.db").display(),
@@ -22,7 +27,7 @@ fn config(d: &Path, cams: &[(&str, String)], frame_timeout: &str) -> PathBuf {
     );
     for (id, url) in cams {
         s += &format!(
-            "[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\nfirst_frame_timeout = \"5s\"\nframe_timeout = \"{frame_timeout}\"\n"
+            "[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\nfirst_frame_timeout = \"5s\"\nframe_timeout = \"{frame_timeout}\"\n{extra}"
         );
     }
     let p = d.join("edgenvr.toml");
@@ -213,4 +218,18 @@ fn a_broken_or_hostile_camera_costs_the_good_one_nothing() {
     let span = rows.last().unwrap().end_us - rows[0].start_us;
     let expected = span * 15 / 1_000_000 + 1;
     assert!((frames as i64 - expected).abs() <= 1, "good camera: {frames} frames over {span} µs");
+}
+
+#[test]
+fn udp_transport_records_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = RtspServer::start(&[("cam", Media::H264Small)]);
+    let cfg = config_with(d, &[("cam", server.url("cam"))], "2s", "transport = \"udp\"\n");
+    let svc = Service::start(&cfg, d);
+    wait_for(Duration::from_secs(20), "recording over UDP", || camera_rows(d, "cam").first().map(|_| ()));
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(svc.stop().success());
+    let frames = decodes(d, "cam");
+    assert!(frames >= 4 * 15, "{frames} frames over UDP in 5 s");
 }

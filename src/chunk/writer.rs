@@ -651,6 +651,28 @@ mod tests {
     }
 
     #[test]
+    fn new_parameter_sets_start_a_new_chunk_that_carries_them() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, index, _) = setup(d.path());
+        w.write_frame(&frame(T0, true));
+        w.write_frame(&frame(T0 + 1_000_000, false));
+        // The camera switches resolution: a new SPS arrives with the next IDR.
+        let mut resized = EncodedFrame::new(T0 + 2_000_000, Codec::H264);
+        resized.push_nal(&[0x67, 0x4d, 0x00, 0x28]);
+        resized.push_nal(&[0x68, 3]);
+        resized.push_nal(&[0x65, 1]);
+        w.write_frame(&resized);
+        w.write_frame(&frame(T0 + 3_000_000, false));
+        w.close();
+        let rows = index.chunks_for_camera("cam", 0, i64::MAX).unwrap();
+        assert_eq!(rows.iter().map(|r| r.frames).collect::<Vec<_>>(), vec![2, 2]);
+        let mut rd = crate::chunk::reader::ChunkReader::open(&d.path().join(&rows[1].rel_path)).unwrap();
+        let mut nal = Vec::new();
+        rd.next_into(&mut nal).unwrap();
+        assert_eq!(nal, [0x67, 0x4d, 0x00, 0x28], "the new file starts with the new SPS");
+    }
+
+    #[test]
     fn restart_in_same_minute_uses_a_new_name() {
         let d = tempfile::tempdir().unwrap();
         {

@@ -66,3 +66,37 @@ impl FrameSender {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::h264::Codec;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    fn frame(key: bool) -> EncodedFrame {
+        let mut f = EncodedFrame::new(0, Codec::H264);
+        f.push_nal(if key { &[0x65, 0] } else { &[0x41, 0] });
+        f
+    }
+
+    /// A stalled disk (the writer stops draining): frames are dropped and counted, never
+    /// queued without bound, and sending resumes only at a keyframe.
+    #[test]
+    fn full_queue_drops_until_the_next_keyframe() {
+        let stats = Arc::new(CameraStats::default());
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let mut s = FrameSender::new(tx, stats.clone());
+        assert_eq!(s.send(frame(true)), Sent::Queued);
+        assert_eq!(s.send(frame(false)), Sent::Queued);
+        assert_eq!(s.send(frame(false)), Sent::Dropped); // full
+        rx.recv().unwrap();
+        rx.recv().unwrap();
+        assert_eq!(s.send(frame(false)), Sent::Dropped, "room again, but mid-GOP");
+        assert_eq!(s.send(frame(true)), Sent::Queued);
+        assert_eq!(s.send(frame(false)), Sent::Queued);
+        assert_eq!(stats.frames_dropped.load(Relaxed), 2);
+        assert_eq!(stats.gaps.load(Relaxed), 1);
+        drop(rx);
+        assert_eq!(s.send(frame(true)), Sent::Closed);
+    }
+}
