@@ -38,22 +38,26 @@ impl EncodedFrame {
     }
 
     /// Builds a frame from NALs with 4-byte big-endian length prefixes (as RTSP depacketizers
-    /// and MP4 deliver them). Fails on a length that runs past the end.
-    pub fn from_length_prefixed(ts_us: i64, codec: Codec, mut data: &[u8]) -> Result<EncodedFrame, &'static str> {
-        let mut f = EncodedFrame::new(ts_us, codec);
-        f.data.reserve(data.len());
-        while !data.is_empty() {
-            let [a, b, c, d, rest @ ..] = data else { return Err("truncated NAL length prefix") };
-            let len = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
-            if len > rest.len() {
+    /// and MP4 deliver them), taking the buffer over without copying it. Fails on a length
+    /// that runs past the end.
+    pub fn from_length_prefixed(ts_us: i64, codec: Codec, data: Vec<u8>) -> Result<EncodedFrame, &'static str> {
+        let mut nals = Vec::new();
+        let mut keyframe = false;
+        let mut pos = 0;
+        while pos < data.len() {
+            let Some(prefix) = data.get(pos..pos + 4) else { return Err("truncated NAL length prefix") };
+            let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
+            let start = pos + 4;
+            if len > data.len() - start {
                 return Err("NAL length runs past the end of the frame");
             }
             if len > 0 {
-                f.push_nal(&rest[..len]);
+                keyframe |= codec.classify(&data[start..start + len]) == NalKind::IdrSlice;
+                nals.push(start..start + len);
             }
-            data = &rest[len..];
+            pos = start + len;
         }
-        Ok(f)
+        Ok(EncodedFrame { ts_us, keyframe, codec, discontinuity: false, data, nals })
     }
 
     /// Appends a NAL (without start code), updating `keyframe`.
@@ -89,10 +93,10 @@ mod tests {
     #[test]
     fn length_prefixed_parses_and_rejects_overruns() {
         let data = [0, 0, 0, 2, 0x67, 1, 0, 0, 0, 1, 0x68, 0, 0, 0, 3, 0x65, 2, 3];
-        let f = EncodedFrame::from_length_prefixed(5, Codec::H264, &data).unwrap();
+        let f = EncodedFrame::from_length_prefixed(5, Codec::H264, data.to_vec()).unwrap();
         assert_eq!(f.nals().collect::<Vec<_>>(), vec![&[0x67, 1][..], &[0x68][..], &[0x65, 2, 3][..]]);
         assert!(f.keyframe);
-        assert!(EncodedFrame::from_length_prefixed(5, Codec::H264, &[0, 0, 0, 9, 1]).is_err());
-        assert!(EncodedFrame::from_length_prefixed(5, Codec::H264, &[0, 0]).is_err());
+        assert!(EncodedFrame::from_length_prefixed(5, Codec::H264, vec![0, 0, 0, 9, 1]).is_err());
+        assert!(EncodedFrame::from_length_prefixed(5, Codec::H264, vec![0, 0]).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! One camera's pipeline: a source thread feeding a writer thread through a bounded queue.
 //!
 //! ```text
-//!   src-{id} thread                 queue (QUEUE_FRAMES)            wr-{id} thread
+//!   source thread / RTSP task       queue of GOP batches            wr-{id} thread
 //!   source → encode → FrameSender ───────────────────────▶ ChunkWriter → files + index
 //! ```
 //!
@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::h264::Codec;
 use crate::shutdown::Shutdown;
 use crate::source::rtsp::RtspRuntime;
-use crate::source::{testsrc, FrameSender, QUEUE_FRAMES};
+use crate::source::{testsrc, FrameSender, QUEUE_BATCHES};
 use crate::status::{CameraState, CameraStats};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::Arc;
@@ -71,7 +71,7 @@ pub fn start_camera(cam: &CameraConfig, ctx: WriterContext, sources: &Sources) -
     }
     // The writer learns the real codec from the first frame (RTSP may deliver H.265).
     let codec = Codec::H264;
-    let (tx, rx) = sync_channel(QUEUE_FRAMES);
+    let (tx, rx) = sync_channel::<crate::source::Batch>(QUEUE_BATCHES);
     let floor_us = ctx.index.camera_last_end(&cam.id)?;
     let mut writer = ChunkWriter::new(&cam.id, codec, ctx.clone(), stats.clone());
     let tick = ctx.sync_interval;
@@ -80,7 +80,7 @@ pub fn start_camera(cam: &CameraConfig, ctx: WriterContext, sources: &Sources) -
         .spawn(move || {
             loop {
                 match rx.recv_timeout(tick) {
-                    Ok(f) => writer.write_frame(&f),
+                    Ok(batch) => batch.iter().for_each(|f| writer.write_frame(f)),
                     Err(RecvTimeoutError::Timeout) => writer.tick(),
                     Err(RecvTimeoutError::Disconnected) => break,
                 }

@@ -67,7 +67,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     reaper_handle.poke();
     drop(reaper_handle);
     let _ = reaper_join.join();
-    log::info!("stopped");
+    log::info!("stopped; {} index transactions", index.transactions());
     Ok(())
 }
 

@@ -101,6 +101,8 @@ pub struct Index {
     /// The one connection. Held only for single statements or short transactions, never
     /// across file I/O, so a slow disk cannot block other cameras through the index.
     conn: Mutex<Connection>,
+    /// Write transactions committed since open (flash-wear accounting for benchmarks).
+    transactions: std::sync::atomic::AtomicU64,
 }
 
 const CHUNK_COLUMNS: &str = "id, camera, root_id, rel_path, start_us, end_us, bytes, frames, codec, state, keyframes";
@@ -145,7 +147,16 @@ impl Index {
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(|e| Error::db("setting index pragmas", e))?;
         upgrade::upgrade(&mut conn)?;
-        Ok(Index { conn: Mutex::new(conn) })
+        Ok(Index { conn: Mutex::new(conn), transactions: Default::default() })
+    }
+
+    /// Write transactions committed since the index was opened.
+    pub fn transactions(&self) -> u64 {
+        self.transactions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_tx(&self) {
+        self.transactions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -197,6 +208,7 @@ impl Index {
             }
         };
         tx.commit().map_err(|e| Error::db("committing rotation", e))?;
+        self.count_tx();
         Ok(id)
     }
 
@@ -326,7 +338,9 @@ impl Index {
                 st.execute([id]).map_err(|e| Error::db("updating chunk rows", e))?;
             }
         }
-        tx.commit().map_err(|e| Error::db("committing batch", e))
+        tx.commit().map_err(|e| Error::db("committing batch", e))?;
+        self.count_tx();
+        Ok(())
     }
 
     fn query(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<ChunkRow>> {

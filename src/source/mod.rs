@@ -12,15 +12,30 @@ use crate::status::CameraStats;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 
-/// Frames a camera's queue holds between source and writer: about two seconds at 30 fps.
-/// When it is full (the disk stalls) the source drops frames until the next keyframe.
-pub const QUEUE_FRAMES: usize = 64;
+/// Batches a camera's queue holds between source and writer. With [`BATCH_BYTES`] this
+/// bounds the memory a stalled disk can make a camera hold to about 4 MiB.
+pub const QUEUE_BATCHES: usize = 3;
 
-/// The sending end of a camera's bounded frame queue, with the drop policy built in.
+/// A batch is handed over at the next keyframe (one GOP) or when it reaches this size.
+pub const BATCH_BYTES: usize = 1 << 20;
+
+/// A batch is also handed over once it spans this much stream time, so a camera with long
+/// GOPs does not hold frames back from the disk (and from `sync_interval`'s promise).
+pub const BATCH_MAX_SPAN_US: i64 = 1_000_000;
+
+/// Frames handed to the writer in one go: normally one GOP, starting at a keyframe.
+pub type Batch = Vec<EncodedFrame>;
+
+/// The sending end of a camera's bounded frame queue, with batching and the drop policy
+/// built in. Frames are gathered per GOP and handed over when the next keyframe arrives (or
+/// the batch reaches [`BATCH_BYTES`] or spans [`BATCH_MAX_SPAN_US`]), so the writer thread
+/// wakes about once a second instead of once per frame; it writes per GOP anyway.
 pub struct FrameSender {
-    tx: SyncSender<EncodedFrame>,
+    tx: SyncSender<Batch>,
     stats: Arc<CameraStats>,
-    /// A frame was dropped; skip until the next keyframe so the writer never gets a GOP
+    batch: Batch,
+    batch_bytes: usize,
+    /// A batch was dropped; skip until the next keyframe so the writer never gets a GOP
     /// with a hole in it.
     dropping: bool,
 }
@@ -28,7 +43,7 @@ pub struct FrameSender {
 /// What happened to a frame offered to the queue.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Sent {
-    /// Queued.
+    /// Taken (batched or queued).
     Queued,
     /// Dropped (queue full, or waiting for a keyframe after a drop). A source that can
     /// should force a keyframe soon.
@@ -38,32 +53,66 @@ pub enum Sent {
 }
 
 impl FrameSender {
-    /// Wraps the sending end of a `sync_channel`.
-    pub fn new(tx: SyncSender<EncodedFrame>, stats: Arc<CameraStats>) -> FrameSender {
-        FrameSender { tx, stats, dropping: false }
+    /// Wraps the sending end of a `sync_channel(QUEUE_BATCHES)`.
+    pub fn new(tx: SyncSender<Batch>, stats: Arc<CameraStats>) -> FrameSender {
+        FrameSender { tx, stats, batch: Vec::new(), batch_bytes: 0, dropping: false }
     }
 
     /// Offers a frame without blocking.
     pub fn send(&mut self, f: EncodedFrame) -> Sent {
-        if self.dropping && !f.keyframe {
+        if f.keyframe || f.discontinuity {
+            if let Some(r) = self.hand_over() {
+                return r;
+            }
+            self.dropping = false;
+        }
+        if self.dropping {
             self.stats.add_dropped(1, false);
             return Sent::Dropped;
         }
-        match self.tx.try_send(f) {
-            Ok(()) => {
-                self.dropping = false;
-                Sent::Queued
+        let span = self.batch.first().map_or(0, |b| f.ts_us - b.ts_us);
+        self.batch_bytes += f.byte_len();
+        self.batch.push(f);
+        if self.batch_bytes >= BATCH_BYTES || span >= BATCH_MAX_SPAN_US {
+            if let Some(r) = self.hand_over() {
+                return r;
             }
-            Err(TrySendError::Full(_)) => {
+        }
+        Sent::Queued
+    }
+
+    /// Hands any batched frames to the writer now (a source ending its session calls this so
+    /// the tail of the stream is not held back).
+    pub fn flush(&mut self) -> Sent {
+        self.hand_over().unwrap_or(Sent::Queued)
+    }
+
+    /// Queues the current batch. `Some` only when the caller must stop (`Closed`) or the
+    /// offered frame is itself lost with the batch (`Dropped` while mid-GOP).
+    fn hand_over(&mut self) -> Option<Sent> {
+        if self.batch.is_empty() {
+            return None;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        match self.tx.try_send(batch) {
+            Ok(()) => None,
+            Err(TrySendError::Full(b)) => {
                 if !self.dropping {
                     log::warn!("frame queue full (disk too slow?); dropping until the next keyframe");
                 }
-                self.stats.add_dropped(1, !self.dropping);
+                self.stats.add_dropped(b.len() as u64, !self.dropping);
                 self.dropping = true;
-                Sent::Dropped
+                None
             }
-            Err(TrySendError::Disconnected(_)) => Sent::Closed,
+            Err(TrySendError::Disconnected(_)) => Some(Sent::Closed),
         }
+    }
+}
+
+impl Drop for FrameSender {
+    fn drop(&mut self) {
+        let _ = self.hand_over();
     }
 }
 
@@ -79,24 +128,33 @@ mod tests {
         f
     }
 
-    /// A stalled disk (the writer stops draining): frames are dropped and counted, never
-    /// queued without bound, and sending resumes only at a keyframe.
+    /// A stalled disk (the writer stops draining): whole GOPs are dropped and counted, never
+    /// queued without bound, and sending resumes at a keyframe with a clean GOP.
     #[test]
-    fn full_queue_drops_until_the_next_keyframe() {
+    fn full_queue_drops_whole_gops_and_resumes_at_a_keyframe() {
         let stats = Arc::new(CameraStats::default());
-        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let mut s = FrameSender::new(tx, stats.clone());
+        // GOP 1 (3 frames) is handed over when GOP 2 starts.
+        for k in [true, false, false, true, false] {
+            assert_eq!(s.send(frame(k)), Sent::Queued);
+        }
+        assert_eq!(rx.try_recv().unwrap().len(), 3);
+        // GOP 2 is queued at GOP 3's keyframe; GOP 3 finds the queue full and is dropped.
         assert_eq!(s.send(frame(true)), Sent::Queued);
         assert_eq!(s.send(frame(false)), Sent::Queued);
-        assert_eq!(s.send(frame(false)), Sent::Dropped); // full
-        rx.recv().unwrap();
-        rx.recv().unwrap();
-        assert_eq!(s.send(frame(false)), Sent::Dropped, "room again, but mid-GOP");
         assert_eq!(s.send(frame(true)), Sent::Queued);
-        assert_eq!(s.send(frame(false)), Sent::Queued);
         assert_eq!(stats.frames_dropped.load(Relaxed), 2);
         assert_eq!(stats.gaps.load(Relaxed), 1);
+        let gop2 = rx.try_recv().unwrap();
+        assert!(gop2[0].keyframe && gop2.len() == 2);
+        // The writer drains: the next GOP arrives whole, starting at its keyframe.
+        assert_eq!(s.send(frame(false)), Sent::Queued);
+        assert_eq!(s.flush(), Sent::Queued);
+        let next = rx.try_recv().unwrap();
+        assert!(next[0].keyframe && next.len() == 2);
         drop(rx);
+        assert_eq!(s.send(frame(true)), Sent::Queued);
         assert_eq!(s.send(frame(true)), Sent::Closed);
     }
 }

@@ -182,6 +182,10 @@ async fn run_camera(
             r = session(&cfg, &mut out, floor_us, &stats, &group) => r,
             _ = stop.wait_for(|s| *s) => return,
         };
+        // Hand the frames the session delivered to the writer now, not at the next keyframe.
+        if out.flush() == Sent::Closed {
+            return;
+        }
         match r {
             Ok(()) => return, // the writer is gone: shutting down
             Err(e) => {
@@ -287,7 +291,7 @@ async fn session(
         let data = v.into_data();
         stats.bytes_received.fetch_add(data.len() as u64, Relaxed);
         stats.frames_received.fetch_add(1, Relaxed);
-        let mut frame = EncodedFrame::from_length_prefixed(ts, codec, &data)
+        let mut frame = EncodedFrame::from_length_prefixed(ts, codec, data)
             .map_err(|why| Error::new(ErrorKind::Media, format!("{where_}: malformed frame: {why}")))?;
         frame.keyframe |= rap && frame.has_slice();
         frame.discontinuity = frames_sent == 0;

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Recording cost: N RTSP streams (1080p, 30 fps, ~3 Mbit/s, from GStreamer's RTSP server on
+# 127.0.0.1) recorded for SECONDS by edgenvr and, in the same run and from the same server,
+# by one `ffmpeg -rtsp_transport tcp -i URL -c copy -f segment -segment_time 60` per stream
+# (as ffmpeg-based recorders do). Prints each figure next to ffmpeg's, with the ratio.
+#   benches/rtsp-recording.sh [N=4] [SECONDS=120]
+# Needs the test packages (scripts/install-deps.sh test).
+set -euo pipefail
+n=${1:-4}
+secs=${2:-120}
+here=$(cd "$(dirname "$0")/.." && pwd)
+"$here/scripts/install-deps.sh" test >/dev/null
+cargo build --manifest-path "$here/Cargo.toml" --release --locked --quiet
+bin="$here/target/release/edgenvr"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+cd "$work"
+
+media="${TMPDIR:-/tmp}/edgenvr-bench-1080p.264"
+if [[ ! -f $media ]]; then
+  ffmpeg -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=30" -t 10 -pix_fmt yuv420p -c:v libx264 \
+    -preset veryfast -bf 0 -b:v 3M -maxrate 3M -bufsize 3M -g 30 -keyint_min 30 -sc_threshold 0 \
+    -bsf:v h264_mp4toannexb -f h264 "$media.tmp" && mv "$media.tmp" "$media"
+fi
+port=$(( 20000 + RANDOM % 20000 ))
+mounts=(); for i in $(seq 1 "$n"); do mounts+=("cam$i=$media:h264:30"); done
+/usr/bin/python3 "$here/tests/fixtures/rtsp_server.py" "$port" "${mounts[@]}" > server.out &
+pids+=($!)
+until grep -q ready server.out; do sleep 0.1; done
+
+{ echo "[recording]"; echo 'sync_interval = "2s"'; echo "[[storage]]"; echo "path = \"$work/edgenvr\"";
+  for i in $(seq 1 "$n"); do echo "[[camera]]"; echo "id = \"cam$i\""; echo "url = \"rtsp://127.0.0.1:$port/cam$i\""; done
+} > edgenvr.toml
+"$bin" run --config edgenvr.toml --log-level info 2> edgenvr.log &
+epid=$!; pids+=($epid)
+fpids=()
+for i in $(seq 1 "$n"); do
+  mkdir -p "ffmpeg/cam$i"
+  ffmpeg -nostdin -loglevel error -rtsp_transport tcp -i "rtsp://127.0.0.1:$port/cam$i" -c copy \
+    -f segment -segment_time 60 -reset_timestamps 1 "ffmpeg/cam$i/%03d.mp4" &
+  fpids+=($!); pids+=($!)
+done
+sleep "$secs"
+
+tick=$(getconf CLK_TCK)
+cpu() { awk -v t="$tick" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat"; }
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+wio() { awk '/^write_bytes/ {print $2}' "/proc/$1/io"; }
+e_cpu=$(cpu $epid); e_hwm=$(hwm $epid); e_io=$(wio $epid)
+f_cpu=0; f_hwm_sum=0; f_hwm_max=0; f_io=0
+for p in "${fpids[@]}"; do
+  f_cpu=$(awk -v a="$f_cpu" -v b="$(cpu "$p")" 'BEGIN {printf "%.2f", a + b}')
+  h=$(hwm "$p"); f_hwm_sum=$((f_hwm_sum + h)); (( h > f_hwm_max )) && f_hwm_max=$h
+  f_io=$((f_io + $(wio "$p")))
+done
+kill -INT "$epid"; for p in "${fpids[@]}"; do kill -INT "$p"; done
+wait "$epid" 2>/dev/null || true; for p in "${fpids[@]}"; do wait "$p" 2>/dev/null || true; done
+e_video=$(find edgenvr -name '*.chunk' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+f_video=$(find ffmpeg -name '*.mp4' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+e_tx=$(grep -o '[0-9]* index transactions' edgenvr.log | awk '{print $1}')
+e_drop=$(grep -c 'dropping\|lost ' edgenvr.log || true)
+minutes=$(awk -v s="$secs" -v n="$n" 'BEGIN {print s / 60 * n}')
+
+row() { awk -v name="$1" -v e="$2" -v f="$3" -v u="$4" 'BEGIN {
+  r = (f > 0) ? e / f : 0; printf "| %-38s | %12s | %12s | %6.3f |\n", name " (" u ")", e, f, r }'; }
+echo "machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo | sed 's/^ *//'); $n streams x $secs s"
+echo "| figure                                 |      edgenvr |       ffmpeg |  ratio |"
+echo "|----------------------------------------|--------------|--------------|--------|"
+row "CPU per stream-minute" "$(awk -v c="$e_cpu" -v m="$minutes" 'BEGIN {printf "%.3f", c / m}')" \
+    "$(awk -v c="$f_cpu" -v m="$minutes" 'BEGIN {printf "%.3f", c / m}')" "s"
+row "peak RSS, whole recorder" "$e_hwm" "$f_hwm_sum" "KiB; ffmpeg: sum of $n"
+row "peak RSS, largest process" "$e_hwm" "$f_hwm_max" "KiB"
+row "bytes written per byte of video" "$(awk -v a="$e_io" -v b="$e_video" 'BEGIN {printf "%.4f", a / b}')" \
+    "$(awk -v a="$f_io" -v b="$f_video" 'BEGIN {printf "%.4f", a / b}')" "ratio"
+row "video bytes stored" "$e_video" "$f_video" "bytes"
+echo "edgenvr SQLite transactions: $e_tx in $secs s ($(awk -v t="$e_tx" -v s="$secs" 'BEGIN {printf "%.1f", t * 60 / s}') per minute); drop/loss log lines: $e_drop"
