@@ -124,6 +124,7 @@ fn seal_from(id: i64, s: &ChunkSummary) -> Seal {
         bytes: s.good_len,
         frames: s.frames,
         keyframes: s.keyframes.clone(),
+        records: s.records,
     }
 }
 
@@ -353,7 +354,11 @@ fn check_row(index: &Index, root: &Root, row: &ChunkRow, repair: bool, report: &
             }
         }
         Some(s) => {
-            if s.good_len != row.bytes || s.frames != row.frames || s.end_us != row.end_us {
+            if s.good_len != row.bytes
+                || s.frames != row.frames
+                || s.end_us != row.end_us
+                || row.records != Some(s.records)
+            {
                 report.problems.push(Problem::Stale { id: row.id, path: abs });
                 if repair {
                     index.seal(&seal_from(row.id, &s))?;

@@ -18,6 +18,8 @@ pub struct ChunkSummary {
     pub file_len: u64,
     /// Frames (timestamp groups holding at least one slice).
     pub frames: u64,
+    /// Complete records (NAL units).
+    pub records: u64,
     /// `(timestamp, offset)` of every group that holds an IDR slice; offset is the group's
     /// first record, i.e. the parameter sets written before the IDR.
     pub keyframes: Vec<(i64, u64)>,
@@ -72,6 +74,7 @@ pub fn scan_file(path: &Path, codec: Option<Codec>) -> std::io::Result<ChunkSumm
         let offset = r.good_len();
         match r.next_prefix(&mut prefix, 2) {
             Ok(Some(h)) => {
+                s.records += 1;
                 if first {
                     s.start_us = h.ts_us;
                     s.end_us = h.ts_us;
@@ -132,7 +135,7 @@ mod tests {
         std::fs::write(&p, &b).unwrap();
         let s = scan_file(&p, None).unwrap();
         assert_eq!(s.codec, Some(Codec::H264));
-        assert_eq!((s.start_us, s.end_us, s.frames), (100, 300, 3));
+        assert_eq!((s.start_us, s.end_us, s.frames, s.records), (100, 300, 3, 8));
         assert_eq!(s.keyframes, vec![(100, 0), (300, k2)]);
         assert_eq!(s.good_len, good);
         assert!(s.starts_with_keyframe);

@@ -61,6 +61,7 @@ pub struct WriterContext {
 struct Pending {
     bytes: Vec<u8>,
     frames: u64,
+    records: u64,
     /// `(ts, offset relative to the start of bytes)` of keyframes in the buffer.
     keyframes: Vec<(i64, u64)>,
     first_ts: Option<i64>,
@@ -73,6 +74,7 @@ impl Pending {
     fn clear(&mut self) {
         self.bytes.clear();
         self.frames = 0;
+        self.records = 0;
         self.keyframes.clear();
         self.first_ts = None;
         self.starts_with_key = false;
@@ -92,6 +94,7 @@ struct OpenChunk {
     end_us: i64,
     minute: i64,
     frames: u64,
+    records: u64,
     keyframes: Vec<(i64, u64)>,
     last_sync: Instant,
     /// Data written since the last fdatasync.
@@ -274,10 +277,12 @@ impl ChunkWriter {
                     .collect();
             for ps in missing {
                 append_record(&mut p.bytes, f.ts_us, ps);
+                p.records += 1;
             }
         }
         for nal in f.nals() {
             append_record(&mut p.bytes, f.ts_us, nal);
+            p.records += 1;
         }
         p.frames += 1;
         p.last_frame_ts = f.ts_us;
@@ -301,6 +306,7 @@ impl ChunkWriter {
                     o.keyframes.extend(p.keyframes.iter().map(|&(ts, off)| (ts, o.written + off)));
                     o.written += p.bytes.len() as u64;
                     o.frames += p.frames;
+                    o.records += p.records;
                     o.end_us = p.last_frame_ts;
                     o.dirty = true;
                     self.stats.frames_written.fetch_add(p.frames, Relaxed);
@@ -411,6 +417,7 @@ impl ChunkWriter {
             bytes: o.written,
             frames: o.frames,
             keyframes: o.keyframes,
+            records: o.records,
         })
     }
 
@@ -497,6 +504,7 @@ impl ChunkWriter {
             end_us: ts,
             minute: minute_of(ts),
             frames: 0,
+            records: 0,
             keyframes: Vec::new(),
             last_sync: Instant::now(),
             dirty: false,
@@ -590,6 +598,7 @@ mod tests {
             let s = scan_file(&d.path().join(&r.rel_path), Some(Codec::H264)).unwrap();
             assert!(s.is_clean() && s.starts_with_keyframe);
             assert_eq!((s.frames, s.bytes_eq(r.bytes)), (r.frames, true));
+            assert_eq!(Some(s.records), r.records);
             assert_eq!(s.keyframes, r.keyframes);
         }
         assert_eq!(rows[0].rel_path, PathBuf::from("cam/20261121/cam.20261121.1456.chunk"));

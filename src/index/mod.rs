@@ -62,6 +62,8 @@ pub struct ChunkRow {
     pub state: ChunkState,
     /// `(ts_us, offset)` of each keyframe.
     pub keyframes: Vec<(i64, u64)>,
+    /// Records (NAL units) in the file; `None` for rows from schema version 1.
+    pub records: Option<u64>,
 }
 
 /// A chunk about to be written.
@@ -94,6 +96,8 @@ pub struct Seal {
     pub frames: u64,
     /// Keyframe table.
     pub keyframes: Vec<(i64, u64)>,
+    /// Records (NAL units) in the file.
+    pub records: u64,
 }
 
 /// The index: a mutex-guarded SQLite connection.
@@ -105,7 +109,8 @@ pub struct Index {
     transactions: std::sync::atomic::AtomicU64,
 }
 
-const CHUNK_COLUMNS: &str = "id, camera, root_id, rel_path, start_us, end_us, bytes, frames, codec, state, keyframes";
+const CHUNK_COLUMNS: &str =
+    "id, camera, root_id, rel_path, start_us, end_us, bytes, frames, codec, state, keyframes, records";
 
 fn row_to_chunk(r: &Row<'_>) -> rusqlite::Result<ChunkRow> {
     let start_us: i64 = r.get(4)?;
@@ -123,6 +128,7 @@ fn row_to_chunk(r: &Row<'_>) -> rusqlite::Result<ChunkRow> {
         codec: Codec::from_name(&codec).unwrap_or(Codec::H264),
         state: ChunkState::from_i64(r.get(9)?),
         keyframes: keyframes::decode(start_us, &blob).unwrap_or_default(),
+        records: u64::try_from(r.get::<_, i64>(11)?).ok(),
     })
 }
 
@@ -357,8 +363,17 @@ impl Index {
 fn seal_in(tx: &rusqlite::Transaction<'_>, s: &Seal) -> Result<()> {
     let n = tx
         .execute(
-            "UPDATE chunk SET start_us = ?2, end_us = ?3, bytes = ?4, frames = ?5, keyframes = ?6, state = 1 WHERE id = ?1",
-            params![s.id, s.start_us, s.end_us, s.bytes as i64, s.frames as i64, keyframes::encode(s.start_us, &s.keyframes)],
+            "UPDATE chunk SET start_us = ?2, end_us = ?3, bytes = ?4, frames = ?5, keyframes = ?6, records = ?7, state = 1
+             WHERE id = ?1",
+            params![
+                s.id,
+                s.start_us,
+                s.end_us,
+                s.bytes as i64,
+                s.frames as i64,
+                keyframes::encode(s.start_us, &s.keyframes),
+                s.records as i64
+            ],
         )
         .map_err(|e| Error::db(format!("sealing chunk {}", s.id), e))?;
     if n != 1 {
@@ -390,11 +405,13 @@ mod tests {
             bytes: 5_000,
             frames: 900,
             keyframes: vec![(1_000, 0), (2_001_000, 2_500)],
+            records: 1_800,
         };
         let id2 = ix.rotate(Some(&seal), Some(&n2)).unwrap().unwrap();
         let r1 = ix.chunk(id1).unwrap().unwrap();
         assert_eq!((r1.state, r1.bytes, r1.frames, r1.end_us), (ChunkState::Sealed, 5_000, 900, 60_000_000));
         assert_eq!(r1.keyframes, seal.keyframes);
+        assert_eq!(r1.records, Some(1_800));
         assert_eq!(ix.chunk(id2).unwrap().unwrap().state, ChunkState::Open);
         assert_eq!(ix.bytes_on_root(root).unwrap(), 5_000);
         assert_eq!(ix.oldest_sealed_on_root(root, 10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![id1]);
