@@ -282,6 +282,12 @@ impl Config {
             return Err(invalid("recording.max_age", "must be at least 2m (a chunk is one minute)"));
         }
 
+        if raw.storage.len() > crate::http::json::MAX_ROOTS {
+            return Err(invalid("storage", format!("at most {} roots are supported", crate::http::json::MAX_ROOTS)));
+        }
+        if raw.camera.len() > crate::http::json::MAX_CAMERAS {
+            return Err(invalid("camera", format!("at most {} cameras are supported", crate::http::json::MAX_CAMERAS)));
+        }
         if raw.storage.is_empty() {
             return Err(invalid("storage", "at least one [[storage]] root is required"));
         }

@@ -26,6 +26,8 @@
 
 pub mod error;
 
+pub mod export;
+
 pub mod chunk;
 pub mod cli;
 pub mod clock;
@@ -33,6 +35,7 @@ pub mod config;
 pub mod encode;
 pub mod frame;
 pub mod h264;
+pub mod http;
 pub mod index;
 pub mod logging;
 pub mod reaper;
@@ -43,4 +46,5 @@ pub mod shutdown;
 pub mod source;
 pub mod status;
 pub mod storage;
+pub mod text;
 pub mod time;

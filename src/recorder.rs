@@ -74,15 +74,26 @@ pub fn start_camera(cam: &CameraConfig, ctx: WriterContext, sources: &Sources) -
     let (tx, rx) = sync_channel::<crate::source::Batch>(QUEUE_BATCHES);
     let floor_us = ctx.index.camera_last_end(&cam.id)?;
     let mut writer = ChunkWriter::new(&cam.id, codec, ctx.clone(), stats.clone());
+    let wr_stats = stats.clone();
+    stats.set_encoder(if matches!(cam.source, SourceConfig::Testsrc(_)) { "openh264" } else { "none" });
     let tick = ctx.sync_interval;
     let wr = std::thread::Builder::new()
         .name(format!("wr-{}", cam.id))
         .spawn(move || {
+            let mut meter = (std::time::Instant::now(), 0u64);
             loop {
                 match rx.recv_timeout(tick) {
                     Ok(batch) => batch.iter().for_each(|f| writer.write_frame(f)),
                     Err(RecvTimeoutError::Timeout) => writer.tick(),
                     Err(RecvTimeoutError::Disconnected) => break,
+                }
+                // Bitrate over windows of at least 5 s, for status.
+                let elapsed = meter.0.elapsed();
+                if elapsed >= Duration::from_secs(5) {
+                    let bytes = wr_stats.bytes_written.load(std::sync::atomic::Ordering::Relaxed);
+                    let bps = (bytes - meter.1) as f64 * 8.0 / elapsed.as_secs_f64();
+                    wr_stats.bitrate_bps.store(bps as u64, std::sync::atomic::Ordering::Relaxed);
+                    meter = (std::time::Instant::now(), bytes);
                 }
             }
             writer.close();

@@ -27,6 +27,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     }
 
     let reaper = Reaper::new(index.clone(), storage.clone(), config.recording.max_age);
+    let reaper_stats = reaper.stats.clone();
     let (reaper_handle, reaper_join) =
         reaper.spawn(shutdown.clone()).map_err(|e| crate::error::Error::io("spawning reaper", e))?;
     let poke = reaper_handle.clone();
@@ -49,6 +50,38 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
             Err(e) => log::error!("camera {}: cannot start: {e}", cam.id),
         }
     }
+    let state = Arc::new(crate::http::state::AppState {
+        config: config.clone(),
+        index: index.clone(),
+        storage: storage.clone(),
+        cameras: config
+            .cameras
+            .iter()
+            .map(|c| crate::http::state::CameraEntry {
+                config: c.clone(),
+                stats: cameras.iter().find(|h| h.id == c.id).map(|h| h.stats.clone()).unwrap_or_default(),
+            })
+            .collect(),
+        reaper: reaper_stats,
+        started: std::time::Instant::now(),
+    });
+    // Recording matters more than the API: a port in use is logged, not fatal.
+    let http = match std::net::TcpListener::bind(config.server.listen) {
+        Ok(l) => match crate::http::start(l, state, &shutdown) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                log::error!("{e}");
+                None
+            }
+        },
+        Err(e) => {
+            log::error!(
+                "cannot listen on {} (server.listen): {e}; recording without the HTTP API",
+                config.server.listen
+            );
+            None
+        }
+    };
     log::info!(
         "recording {} camera(s) to {}; index {}",
         cameras.len(),
@@ -63,6 +96,9 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     }
     for c in cameras {
         c.join();
+    }
+    if let Some(h) = http {
+        h.join();
     }
     reaper_handle.poke();
     drop(reaper_handle);

@@ -72,6 +72,11 @@ pub struct CameraStats {
     pub frames_received: AtomicU64,
     /// Source (re)connections.
     pub connects: AtomicU64,
+    /// Recorded bitrate over the last few seconds, bits per second (written by the writer
+    /// thread).
+    pub bitrate_bps: AtomicU64,
+    /// What encodes this camera's video: "openh264", or "none" when stored as received.
+    pub encoder: Mutex<&'static str>,
 }
 
 impl CameraStats {
@@ -80,6 +85,21 @@ impl CameraStats {
         if self.state.swap(state as u8, Relaxed) != state as u8 {
             self.state_since_us.store(crate::time::now_us(), Relaxed);
         }
+    }
+
+    /// The last error, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The encoder in use, for status.
+    pub fn encoder(&self) -> &'static str {
+        *self.encoder.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records which encoder produces this camera's video.
+    pub fn set_encoder(&self, e: &'static str) {
+        *self.encoder.lock().unwrap_or_else(|p| p.into_inner()) = e;
     }
 
     /// The current state.

@@ -131,6 +131,74 @@ fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
+/// Parses a time as the API and CLI accept it: Unix seconds (`1795272963`, fractions
+/// allowed) or RFC 3339 (`2026-11-21T14:56:03Z`, `2026-11-21T15:56:03.5+01:00`).
+pub fn parse_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let v: f64 = s.parse().ok()?;
+        return (v < 1e11).then_some((v * 1e6).round() as i64);
+    }
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let t = s.get(r)?;
+        t.bytes().all(|c| c.is_ascii_digit()).then(|| t.parse().ok())?
+    };
+    let c = Civil {
+        year: num(0..4)? as i64,
+        month: num(5..7)?,
+        day: num(8..10)?,
+        hour: num(11..13)?,
+        minute: num(14..16)?,
+        second: num(17..19)?,
+    };
+    if !(1..=12).contains(&c.month)
+        || c.day == 0
+        || c.day > days_in_month(c.year, c.month)
+        || c.hour > 23
+        || c.minute > 59
+        || c.second > 60
+    {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut frac_us = 0i64;
+    if let Some(f) = rest.strip_prefix('.') {
+        let digits = f.bytes().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        let d = &f[..digits.min(6)];
+        frac_us = d.parse::<i64>().ok()? * 10i64.pow(6 - d.len() as u32);
+        rest = &f[digits..];
+    }
+    let offset_s: i64 = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let (sign, hm) = match rest.as_bytes().first()? {
+                b'+' => (1, &rest[1..]),
+                b'-' => (-1, &rest[1..]),
+                _ => return None,
+            };
+            let (h, m) = hm.split_once(':')?;
+            if h.len() != 2 || m.len() != 2 {
+                return None;
+            }
+            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60)
+        }
+    };
+    Some(c.to_us() + frac_us - offset_s * US_PER_SEC)
+}
+
 /// Formats a timestamp as RFC 3339 UTC with milliseconds, for logs and the burned-in clock.
 pub fn format_rfc3339(ts_us: i64) -> String {
     let c = Civil::from_us(ts_us);
@@ -179,6 +247,30 @@ mod tests {
         assert_eq!(minute_of(59_999_999), 0);
         assert_eq!(minute_of(60_000_000), 1);
         assert_eq!(minute_of(-1), -1);
+    }
+
+    #[test]
+    fn parses_api_times() {
+        let t = 1_795_272_963 * US_PER_SEC;
+        assert_eq!(parse_time("1795272963"), Some(t));
+        assert_eq!(parse_time("1795272963.5"), Some(t + 500_000));
+        assert_eq!(parse_time("2026-11-21T14:56:03Z"), Some(t));
+        assert_eq!(parse_time("2026-11-21T15:56:03.25+01:00"), Some(t + 250_000));
+        assert_eq!(parse_time("2026-11-21T13:56:03-01:00"), Some(t));
+        for bad in [
+            "",
+            "yesterday",
+            "2026-11-21",
+            "2026-13-21T14:56:03Z",
+            "2026-11-21T14:56:03",
+            "2026-11-21T14:56:03.Z",
+            "1e9",
+            "99999999999999",
+            "../etc/passwd",
+            "2026-11-21T14:56:03+0100",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct ChunkReader<R> {
     /// Total length of the input, when known, to reject lengths that run past the end
     /// before reading (or allocating) anything.
     total_len: Option<u64>,
+    /// A header read by [`ChunkReader::peek_header`] whose NAL has not been read yet.
+    peeked: Option<RecordHeader>,
 }
 
 impl ChunkReader<File> {
@@ -78,7 +80,7 @@ impl ChunkReader<File> {
 impl<R: Read> ChunkReader<R> {
     /// Wraps any reader; `total_len` bounds lengths when known.
     pub fn with_len(inner: R, total_len: Option<u64>) -> Self {
-        ChunkReader { inner: BufReader::with_capacity(64 << 10, inner), offset: 0, total_len }
+        ChunkReader { inner: BufReader::with_capacity(64 << 10, inner), offset: 0, total_len, peeked: None }
     }
 
     /// Offset just past the last complete record read so far.
@@ -86,8 +88,20 @@ impl<R: Read> ChunkReader<R> {
         self.offset
     }
 
+    /// Returns the next record's header without consuming the record: the next `next_*`
+    /// call reads the same record.
+    pub fn peek_header(&mut self) -> Result<Option<RecordHeader>, ReadError> {
+        if self.peeked.is_none() {
+            self.peeked = self.next_header()?;
+        }
+        Ok(self.peeked)
+    }
+
     /// Reads the next header, or `None` at a clean end of file.
     fn next_header(&mut self) -> Result<Option<RecordHeader>, ReadError> {
+        if let Some(h) = self.peeked.take() {
+            return Ok(Some(h));
+        }
         let mut h = [0u8; HEADER_LEN];
         let mut got = 0;
         while got < HEADER_LEN {
@@ -116,6 +130,18 @@ impl<R: Read> ChunkReader<R> {
         };
         nal.clear();
         let got = (&mut self.inner).take(hdr.len).read_to_end(nal).map_err(ReadError::Io)?;
+        if got as u64 != hdr.len {
+            return Err(ReadError::Truncated { offset: self.offset });
+        }
+        self.offset += HEADER_LEN as u64 + hdr.len;
+        Ok(Some(hdr))
+    }
+
+    /// Like [`next_into`](Self::next_into) but appends the NAL to `out` instead of
+    /// replacing its contents (so a caller can put a prefix before it without a copy).
+    pub fn next_appending(&mut self, out: &mut Vec<u8>) -> Result<Option<RecordHeader>, ReadError> {
+        let Some(hdr) = self.next_header()? else { return Ok(None) };
+        let got = (&mut self.inner).take(hdr.len).read_to_end(out).map_err(ReadError::Io)?;
         if got as u64 != hdr.len {
             return Err(ReadError::Truncated { offset: self.offset });
         }

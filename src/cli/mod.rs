@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout)] // the CLI talks to people on stdout
 
 mod check;
+mod export;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
@@ -19,6 +20,9 @@ commands:
   check          verify that the index and the chunk files agree and every chunk parses
       --repair   cut torn tails, index unknown chunk files (imports PyNVR directories),
                  drop rows whose files are gone
+  export         write a time range of a camera as MP4 or raw H.264/H.265
+      --camera ID --from TIME --to TIME -o FILE|-  [--format mp4|h264|h265]
+                 TIME is RFC 3339 (2026-11-21T14:56:00Z) or Unix seconds
   help           this text
 
 options:
@@ -48,6 +52,8 @@ pub enum Command {
         /// `--repair`.
         repair: bool,
     },
+    /// Write an export.
+    Export(export::ExportArgs),
     /// Print usage.
     Help,
     /// Print the version.
@@ -70,6 +76,10 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
             it.next();
             Command::Check { repair: false }
         }
+        Some("export") => {
+            it.next();
+            Command::Export(export::ExportArgs::default())
+        }
         Some("help" | "-h" | "--help") => return Ok(Args { command: Command::Help, config: None, log_level: None }),
         Some("-V" | "--version") => return Ok(Args { command: Command::Version, config: None, log_level: None }),
         Some(s) if !s.starts_with('-') => return Err(usage_error(format!("unknown command {s:?}"))),
@@ -88,6 +98,20 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
                 Command::Check { repair } => *repair = true,
                 _ => return Err(usage_error("--repair goes with `check`")),
             },
+            "--camera" | "--from" | "--to" | "-o" | "--output" | "--format" => {
+                let v = value(arg)?;
+                let Command::Export(e) = &mut a.command else {
+                    return Err(usage_error(format!("{arg} goes with `export`")));
+                };
+                let slot = match arg.as_str() {
+                    "--camera" => &mut e.camera,
+                    "--from" => &mut e.from,
+                    "--to" => &mut e.to,
+                    "--format" => &mut e.format,
+                    _ => &mut e.output,
+                };
+                *slot = Some(v);
+            }
             "-h" | "--help" => a.command = Command::Help,
             "-V" | "--version" => a.command = Command::Version,
             other => return Err(usage_error(format!("unknown option {other:?}"))),
@@ -135,6 +159,7 @@ pub fn main(args: Vec<String>) -> i32 {
             crate::service::run(&config, shutdown).map(|()| 0)
         }
         Command::Check { repair } => check::run(&config, repair),
+        Command::Export(e) => export::run(&config, &e),
         Command::Help | Command::Version => unreachable!("handled above"),
     };
     match r {

@@ -274,6 +274,33 @@ impl Index {
         )
     }
 
+    /// A page of a camera's chunks overlapping `[from_us, to_us]`, in (start, id) order,
+    /// after the keyset cursor `after` = (start_us, id). Lets the API stream any number of
+    /// rows in bounded memory.
+    pub fn chunks_for_camera_page(
+        &self,
+        camera: &str,
+        from_us: i64,
+        to_us: i64,
+        after: (i64, i64),
+        limit: usize,
+    ) -> Result<Vec<ChunkRow>> {
+        self.query(
+            &format!(
+                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE camera = ?1 AND state = 1 AND start_us <= ?3 AND end_us >= ?2
+                 AND (start_us > ?4 OR (start_us = ?4 AND id > ?5)) ORDER BY start_us, id LIMIT ?6"
+            ),
+            params![camera, from_us, to_us, after.0, after.1, limit as i64],
+        )
+    }
+
+    /// The start of the oldest footage on a root.
+    pub fn oldest_on_root(&self, root_id: i64) -> Result<Option<i64>> {
+        let c = self.lock();
+        c.query_row("SELECT min(start_us) FROM chunk WHERE root_id = ?1", [root_id], |r| r.get(0))
+            .map_err(|e| Error::db("finding the oldest footage", e))
+    }
+
     /// One chunk by id.
     pub fn chunk(&self, id: i64) -> Result<Option<ChunkRow>> {
         let c = self.lock();

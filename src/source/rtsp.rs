@@ -112,7 +112,7 @@ impl RtspRuntime {
 pub fn split_credentials(cfg: &RtspConfig) -> Result<(url::Url, Option<Credentials>)> {
     let mut url = url::Url::parse(&cfg.url)
         .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("bad RTSP URL {}: {e}", redact(&cfg.url))))?;
-    let decode = |s: &str| percent_decode(s);
+    let decode = |s: &str| crate::text::percent_decode(s, false);
     let url_user = (!url.username().is_empty()).then(|| decode(url.username()));
     let url_pass = url.password().map(decode);
     let _ = url.set_username("");
@@ -121,24 +121,6 @@ pub fn split_credentials(cfg: &RtspConfig) -> Result<(url::Url, Option<Credentia
     let password = cfg.password.clone().or(url_pass);
     let creds = username.map(|username| Credentials { username, password: password.unwrap_or_default() });
     Ok((url, creds))
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A URL safe to log: any `user:password@` is replaced by `***@`.
@@ -157,7 +139,8 @@ pub fn redact(url: &str) -> String {
 /// libraries sometimes echo what they were sent).
 fn scrub(msg: &str, cfg: &RtspConfig) -> String {
     let mut s = msg.to_owned();
-    let url_pass = url::Url::parse(&cfg.url).ok().and_then(|u| u.password().map(percent_decode));
+    let url_pass =
+        url::Url::parse(&cfg.url).ok().and_then(|u| u.password().map(|p| crate::text::percent_decode(p, false)));
     for p in cfg.password.iter().cloned().chain(url_pass).filter(|p| p.len() >= 3) {
         s = s.replace(&p, "***");
     }

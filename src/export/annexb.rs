@@ -1,0 +1,53 @@
+//! The raw elementary stream of a [`Plan`]: every record with a 4-byte start code, exactly
+//! what `ffmpeg -f h264` (or `-f hevc`) reads. Same length as the MP4's `mdat` payload.
+
+use super::plan::Plan;
+use super::stream::{Layout, Part, PartReader, Timing};
+use super::VirtualFile;
+use crate::h264::Codec;
+
+/// An Annex B export.
+pub struct AnnexBFile {
+    layout: std::sync::Arc<Layout>,
+    etag: String,
+}
+
+impl AnnexBFile {
+    /// Lays out the stream of `plan`.
+    pub fn new(plan: Plan) -> AnnexBFile {
+        let etag = format!(
+            "\"annexb-{:016x}\"",
+            super::fnv1a(&[
+                plan.camera.as_bytes(),
+                &plan
+                    .segments
+                    .iter()
+                    .flat_map(|s| [s.chunk_id as u64, s.start_off, s.end_off].into_iter().flat_map(u64::to_be_bytes))
+                    .collect::<Vec<u8>>(),
+            ])
+        );
+        let timing = Timing { base_us: plan.first_ts(), last_duration: 1 };
+        AnnexBFile {
+            layout: std::sync::Arc::new(Layout::new(plan, vec![Part::Payload { start_codes: true }], timing)),
+            etag,
+        }
+    }
+}
+
+impl VirtualFile for AnnexBFile {
+    fn len(&self) -> u64 {
+        self.layout.len()
+    }
+    fn etag(&self) -> String {
+        self.etag.clone()
+    }
+    fn content_type(&self) -> &'static str {
+        match self.layout.plan.codec {
+            Codec::H264 => "video/h264",
+            Codec::H265 => "video/h265",
+        }
+    }
+    fn reader(&self, start: u64, end: u64) -> Box<dyn std::io::Read + Send> {
+        Box::new(PartReader::new(self.layout.clone(), start, end))
+    }
+}

@@ -1,0 +1,91 @@
+//! Exports of a camera's footage over a time range, as a *virtual file*: its length, ETag
+//! and every byte are known without building it, so HTTP `Range` works and memory stays
+//! bounded however long the range.
+//!
+//! - [`plan`]: which byte ranges of which chunk files make up the export, with the counts
+//!   (records, frames, keyframes) that fix every size in advance.
+//! - [`samples`]: reads a segment of a chunk file back as samples (frames) or records.
+//! - [`mp4`]: an ISO BMFF file, `moov` first, built on the fly (`docs/design/export.md`).
+//! - [`annexb`]: the raw H.264/H.265 elementary stream with start codes.
+
+pub mod annexb;
+pub mod mp4;
+pub mod plan;
+pub mod samples;
+pub mod stream;
+
+use std::io::Read;
+
+/// A file whose bytes are produced on demand.
+pub trait VirtualFile: Send + Sync {
+    /// Total length in bytes.
+    fn len(&self) -> u64;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// A strong validator: changes whenever any byte would.
+    fn etag(&self) -> String;
+    /// The MIME type.
+    fn content_type(&self) -> &'static str;
+    /// A reader of bytes `start..end` (`end` <= `len()`), owning what it needs so an HTTP
+    /// response can stream it.
+    fn reader(&self, start: u64, end: u64) -> Box<dyn Read + Send>;
+}
+
+/// 64-bit FNV-1a, for ETags (not security).
+pub(crate) fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in *p {
+            h ^= *b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A chunk file served as it is on disk (`GET /api/v1/chunks/{id}`), limited to the length
+/// the index knows.
+pub struct RawFile {
+    path: std::path::PathBuf,
+    len: u64,
+    etag: String,
+}
+
+impl RawFile {
+    /// `len` bytes of `path`, with a caller-chosen ETag.
+    pub fn new(path: std::path::PathBuf, len: u64, etag: String) -> RawFile {
+        RawFile { path, len, etag }
+    }
+}
+
+impl VirtualFile for RawFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn etag(&self) -> String {
+        self.etag.clone()
+    }
+    fn content_type(&self) -> &'static str {
+        "application/octet-stream"
+    }
+    fn reader(&self, start: u64, end: u64) -> Box<dyn Read + Send> {
+        use std::io::{Seek, SeekFrom};
+        match std::fs::File::open(&self.path).and_then(|mut f| f.seek(SeekFrom::Start(start)).map(|_| f)) {
+            Ok(f) => Box::new(f.take(end - start)),
+            Err(e) => Box::new(FailingReader(Some(e))),
+        }
+    }
+}
+
+/// A reader that fails with the error that prevented opening the real one.
+struct FailingReader(Option<std::io::Error>);
+
+impl Read for FailingReader {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        Err(self.0.take().unwrap_or_else(|| std::io::Error::other("read failed")))
+    }
+}

@@ -1,0 +1,293 @@
+//! An ISO BMFF (`.mp4`) file of a [`Plan`], `moov` first, made on the fly.
+//!
+//! ```text
+//! ftyp
+//! moov ─ mvhd
+//!      └ trak ─ tkhd, edts/elst (playback starts at `from`)
+//!             └ mdia ─ mdhd, hdlr
+//!                    └ minf ─ vmhd, dinf/dref
+//!                           └ stbl ─ stsd/avc1/avcC
+//!                                  ├ stts  one entry per sample   ┐ generated while
+//!                                  ├ stss  one entry per keyframe │ reading, from the
+//!                                  ├ stsz  one entry per sample   ┘ chunk files
+//!                                  ├ stsc  one entry per chunk file
+//!                                  └ co64  one entry per chunk file
+//! mdat (64-bit size) ─ each chunk file's records, 17-byte headers → 4-byte lengths
+//! ```
+//!
+//! Every size follows from the plan's counts (samples, keyframes, records, files), so the
+//! total length is known before a byte is produced. Timescale 90 kHz; each sample lasts
+//! until the next one's real timestamp, so gaps stay gaps (the frame before a gap is held)
+//! and the timeline matches the wall clock. Version-1 (64-bit) time fields, since a day
+//! at 90 kHz overflows 32 bits. Parameter sets stay in-band as well as in `avcC`, so a
+//! mid-export change of resolution still decodes. See `docs/design/export.md`.
+
+use super::plan::Plan;
+use super::stream::{Layout, Part, PartReader, Table, Timing};
+use super::VirtualFile;
+use crate::error::{Error, ErrorKind, Result};
+use crate::h264::Codec;
+
+/// The media and movie timescale.
+pub const TIMESCALE: u32 = 90_000;
+
+/// An MP4 export.
+pub struct Mp4File {
+    layout: std::sync::Arc<Layout>,
+    etag: String,
+}
+
+fn box_header(out: &mut Vec<u8>, size: u64, kind: &[u8; 4]) {
+    out.extend_from_slice(&(u32::try_from(size).expect("box fits in 32 bits")).to_be_bytes());
+    out.extend_from_slice(kind);
+}
+
+fn full_header(out: &mut Vec<u8>, size: u64, kind: &[u8; 4], version: u8, flags: u32) {
+    box_header(out, size, kind);
+    out.extend_from_slice(&((version as u32) << 24 | flags).to_be_bytes());
+}
+
+fn u16b(out: &mut Vec<u8>, v: u16) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+fn u32b(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+fn u64b(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+/// The unity matrix of `mvhd` and `tkhd`.
+fn matrix(out: &mut Vec<u8>) {
+    for v in [0x0001_0000u32, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000] {
+        u32b(out, v);
+    }
+}
+
+/// Picture size from the SPS (h264-reader parses it; retina uses the same crate).
+fn dimensions(sps: &[u8]) -> Result<(u32, u32)> {
+    use h264_reader::nal::Nal;
+    let nal = h264_reader::nal::RefNal::new(sps, &[], true);
+    let parsed = h264_reader::nal::sps::SeqParameterSet::from_bits(nal.rbsp_bits())
+        .map_err(|e| Error::new(ErrorKind::DataLoss, format!("cannot parse the SPS: {e:?}")))?;
+    parsed.pixel_dimensions().map_err(|e| Error::new(ErrorKind::DataLoss, format!("bad SPS dimensions: {e:?}")))
+}
+
+/// `stsd` with one `avc1` sample entry holding `avcC`.
+fn stsd(plan: &Plan, width: u32, height: u32) -> Vec<u8> {
+    let mut avcc = Vec::new();
+    avcc.extend_from_slice(&[1, plan.sps[1], plan.sps[2], plan.sps[3], 0xff, 0xe1]);
+    u16b(&mut avcc, plan.sps.len() as u16);
+    avcc.extend_from_slice(&plan.sps);
+    avcc.push(1);
+    u16b(&mut avcc, plan.pps.len() as u16);
+    avcc.extend_from_slice(&plan.pps);
+
+    let avc1_len = 8 + 78 + 8 + avcc.len() as u64;
+    let stsd_len = 16 + avc1_len;
+    let mut out = Vec::with_capacity(stsd_len as usize);
+    full_header(&mut out, stsd_len, b"stsd", 0, 0);
+    u32b(&mut out, 1);
+    box_header(&mut out, avc1_len, b"avc1");
+    out.extend_from_slice(&[0; 6]);
+    u16b(&mut out, 1); // data_reference_index
+    out.extend_from_slice(&[0; 16]);
+    u16b(&mut out, width as u16);
+    u16b(&mut out, height as u16);
+    u32b(&mut out, 0x0048_0000); // 72 dpi
+    u32b(&mut out, 0x0048_0000);
+    u32b(&mut out, 0);
+    u16b(&mut out, 1); // frame_count
+    out.extend_from_slice(&[0; 32]); // compressorname
+    u16b(&mut out, 0x0018); // depth
+    u16b(&mut out, 0xffff); // pre_defined = -1
+    box_header(&mut out, 8 + avcc.len() as u64, b"avcC");
+    out.extend_from_slice(&avcc);
+    out
+}
+
+impl Mp4File {
+    /// Lays out the MP4 of `plan`. H.265 footage is refused (no `hvcC` writer yet).
+    pub fn new(plan: Plan) -> Result<Mp4File> {
+        if plan.codec != Codec::H264 {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "MP4 export supports H.264 cameras only; this camera records H.265: use export.h265",
+            ));
+        }
+        if plan.sps.len() < 4 {
+            return Err(Error::new(ErrorKind::DataLoss, "SPS too short"));
+        }
+        let (width, height) = dimensions(&plan.sps)?;
+        let n = plan.samples();
+        let k = plan.keyframes();
+        let f = plan.segments.len() as u64;
+        let timing =
+            Timing { base_us: plan.first_ts(), last_duration: (plan.frame_duration_us() * 9 / 100).max(1) as u32 };
+        let media_duration = timing.ticks(plan.last_ts()) + timing.last_duration as u64;
+        let media_time =
+            if plan.from_us > timing.base_us { timing.ticks(plan.from_us).min(media_duration - 1) } else { 0 };
+        let play_end = timing.ticks(plan.to_us).min(media_duration).max(media_time + 1);
+        let duration = play_end - media_time;
+
+        let stsd = stsd(&plan, width, height);
+        let stts_len = 16 + 8 * n;
+        let stss_len = 16 + 4 * k;
+        let stsz_len = 20 + 4 * n;
+        let stsc_len = 16 + 12 * f;
+        let co64_len = 16 + 8 * f;
+        let stbl_len = 8 + stsd.len() as u64 + stts_len + stss_len + stsz_len + stsc_len + co64_len;
+        let (vmhd_len, dinf_len) = (20u64, 36u64);
+        let minf_len = 8 + vmhd_len + dinf_len + stbl_len;
+        let (mdhd_len, hdlr_len) = (44u64, 45u64);
+        let mdia_len = 8 + mdhd_len + hdlr_len + minf_len;
+        let (tkhd_len, edts_len) = (104u64, 44u64);
+        let trak_len = 8 + tkhd_len + edts_len + mdia_len;
+        let mvhd_len = 120u64;
+        let moov_len = 8 + mvhd_len + trak_len;
+        let ftyp_len = 32u64;
+        let mdat_payload_start = ftyp_len + moov_len + 16;
+        if moov_len > u32::MAX as u64 {
+            return Err(Error::new(ErrorKind::InvalidArgument, "export too large for one MP4; use a shorter range"));
+        }
+
+        let mut head = Vec::with_capacity(1024);
+        box_header(&mut head, ftyp_len, b"ftyp");
+        head.extend_from_slice(b"isom");
+        u32b(&mut head, 0x200);
+        head.extend_from_slice(b"isomiso2avc1mp41");
+        box_header(&mut head, moov_len, b"moov");
+        full_header(&mut head, mvhd_len, b"mvhd", 1, 0);
+        u64b(&mut head, 0); // creation
+        u64b(&mut head, 0); // modification
+        u32b(&mut head, TIMESCALE);
+        u64b(&mut head, duration);
+        u32b(&mut head, 0x0001_0000); // rate 1.0
+        u16b(&mut head, 0x0100); // volume 1.0
+        head.extend_from_slice(&[0; 10]);
+        matrix(&mut head);
+        head.extend_from_slice(&[0; 24]);
+        u32b(&mut head, 2); // next_track_ID
+        box_header(&mut head, trak_len, b"trak");
+        full_header(&mut head, tkhd_len, b"tkhd", 1, 3); // enabled, in movie
+        u64b(&mut head, 0);
+        u64b(&mut head, 0);
+        u32b(&mut head, 1); // track_ID
+        u32b(&mut head, 0);
+        u64b(&mut head, duration);
+        head.extend_from_slice(&[0; 8]);
+        u16b(&mut head, 0); // layer
+        u16b(&mut head, 0); // alternate_group
+        u16b(&mut head, 0); // volume
+        u16b(&mut head, 0);
+        matrix(&mut head);
+        u32b(&mut head, width << 16);
+        u32b(&mut head, height << 16);
+        box_header(&mut head, edts_len, b"edts");
+        full_header(&mut head, 36, b"elst", 1, 0);
+        u32b(&mut head, 1);
+        u64b(&mut head, duration);
+        u64b(&mut head, media_time);
+        u16b(&mut head, 1); // media_rate 1.0
+        u16b(&mut head, 0);
+        box_header(&mut head, mdia_len, b"mdia");
+        full_header(&mut head, mdhd_len, b"mdhd", 1, 0);
+        u64b(&mut head, 0);
+        u64b(&mut head, 0);
+        u32b(&mut head, TIMESCALE);
+        u64b(&mut head, media_duration);
+        u16b(&mut head, 0x55c4); // language "und"
+        u16b(&mut head, 0);
+        full_header(&mut head, hdlr_len, b"hdlr", 0, 0);
+        u32b(&mut head, 0);
+        head.extend_from_slice(b"vide");
+        head.extend_from_slice(&[0; 12]);
+        head.extend_from_slice(b"VideoHandler\0");
+        box_header(&mut head, minf_len, b"minf");
+        full_header(&mut head, vmhd_len, b"vmhd", 0, 1);
+        head.extend_from_slice(&[0; 8]);
+        box_header(&mut head, dinf_len, b"dinf");
+        full_header(&mut head, 28, b"dref", 0, 0);
+        u32b(&mut head, 1);
+        full_header(&mut head, 12, b"url ", 0, 1); // self-contained
+        box_header(&mut head, stbl_len, b"stbl");
+        head.extend_from_slice(&stsd);
+        full_header(&mut head, stts_len, b"stts", 0, 0);
+        u32b(&mut head, n as u32);
+
+        let mut stss_head = Vec::new();
+        full_header(&mut stss_head, stss_len, b"stss", 0, 0);
+        u32b(&mut stss_head, k as u32);
+        let mut stsz_head = Vec::new();
+        full_header(&mut stsz_head, stsz_len, b"stsz", 0, 0);
+        u32b(&mut stsz_head, 0);
+        u32b(&mut stsz_head, n as u32);
+
+        let mut tail = Vec::with_capacity((stsc_len + co64_len + 16) as usize);
+        full_header(&mut tail, stsc_len, b"stsc", 0, 0);
+        u32b(&mut tail, f as u32);
+        for (i, s) in plan.segments.iter().enumerate() {
+            u32b(&mut tail, i as u32 + 1);
+            u32b(&mut tail, s.samples as u32);
+            u32b(&mut tail, 1);
+        }
+        full_header(&mut tail, co64_len, b"co64", 0, 0);
+        u32b(&mut tail, f as u32);
+        let mut off = mdat_payload_start;
+        for s in &plan.segments {
+            u64b(&mut tail, off);
+            off += s.payload_len();
+        }
+        let payload: u64 = plan.segments.iter().map(|s| s.payload_len()).sum();
+        u32b(&mut tail, 1);
+        tail.extend_from_slice(b"mdat");
+        u64b(&mut tail, 16 + payload);
+
+        let etag = format!(
+            "\"mp4-{:016x}\"",
+            super::fnv1a(&[
+                plan.camera.as_bytes(),
+                &plan.from_us.to_be_bytes(),
+                &plan.to_us.to_be_bytes(),
+                &plan
+                    .segments
+                    .iter()
+                    .flat_map(|s| [s.chunk_id as u64, s.start_off, s.end_off].into_iter().flat_map(u64::to_be_bytes))
+                    .collect::<Vec<u8>>(),
+            ])
+        );
+        let parts = vec![
+            Part::Bytes(head),
+            Part::Table(Table::Stts),
+            Part::Bytes(stss_head),
+            Part::Table(Table::Stss),
+            Part::Bytes(stsz_head),
+            Part::Table(Table::Stsz),
+            Part::Bytes(tail),
+            Part::Payload { start_codes: false },
+        ];
+        let layout = std::sync::Arc::new(Layout::new(plan, parts, timing));
+        debug_assert_eq!(layout.starts[7], mdat_payload_start);
+        Ok(Mp4File { layout, etag })
+    }
+
+    /// The plan behind the file.
+    pub fn plan(&self) -> &Plan {
+        &self.layout.plan
+    }
+}
+
+impl VirtualFile for Mp4File {
+    fn len(&self) -> u64 {
+        self.layout.len()
+    }
+    fn etag(&self) -> String {
+        self.etag.clone()
+    }
+    fn content_type(&self) -> &'static str {
+        "video/mp4"
+    }
+    fn reader(&self, start: u64, end: u64) -> Box<dyn std::io::Read + Send> {
+        Box::new(PartReader::new(self.layout.clone(), start, end))
+    }
+}

@@ -1,0 +1,266 @@
+//! Turns (camera, from, to) into the list of chunk-file byte ranges an export reads.
+//!
+//! Rules (see `docs/design/export.md`):
+//! - Only sealed chunks are exported; the minute being recorded is not (its row is not
+//!   final), so an export reaches up to about a minute ago.
+//! - The export starts at the keyframe at or before `from` (the edit list then starts
+//!   playback at `from`); if `from` falls in a gap, at the first keyframe after it.
+//! - It ends with the last frame at or before `to`.
+//! - Whole chunks use the counts stored in the index; only the first and last chunk (and
+//!   rows from before schema version 2) are scanned, so planning a 24-hour export reads two
+//!   files.
+
+use crate::chunk::reader::{ChunkReader, ReadError};
+use crate::error::{Error, ErrorKind, Result};
+use crate::h264::{Codec, NalKind};
+use crate::index::{ChunkState, Index};
+use crate::storage::Storage;
+use crate::time::format_rfc3339;
+use std::path::PathBuf;
+
+/// The longest range one export may cover.
+pub const MAX_RANGE_US: i64 = 24 * 3600 * 1_000_000;
+
+/// One chunk file's contribution to an export: records `start_off..end_off`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Index id of the chunk.
+    pub chunk_id: i64,
+    /// Absolute path of the file.
+    pub path: PathBuf,
+    /// Offset of the first record (a keyframe's parameter sets, or 0).
+    pub start_off: u64,
+    /// Offset just past the last record.
+    pub end_off: u64,
+    /// Records in the range.
+    pub records: u64,
+    /// Frames (samples) in the range.
+    pub samples: u64,
+    /// Keyframes in the range.
+    pub keyframes: u64,
+    /// Timestamp of the first frame, µs.
+    pub first_ts: i64,
+    /// Timestamp of the last frame, µs.
+    pub last_ts: i64,
+}
+
+impl Segment {
+    /// Bytes of the segment once each 17-byte record header becomes a 4-byte length or
+    /// start code.
+    pub fn payload_len(&self) -> u64 {
+        (self.end_off - self.start_off) - 13 * self.records
+    }
+}
+
+/// Everything an export needs to know before producing a byte.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Camera id.
+    pub camera: String,
+    /// Codec of the footage.
+    pub codec: Codec,
+    /// Requested start, µs.
+    pub from_us: i64,
+    /// Requested end, µs.
+    pub to_us: i64,
+    /// The file ranges, in time order.
+    pub segments: Vec<Segment>,
+    /// First SPS of the export (without start code).
+    pub sps: Vec<u8>,
+    /// First PPS.
+    pub pps: Vec<u8>,
+    /// First VPS (H.265 only).
+    pub vps: Option<Vec<u8>>,
+}
+
+impl Plan {
+    /// Total frames.
+    pub fn samples(&self) -> u64 {
+        self.segments.iter().map(|s| s.samples).sum()
+    }
+
+    /// Total keyframes.
+    pub fn keyframes(&self) -> u64 {
+        self.segments.iter().map(|s| s.keyframes).sum()
+    }
+
+    /// Timestamp of the first frame.
+    pub fn first_ts(&self) -> i64 {
+        self.segments[0].first_ts
+    }
+
+    /// Timestamp of the last frame.
+    pub fn last_ts(&self) -> i64 {
+        self.segments.last().expect("a plan has segments").last_ts
+    }
+
+    /// A typical frame duration (µs), for the last frame, whose successor is unknown.
+    pub fn frame_duration_us(&self) -> i64 {
+        let s = self.segments.last().expect("a plan has segments");
+        if s.samples > 1 {
+            ((s.last_ts - s.first_ts) / (s.samples as i64 - 1)).clamp(1_000, 1_000_000)
+        } else {
+            66_667
+        }
+    }
+}
+
+/// What a scan of part of a chunk found.
+struct RegionScan {
+    end_off: u64,
+    records: u64,
+    samples: u64,
+    keyframes: u64,
+    first_ts: Option<i64>,
+    last_ts: i64,
+}
+
+/// Scans records from `start_off`, stopping before the first record later than `to_us`.
+fn scan_region(path: &std::path::Path, codec: Codec, start_off: u64, to_us: i64) -> Result<RegionScan> {
+    let mut r =
+        ChunkReader::open_at(path, start_off).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut s = RegionScan { end_off: start_off, records: 0, samples: 0, keyframes: 0, first_ts: None, last_ts: 0 };
+    let mut prefix = Vec::new();
+    let mut group: Option<(i64, bool, bool)> = None; // ts, has slice, has idr
+    let close = |s: &mut RegionScan, g: (i64, bool, bool)| {
+        if g.1 {
+            s.samples += 1;
+            s.last_ts = g.0;
+            s.first_ts.get_or_insert(g.0);
+        }
+        s.keyframes += g.2 as u64;
+    };
+    loop {
+        let off = r.good_len();
+        match r.next_prefix(&mut prefix, 2) {
+            Ok(Some(h)) if h.ts_us <= to_us => {
+                s.records += 1;
+                s.end_off = r.good_len();
+                let k = codec.classify(&prefix);
+                match &mut group {
+                    Some(g) if g.0 == h.ts_us => {
+                        g.1 |= k.is_slice();
+                        g.2 |= k == NalKind::IdrSlice;
+                    }
+                    _ => {
+                        if let Some(g) = group.take() {
+                            close(&mut s, g);
+                        }
+                        group = Some((h.ts_us, k.is_slice(), k == NalKind::IdrSlice));
+                    }
+                }
+            }
+            Ok(_) => break,
+            Err(ReadError::Io(e)) => return Err(Error::io(format!("reading {}", path.display()), e)),
+            Err(e) => {
+                log::warn!("{}: {e}; exporting up to byte {off}", path.display());
+                break;
+            }
+        }
+    }
+    if let Some(g) = group.take() {
+        close(&mut s, g);
+    }
+    Ok(s)
+}
+
+/// SPS, PPS and (H.265) VPS.
+type ParameterSets = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
+/// Reads the parameter sets at the start of a segment.
+fn parameter_sets(seg: &Segment, codec: Codec) -> Result<ParameterSets> {
+    let mut r = ChunkReader::open_at(&seg.path, seg.start_off)
+        .map_err(|e| Error::io(format!("opening {}", seg.path.display()), e))?;
+    let (mut sps, mut pps, mut vps) = (None, None, None);
+    let mut nal = Vec::new();
+    for _ in 0..16 {
+        match r.next_into(&mut nal) {
+            Ok(Some(_)) => match codec.classify(&nal) {
+                NalKind::Sps => sps = sps.or(Some(nal.clone())),
+                NalKind::Pps => pps = pps.or(Some(nal.clone())),
+                NalKind::Vps => vps = vps.or(Some(nal.clone())),
+                _ => {}
+            },
+            _ => break,
+        }
+        if sps.is_some() && pps.is_some() && (codec == Codec::H264 || vps.is_some()) {
+            break;
+        }
+    }
+    match (sps, pps) {
+        (Some(s), Some(p)) => Ok((s, p, vps)),
+        _ => Err(Error::new(
+            ErrorKind::DataLoss,
+            format!("{}: no parameter sets before the first keyframe", seg.path.display()),
+        )),
+    }
+}
+
+/// Plans an export of `camera` from `from_us` to `to_us`.
+pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, to_us: i64) -> Result<Plan> {
+    if from_us >= to_us {
+        return Err(Error::new(ErrorKind::InvalidArgument, "from must be before to"));
+    }
+    if to_us - from_us > MAX_RANGE_US {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "a range may cover at most 24 hours; export longer spans in parts",
+        ));
+    }
+    let rows = index.chunks_for_camera(camera, from_us, to_us)?;
+    let mut segments = Vec::new();
+    let mut codec = None;
+    for row in rows.into_iter().filter(|r| r.state == ChunkState::Sealed) {
+        let Some(root) = storage.root(row.root_id) else { continue };
+        if codec.is_some_and(|c| c != row.codec) {
+            break; // the camera switched codec: the export ends at the switch
+        }
+        let path = root.path().join(&row.rel_path);
+        let start = row.keyframes.iter().rev().find(|(ts, _)| *ts <= from_us).copied();
+        let start_off = if row.start_us < from_us { start.map_or(0, |(_, off)| off) } else { 0 };
+        let whole = if start_off == 0 && row.end_us <= to_us { row.records } else { None };
+        let seg = if let Some(records) = whole {
+            Segment {
+                chunk_id: row.id,
+                path,
+                start_off: 0,
+                end_off: row.bytes,
+                records,
+                samples: row.frames,
+                keyframes: row.keyframes.len() as u64,
+                first_ts: row.start_us,
+                last_ts: row.end_us,
+            }
+        } else {
+            let s = scan_region(&path, row.codec, start_off, to_us)?;
+            let Some(first_ts) = s.first_ts else { continue };
+            Segment {
+                chunk_id: row.id,
+                path,
+                start_off,
+                end_off: s.end_off,
+                records: s.records,
+                samples: s.samples,
+                keyframes: s.keyframes,
+                first_ts,
+                last_ts: s.last_ts,
+            }
+        };
+        if seg.samples > 0 {
+            codec = Some(row.codec);
+            segments.push(seg);
+        }
+    }
+    let Some(codec) = codec else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "camera {camera} has no finished footage between {} and {}",
+                format_rfc3339(from_us),
+                format_rfc3339(to_us)
+            ),
+        ));
+    };
+    let (sps, pps, vps) = parameter_sets(&segments[0], codec)?;
+    Ok(Plan { camera: camera.to_owned(), codec, from_us, to_us, segments, sps, pps, vps })
+}

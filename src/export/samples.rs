@@ -1,0 +1,137 @@
+//! Reads a [`Segment`] of a chunk file back as samples (frames) or as records.
+//!
+//! A sample is a timestamp group holding at least one slice; records of a group without a
+//! slice (a stray SEI) are carried into the next sample, or the last one at the end, so
+//! sample sizes always add up to the segment's payload length.
+
+use super::plan::Segment;
+use crate::chunk::reader::ChunkReader;
+use crate::error::{Error, Result};
+use crate::h264::{Codec, NalKind};
+
+/// One frame of an export.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// Timestamp, µs.
+    pub ts_us: i64,
+    /// Bytes in the MP4 (4-byte length + NAL, for each record).
+    pub size: u32,
+    /// Whether decoding can start here.
+    pub key: bool,
+}
+
+/// Reads every sample of `seg` (at most about a minute of frames: bounded).
+pub fn segment_samples(seg: &Segment, codec: Codec) -> Result<Vec<Sample>> {
+    let mut r = ChunkReader::open_at(&seg.path, seg.start_off)
+        .map_err(|e| Error::io(format!("opening {}", seg.path.display()), e))?;
+    let mut out: Vec<Sample> = Vec::with_capacity(seg.samples as usize);
+    let mut prefix = Vec::new();
+    let mut cur: Option<(i64, u64, bool, bool)> = None; // ts, size, has slice, key
+    let mut carry = 0u64;
+    let push = |out: &mut Vec<Sample>, carry: &mut u64, g: (i64, u64, bool, bool)| {
+        if g.2 {
+            out.push(Sample { ts_us: g.0, size: (g.1 + *carry) as u32, key: g.3 });
+            *carry = 0;
+        } else {
+            *carry += g.1;
+        }
+    };
+    while r.good_len() < seg.end_off {
+        let h = r
+            .next_prefix(&mut prefix, 2)
+            .map_err(|e| Error::new(crate::error::ErrorKind::DataLoss, format!("{}: {e}", seg.path.display())))?
+            .ok_or_else(|| {
+                Error::new(crate::error::ErrorKind::DataLoss, format!("{}: shorter than indexed", seg.path.display()))
+            })?;
+        let k = codec.classify(&prefix);
+        let size = 4 + h.len;
+        match &mut cur {
+            Some(g) if g.0 == h.ts_us => {
+                g.1 += size;
+                g.2 |= k.is_slice();
+                g.3 |= k == NalKind::IdrSlice;
+            }
+            _ => {
+                if let Some(g) = cur.take() {
+                    push(&mut out, &mut carry, g);
+                }
+                cur = Some((h.ts_us, size, k.is_slice(), k == NalKind::IdrSlice));
+            }
+        }
+    }
+    if let Some(g) = cur.take() {
+        push(&mut out, &mut carry, g);
+    }
+    if carry > 0 {
+        if let Some(last) = out.last_mut() {
+            last.size += carry as u32;
+        }
+    }
+    if out.len() as u64 != seg.samples {
+        return Err(Error::new(
+            crate::error::ErrorKind::DataLoss,
+            format!(
+                "{}: {} frames on disk, {} indexed; run `edgenvr check --repair`",
+                seg.path.display(),
+                out.len(),
+                seg.samples
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// Streams a segment's records as `prefix + NAL`, where the prefix is a 4-byte big-endian
+/// length (MP4) or a start code (Annex B).
+pub struct RecordStream {
+    reader: ChunkReader<std::fs::File>,
+    end_off: u64,
+    start_codes: bool,
+    path: std::path::PathBuf,
+}
+
+impl RecordStream {
+    /// Opens `seg` at its first record.
+    pub fn open(seg: &Segment, start_codes: bool) -> Result<RecordStream> {
+        let reader = ChunkReader::open_at(&seg.path, seg.start_off)
+            .map_err(|e| Error::io(format!("opening {}", seg.path.display()), e))?;
+        Ok(RecordStream { reader, end_off: seg.end_off, start_codes, path: seg.path.clone() })
+    }
+
+    /// Replaces `out` with the next record's bytes; false at the segment's end.
+    pub fn next_into(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        if self.reader.good_len() >= self.end_off {
+            return Ok(false);
+        }
+        out.clear();
+        out.extend_from_slice(&[0; 4]);
+        let h = self
+            .reader
+            .next_appending(out)
+            .map_err(|e| Error::new(crate::error::ErrorKind::DataLoss, format!("{}: {e}", self.path.display())))?
+            .ok_or_else(|| {
+                Error::new(crate::error::ErrorKind::DataLoss, format!("{}: shorter than indexed", self.path.display()))
+            })?;
+        let prefix = if self.start_codes { [0, 0, 0, 1] } else { (h.len as u32).to_be_bytes() };
+        out[..4].copy_from_slice(&prefix);
+        Ok(true)
+    }
+
+    /// Skips whole records (without reading their NALs into memory) while they end at or
+    /// before `target` output bytes from here; returns the output bytes skipped. The next
+    /// record read is the one holding byte `target`.
+    pub fn skip_to(&mut self, target: u64) -> Result<u64> {
+        let mut skipped = 0;
+        let mut p = Vec::new();
+        while self.reader.good_len() < self.end_off {
+            let err = |e| Error::new(crate::error::ErrorKind::DataLoss, format!("{}: {e}", self.path.display()));
+            let Some(h) = self.reader.peek_header().map_err(err)? else { break };
+            if skipped + 4 + h.len > target {
+                break;
+            }
+            self.reader.next_prefix(&mut p, 0).map_err(err)?;
+            skipped += 4 + h.len;
+        }
+        Ok(skipped)
+    }
+}

@@ -1,0 +1,234 @@
+//! The fixed-shape JSON documents (status, health, cameras), serialised with serde-json-core
+//! into a fixed-size buffer: their memory does not grow with input. The config caps cameras
+//! and roots so every document fits (see `MAX_CAMERAS`, `MAX_ROOTS`).
+
+use super::state::AppState;
+use crate::config::SourceConfig;
+use crate::status::CameraState;
+use crate::time::{format_rfc3339, now_us};
+use heapless::{String as HString, Vec as HVec};
+use serde::Serialize;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Most cameras a config may have (the status document holds them all).
+pub const MAX_CAMERAS: usize = 32;
+/// Most storage roots a config may have.
+pub const MAX_ROOTS: usize = 8;
+/// Size of the buffer a document is serialised into.
+pub const DOC_BYTES: usize = 48 * 1024;
+
+type Time = HString<32>;
+type Msg = HString<200>;
+
+fn time(us: i64) -> Time {
+    let mut s = Time::new();
+    let _ = s.push_str(&format_rfc3339(us));
+    s
+}
+
+/// Copies a message into a bounded string, cutting it (at a character boundary) if long.
+fn msg(m: &str) -> Msg {
+    let mut s = Msg::new();
+    for c in m.chars() {
+        if s.push(c).is_err() {
+            break;
+        }
+    }
+    s
+}
+
+#[derive(Serialize)]
+struct CameraDoc<'a> {
+    id: &'a str,
+    enabled: bool,
+    source: &'a str,
+    state: &'a str,
+    since: Option<Time>,
+    last_frame: Option<Time>,
+    last_frame_age_ms: Option<u64>,
+    bitrate_bps: u64,
+    frames: u64,
+    frames_dropped: u64,
+    gaps: u64,
+    connects: u64,
+    chunks: u64,
+    encoder: &'a str,
+    last_error: Option<Msg>,
+}
+
+#[derive(Serialize)]
+struct RootDoc<'a> {
+    path: &'a str,
+    present: bool,
+    writable: bool,
+    total_bytes: u64,
+    free_bytes: u64,
+    min_free_bytes: u64,
+    used_bytes: u64,
+    oldest: Option<Time>,
+    chunks_reaped: u64,
+    bytes_reaped: u64,
+    failures: u64,
+    last_error: Option<Msg>,
+}
+
+#[derive(Serialize)]
+struct ReaperDoc {
+    runs: u64,
+    last_run: Option<Time>,
+    chunks_deleted: u64,
+    bytes_deleted: u64,
+    last_error: Option<Msg>,
+}
+
+#[derive(Serialize)]
+struct StatusDoc<'a> {
+    version: &'a str,
+    now: Time,
+    uptime_s: u64,
+    cameras: HVec<CameraDoc<'a>, MAX_CAMERAS>,
+    storage: HVec<RootDoc<'a>, MAX_ROOTS>,
+    reaper: ReaperDoc,
+}
+
+fn source_kind(s: &SourceConfig) -> &'static str {
+    match s {
+        SourceConfig::Testsrc(_) => "testsrc",
+        SourceConfig::Rtsp(_) => "rtsp",
+        SourceConfig::V4l2(_) => "v4l2",
+    }
+}
+
+fn camera_doc<'a>(c: &'a super::state::CameraEntry, now: i64) -> CameraDoc<'a> {
+    let s = &c.stats;
+    let last = s.last_frame_us.load(Relaxed);
+    let since = s.state_since_us.load(Relaxed);
+    CameraDoc {
+        id: &c.config.id,
+        enabled: c.config.enabled,
+        source: source_kind(&c.config.source),
+        state: s.state().as_str(),
+        since: (since > 0).then(|| time(since)),
+        last_frame: (last > 0).then(|| time(last)),
+        last_frame_age_ms: (last > 0).then(|| ((now - last).max(0) / 1000) as u64),
+        bitrate_bps: s.bitrate_bps.load(Relaxed),
+        frames: s.frames_written.load(Relaxed),
+        frames_dropped: s.frames_dropped.load(Relaxed),
+        gaps: s.gaps.load(Relaxed),
+        connects: s.connects.load(Relaxed),
+        chunks: s.chunks_sealed.load(Relaxed),
+        encoder: s.encoder(),
+        last_error: s.last_error().map(|e| msg(&e)),
+    }
+}
+
+/// `GET /api/v1/status` into `buf`; returns the length.
+pub fn status(state: &AppState, buf: &mut [u8]) -> crate::error::Result<usize> {
+    let now = now_us();
+    let paths: Vec<String> = state.storage.roots().iter().map(|r| r.path().display().to_string()).collect();
+    let per_root = state.reaper.per_root.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut doc = StatusDoc {
+        version: env!("CARGO_PKG_VERSION"),
+        now: time(now),
+        uptime_s: state.started.elapsed().as_secs(),
+        cameras: HVec::new(),
+        storage: HVec::new(),
+        reaper: ReaperDoc {
+            runs: state.reaper.runs.load(Relaxed),
+            last_run: Some(state.reaper.last_run_us.load(Relaxed)).filter(|&t| t > 0).map(time),
+            chunks_deleted: state.reaper.chunks_deleted.load(Relaxed),
+            bytes_deleted: state.reaper.bytes_deleted.load(Relaxed),
+            last_error: state.reaper.last_error.lock().unwrap_or_else(|p| p.into_inner()).as_deref().map(msg),
+        },
+    };
+    for c in state.cameras.iter().take(MAX_CAMERAS) {
+        let _ = doc.cameras.push(camera_doc(c, now));
+    }
+    for (root, path) in state.storage.roots().iter().zip(&paths).take(MAX_ROOTS) {
+        let present = root.path().is_dir();
+        let usable = root.check_usable();
+        let space = crate::storage::statvfs(root.path()).ok().filter(|_| present);
+        let health = root.health();
+        let reaped = per_root.iter().find(|e| e.0 == root.id).map_or((0, 0), |e| (e.1, e.2));
+        let _ = doc.storage.push(RootDoc {
+            path,
+            present,
+            writable: usable.is_ok() && !root.is_failed(),
+            total_bytes: space.map_or(0, |s| s.total),
+            free_bytes: space.map_or(0, |s| s.free),
+            min_free_bytes: space.map_or(0, |s| root.min_free_bytes(s.total)),
+            used_bytes: state.index.bytes_on_root(root.id)?,
+            oldest: state.index.oldest_on_root(root.id)?.map(time),
+            chunks_reaped: reaped.0,
+            bytes_reaped: reaped.1,
+            failures: health.failures,
+            last_error: health.last_error.as_deref().or(usable.as_ref().err().map(|e| e.msg())).map(msg),
+        });
+    }
+    serde_json_core::to_slice(&doc, buf).map_err(|e| {
+        crate::error::Error::new(crate::error::ErrorKind::Internal, format!("status document too large: {e}"))
+    })
+}
+
+#[derive(Serialize)]
+struct HealthDoc {
+    healthy: bool,
+    reasons: HVec<Msg, 40>,
+}
+
+/// `GET /api/v1/health`: (healthy, length). Healthy when every enabled camera is recording
+/// with a fresh frame and a storage root is writable.
+pub fn health(state: &AppState, buf: &mut [u8]) -> crate::error::Result<(bool, usize)> {
+    let now = now_us();
+    let mut reasons: HVec<Msg, 40> = HVec::new();
+    for c in state.cameras.iter().filter(|c| c.config.enabled) {
+        let s = &c.stats;
+        let last = s.last_frame_us.load(Relaxed);
+        let why = if s.state() != CameraState::Recording {
+            Some(format!("camera {} is {}", c.config.id, s.state().as_str()))
+        } else if last == 0 || now - last > 15_000_000 {
+            Some(format!("camera {} has sent no frame for over 15 s", c.config.id))
+        } else {
+            None
+        };
+        if let Some(w) = why {
+            let _ = reasons.push(msg(&w));
+        }
+    }
+    if !state.storage.roots().iter().any(|r| !r.is_failed() && r.check_usable().is_ok()) {
+        let _ = reasons.push(msg("no storage root is writable"));
+    }
+    let doc = HealthDoc { healthy: reasons.is_empty(), reasons };
+    let n = serde_json_core::to_slice(&doc, buf).map_err(|e| {
+        crate::error::Error::new(crate::error::ErrorKind::Internal, format!("health document too large: {e}"))
+    })?;
+    Ok((doc.healthy, n))
+}
+
+#[derive(Serialize)]
+struct CamerasDoc<'a> {
+    cameras: HVec<CameraDoc<'a>, MAX_CAMERAS>,
+}
+
+/// `GET /api/v1/cameras`.
+pub fn cameras(state: &AppState, buf: &mut [u8]) -> crate::error::Result<usize> {
+    let now = now_us();
+    let mut doc = CamerasDoc { cameras: HVec::new() };
+    for c in state.cameras.iter().take(MAX_CAMERAS) {
+        let _ = doc.cameras.push(camera_doc(c, now));
+    }
+    serde_json_core::to_slice(&doc, buf)
+        .map_err(|e| crate::error::Error::new(crate::error::ErrorKind::Internal, format!("camera list too large: {e}")))
+}
+
+#[derive(Serialize)]
+struct ErrorDoc {
+    error: Msg,
+}
+
+/// `{"error": "..."}`.
+pub fn error(message: &str) -> Vec<u8> {
+    let mut buf = [0u8; 512];
+    let n = serde_json_core::to_slice(&ErrorDoc { error: msg(message) }, &mut buf).unwrap_or(0);
+    buf[..n].to_vec()
+}

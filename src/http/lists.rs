@@ -1,0 +1,331 @@
+//! Lists that stream: `chunks` and `recordings` are produced page by page from the index
+//! (keyset paging, [`PAGE`] rows per query) into a small buffer, sent with chunked transfer
+//! encoding, so a year of footage costs the same memory as a minute. Each list is capped at
+//! `limit` entries; when more remain, `next` says where to continue.
+
+use super::state::AppState;
+use crate::chunk::writer::MAX_FRAME_GAP_US;
+use crate::error::Result;
+use crate::index::ChunkRow;
+use crate::time::format_rfc3339;
+use heapless::String as HString;
+use serde::Serialize;
+use std::io::{self, Read};
+use std::sync::Arc;
+
+/// Rows per index query.
+pub const PAGE: usize = 200;
+/// Default entries per response.
+pub const DEFAULT_LIMIT: usize = 1000;
+/// Largest `limit` accepted.
+pub const MAX_LIMIT: usize = 10_000;
+
+type Time = HString<32>;
+
+fn time(us: i64) -> Time {
+    let mut s = Time::new();
+    let _ = s.push_str(&format_rfc3339(us));
+    s
+}
+
+/// Appends one value as JSON (values here are small and bounded).
+fn push_json<T: Serialize>(out: &mut Vec<u8>, v: &T) {
+    let mut buf = [0u8; 1024];
+    match serde_json_core::to_slice(v, &mut buf) {
+        Ok(n) => out.extend_from_slice(&buf[..n]),
+        Err(_) => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Appends the next piece of a document; false when the document is complete.
+type Generator = Box<dyn FnMut(&mut Vec<u8>) -> Result<bool> + Send>;
+
+/// A `Read` over JSON text produced piece by piece by `next`, which appends to the buffer
+/// and returns false when the document is complete.
+pub struct JsonStream {
+    buf: Vec<u8>,
+    pos: usize,
+    done: bool,
+    next: Generator,
+}
+
+impl JsonStream {
+    fn new(next: impl FnMut(&mut Vec<u8>) -> Result<bool> + Send + 'static) -> JsonStream {
+        JsonStream { buf: Vec::with_capacity(64 << 10), pos: 0, done: false, next: Box::new(next) }
+    }
+}
+
+impl Read for JsonStream {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.buf.len() {
+            if self.done {
+                return Ok(0);
+            }
+            self.buf.clear();
+            self.pos = 0;
+            self.done = !(self.next)(&mut self.buf).map_err(io::Error::other)?;
+        }
+        let n = (self.buf.len() - self.pos).min(out.len());
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[derive(Serialize)]
+struct ChunkDoc<'a> {
+    id: i64,
+    start: Time,
+    end: Time,
+    start_us: i64,
+    end_us: i64,
+    bytes: u64,
+    frames: u64,
+    codec: &'a str,
+}
+
+/// `GET /api/v1/cameras/{id}/chunks`: `{"camera", "chunks": [...], "next": "START_US:ID"|null}`.
+pub fn chunks(state: Arc<AppState>, camera: String, from: i64, to: i64, after: (i64, i64), limit: usize) -> JsonStream {
+    let mut cursor = after;
+    let mut left = limit;
+    let mut started = false;
+    let mut first_item = true;
+    JsonStream::new(move |out| {
+        if !started {
+            started = true;
+            out.extend_from_slice(b"{\"camera\":");
+            push_json(out, &camera.as_str());
+            out.extend_from_slice(b",\"chunks\":[");
+        }
+        let want = PAGE.min(left + 1);
+        let rows = state.index.chunks_for_camera_page(&camera, from, to, cursor, want)?;
+        let mut more = rows.len() == want;
+        for r in rows.iter().take(left.min(PAGE)) {
+            if !first_item {
+                out.push(b',');
+            }
+            first_item = false;
+            push_json(
+                out,
+                &ChunkDoc {
+                    id: r.id,
+                    start: time(r.start_us),
+                    end: time(r.end_us),
+                    start_us: r.start_us,
+                    end_us: r.end_us,
+                    bytes: r.bytes,
+                    frames: r.frames,
+                    codec: r.codec.as_str(),
+                },
+            );
+            cursor = (r.start_us, r.id);
+            left -= 1;
+        }
+        if left == 0 || !more {
+            more = more && left == 0;
+            out.extend_from_slice(b"],\"next\":");
+            if more {
+                push_json(out, &format!("{}:{}", cursor.0, cursor.1).as_str());
+            } else {
+                out.extend_from_slice(b"null");
+            }
+            out.push(b'}');
+            return Ok(false);
+        }
+        Ok(true)
+    })
+}
+
+#[derive(Serialize)]
+struct RunDoc {
+    start: Time,
+    end: Time,
+    start_us: i64,
+    end_us: i64,
+    duration_s: f64,
+    frames: u64,
+    bytes: u64,
+    chunks: u64,
+}
+
+#[derive(Serialize)]
+struct GapDoc {
+    start: Time,
+    end: Time,
+    start_us: i64,
+    end_us: i64,
+    duration_s: f64,
+}
+
+/// A contiguous run of chunks.
+#[derive(Clone, Copy)]
+struct Run {
+    start: i64,
+    end: i64,
+    frames: u64,
+    bytes: u64,
+    chunks: u64,
+}
+
+/// Yields a camera's runs in time order, reading the index a page at a time.
+struct Runs {
+    state: Arc<AppState>,
+    camera: String,
+    from: i64,
+    to: i64,
+    cursor: (i64, i64),
+    page: std::vec::IntoIter<ChunkRow>,
+    exhausted: bool,
+    pending: Option<Run>,
+}
+
+impl Runs {
+    fn new(state: Arc<AppState>, camera: String, from: i64, to: i64) -> Runs {
+        Runs {
+            state,
+            camera,
+            from,
+            to,
+            cursor: (i64::MIN, 0),
+            page: Vec::new().into_iter(),
+            exhausted: false,
+            pending: None,
+        }
+    }
+
+    fn next_row(&mut self) -> Result<Option<ChunkRow>> {
+        if let Some(r) = self.page.next() {
+            return Ok(Some(r));
+        }
+        if self.exhausted {
+            return Ok(None);
+        }
+        let rows = self.state.index.chunks_for_camera_page(&self.camera, self.from, self.to, self.cursor, PAGE)?;
+        self.exhausted = rows.len() < PAGE;
+        if let Some(last) = rows.last() {
+            self.cursor = (last.start_us, last.id);
+        }
+        self.page = rows.into_iter();
+        Ok(self.page.next())
+    }
+
+    fn next_run(&mut self) -> Result<Option<Run>> {
+        while let Some(r) = self.next_row()? {
+            let this = Run { start: r.start_us, end: r.end_us, frames: r.frames, bytes: r.bytes, chunks: 1 };
+            match &mut self.pending {
+                Some(cur) if r.start_us - cur.end <= MAX_FRAME_GAP_US => {
+                    cur.end = cur.end.max(r.end_us);
+                    cur.frames += r.frames;
+                    cur.bytes += r.bytes;
+                    cur.chunks += 1;
+                }
+                _ => {
+                    if let Some(done) = self.pending.replace(this) {
+                        return Ok(Some(done));
+                    }
+                }
+            }
+        }
+        Ok(self.pending.take())
+    }
+}
+
+/// Items written per call of the generator (bounds the buffer).
+const ITEMS_PER_CALL: usize = 100;
+
+/// `GET /api/v1/cameras/{id}/recordings`: contiguous runs (chunks that follow each other
+/// within [`MAX_FRAME_GAP_US`]) and the gaps between them:
+/// `{"camera", "recordings": [...], "gaps": [...], "next": FROM|null}`. At most `limit`
+/// runs; `next` is the start of the following run, to pass as `from`.
+pub fn recordings(state: Arc<AppState>, camera: String, from: i64, to: i64, limit: usize) -> JsonStream {
+    let mut runs = Runs::new(state.clone(), camera.clone(), from, to);
+    let mut gaps = Runs::new(state, camera.clone(), from, to);
+    let mut phase = 0;
+    let mut emitted = 0usize;
+    let mut gap_prev: Option<Run> = None;
+    let mut gaps_seen = 0usize;
+    let mut next_from: Option<i64> = None;
+    let mut first = true;
+    JsonStream::new(move |out| {
+        if phase == 0 {
+            out.extend_from_slice(b"{\"camera\":");
+            push_json(out, &camera.as_str());
+            out.extend_from_slice(b",\"recordings\":[");
+            phase = 1;
+        }
+        if phase == 1 {
+            for _ in 0..ITEMS_PER_CALL {
+                let Some(r) = runs.next_run()? else {
+                    phase = 2;
+                    break;
+                };
+                if emitted == limit {
+                    next_from = Some(r.start);
+                    phase = 2;
+                    break;
+                }
+                if !std::mem::take(&mut first) {
+                    out.push(b',');
+                }
+                push_json(
+                    out,
+                    &RunDoc {
+                        start: time(r.start),
+                        end: time(r.end),
+                        start_us: r.start,
+                        end_us: r.end,
+                        duration_s: (r.end - r.start) as f64 / 1e6,
+                        frames: r.frames,
+                        bytes: r.bytes,
+                        chunks: r.chunks,
+                    },
+                );
+                emitted += 1;
+            }
+            if phase == 2 {
+                out.extend_from_slice(b"],\"gaps\":[");
+                first = true;
+            }
+            return Ok(true);
+        }
+        if phase == 2 {
+            // The gaps between the runs emitted above: the same runs, read again.
+            for _ in 0..ITEMS_PER_CALL {
+                if gaps_seen == emitted {
+                    phase = 3;
+                    break;
+                }
+                let Some(r) = gaps.next_run()? else {
+                    phase = 3;
+                    break;
+                };
+                gaps_seen += 1;
+                if let Some(p) = gap_prev.replace(r) {
+                    if !std::mem::take(&mut first) {
+                        out.push(b',');
+                    }
+                    push_json(
+                        out,
+                        &GapDoc {
+                            start: time(p.end),
+                            end: time(r.start),
+                            start_us: p.end,
+                            end_us: r.start,
+                            duration_s: (r.start - p.end) as f64 / 1e6,
+                        },
+                    );
+                }
+            }
+            if phase == 2 {
+                return Ok(true);
+            }
+        }
+        out.extend_from_slice(b"],\"next\":");
+        match next_from {
+            Some(t) => push_json(out, &time(t).as_str()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+        Ok(false)
+    })
+}
