@@ -291,3 +291,186 @@ impl VirtualFile for Mp4File {
         Box::new(PartReader::new(self.layout.clone(), start, end))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::writer::{ChunkWriter, WriterContext};
+    use crate::config::{FreeSpace, StorageConfig};
+    use crate::encode::software::{SoftwareEncoder, SoftwareEncoderConfig};
+    use crate::encode::yuv::I420;
+    use crate::export::plan::make_plan;
+    use crate::index::Index;
+    use crate::storage::Storage;
+    use std::io::Read;
+    use std::sync::Arc;
+
+    /// 2026-11-21T14:56:50Z: the recording crosses a minute boundary after 10 s.
+    const T0: i64 = 1_795_273_010_000_000;
+
+    /// Records 25 s of real openh264 video at 10 fps (keyframe every 10 frames) with a 3 s
+    /// pause at 12 s, through the real chunk writer.
+    fn record(dir: &std::path::Path) -> (Index, Storage) {
+        let index = Arc::new(Index::open_in_memory().unwrap());
+        let cfg = StorageConfig {
+            path: dir.to_owned(),
+            min_free: FreeSpace::Bytes(0),
+            max_bytes: None,
+            require_mount: false,
+        };
+        let storage = Arc::new(Storage::open(&[cfg], &index).unwrap());
+        let ctx = WriterContext {
+            storage: storage.clone(),
+            index: index.clone(),
+            on_space_pressure: Arc::new(|| {}),
+            sync_interval: std::time::Duration::from_secs(2),
+        };
+        let mut w = ChunkWriter::new("cam", Codec::H264, ctx, Arc::default());
+        let mut enc =
+            SoftwareEncoder::new(SoftwareEncoderConfig { bitrate: 200_000, fps: 10, keyframe_interval: 10 }).unwrap();
+        let mut pic = I420::new(64, 48);
+        let mut seed = 7;
+        for i in 0..250i64 {
+            if (120..150).contains(&i) {
+                continue;
+            }
+            crate::source::testsrc::draw(&mut pic, i as u64, "0", &mut seed);
+            if i == 150 {
+                enc.force_keyframe();
+            }
+            let f = enc.encode(&pic, T0 + i * 100_000).unwrap().unwrap();
+            w.write_frame(&f);
+        }
+        w.close();
+        drop(w);
+        (Arc::try_unwrap(index).ok().unwrap(), Arc::try_unwrap(storage).ok().unwrap())
+    }
+
+    fn read_all(f: &dyn VirtualFile, start: u64, end: u64) -> Vec<u8> {
+        let mut v = Vec::new();
+        f.reader(start, end).read_to_end(&mut v).unwrap();
+        v
+    }
+
+    /// (kind, offset, size) of every box, descending into containers.
+    fn boxes(data: &[u8], base: usize, out: &mut Vec<([u8; 4], usize, usize)>) {
+        let mut pos = 0;
+        while pos + 8 <= data.len() {
+            let mut size = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+            let kind: [u8; 4] = data[pos + 4..pos + 8].try_into().unwrap();
+            let mut header = 8;
+            if size == 1 {
+                size = u64::from_be_bytes(data[pos + 8..pos + 16].try_into().unwrap()) as usize;
+                header = 16;
+            }
+            assert!(
+                size >= header && pos + size <= data.len(),
+                "box {} overruns its parent",
+                String::from_utf8_lossy(&kind)
+            );
+            out.push((kind, base + pos, size));
+            if matches!(&kind, b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" | b"edts" | b"dinf") {
+                boxes(&data[pos + header..pos + size], base + pos + header, out);
+            }
+            pos += size;
+        }
+        assert_eq!(pos, data.len(), "boxes fill their parent exactly");
+    }
+
+    #[test]
+    fn export_is_well_formed_and_every_range_matches_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, storage) = record(dir.path());
+        let from = T0 + 1_050_000;
+        let to = T0 + 20_000_000;
+        let plan = make_plan(&index, &storage, "cam", from, to).unwrap();
+        assert!(plan.segments.len() >= 3, "minute boundary and pause split the export: {:?}", plan.segments.len());
+        let samples = plan.samples();
+        let keys = plan.keyframes();
+        let mp4 = Mp4File::new(plan).unwrap();
+        let full = read_all(&mp4, 0, mp4.len());
+        assert_eq!(full.len() as u64, mp4.len(), "the announced length is the produced length");
+
+        let mut b = Vec::new();
+        boxes(&full, 0, &mut b);
+        let find = |k: &[u8; 4]| {
+            b.iter().find(|x| &x.0 == k).copied().unwrap_or_else(|| panic!("no {}", String::from_utf8_lossy(k)))
+        };
+        let top: Vec<&[u8; 4]> =
+            b.iter().filter(|x| [b"ftyp", b"moov", b"mdat"].contains(&&x.0)).map(|x| &x.0).collect();
+        assert_eq!(top, [b"ftyp", b"moov", b"mdat"], "moov comes before mdat");
+        let u32_at = |o: usize| u32::from_be_bytes(full[o..o + 4].try_into().unwrap());
+        let u64_at = |o: usize| u64::from_be_bytes(full[o..o + 8].try_into().unwrap());
+        // Sample counts.
+        let stsz = find(b"stsz");
+        assert_eq!(u32_at(stsz.1 + 16) as u64, samples);
+        let stss = find(b"stss");
+        assert_eq!(u32_at(stss.1 + 12) as u64, keys);
+        assert_eq!(u32_at(stss.1 + 16), 1, "the first sample is a keyframe");
+        // Durations: the stts total is the media duration in mdhd, and every delta is
+        // ~100 ms except the 3 s pause, kept as a gap.
+        let stts = find(b"stts");
+        let n = u32_at(stts.1 + 12) as usize;
+        let deltas: Vec<u32> = (0..n).map(|i| u32_at(stts.1 + 20 + 8 * i)).collect();
+        assert!(deltas.iter().filter(|&&d| d == 9000).count() >= n - 4, "{deltas:?}");
+        assert!(deltas.iter().any(|&d| d > 90_000 * 3), "the pause is kept as a gap");
+        let mdhd = find(b"mdhd");
+        assert_eq!(u64_at(mdhd.1 + 32), deltas.iter().map(|&d| d as u64).sum::<u64>());
+        // The edit list starts playback at `from` and lasts to `to`.
+        let elst = find(b"elst");
+        let (seg_dur, media_time) = (u64_at(elst.1 + 16), u64_at(elst.1 + 24));
+        assert_eq!(seg_dur, ((to - from) * 9 / 100) as u64);
+        assert_eq!(media_time, 4500, "from is 50 ms after the keyframe at or before it");
+        // Chunk offsets point at sample data: a 4-byte length, then an SPS.
+        let co64 = find(b"co64");
+        let mdat = find(b"mdat");
+        for i in 0..u32_at(co64.1 + 12) as usize {
+            let off = u64_at(co64.1 + 16 + 8 * i) as usize;
+            assert!(off >= mdat.1 + 16 && off < mdat.1 + mdat.2);
+            assert_eq!(Codec::H264.classify(&full[off + 4..off + 6]), crate::h264::NalKind::Sps, "segment {i}");
+        }
+        // Sample sizes add up to the mdat payload.
+        let sizes: u64 = (0..samples as usize).map(|i| u32_at(stsz.1 + 20 + 4 * i) as u64).sum();
+        assert_eq!(sizes, (mdat.2 - 16) as u64);
+
+        // Any byte range equals the same slice of the whole file.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..300 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let a = x % mp4.len();
+            let len = if i % 3 == 0 { x % 64 + 1 } else { x % 20_000 + 1 };
+            let e = (a + len).min(mp4.len());
+            assert_eq!(read_all(&mp4, a, e), full[a as usize..e as usize], "range {a}..{e}");
+        }
+    }
+
+    #[test]
+    fn annex_b_export_matches_the_chunks_with_start_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, storage) = record(dir.path());
+        let plan = make_plan(&index, &storage, "cam", T0, T0 + 30_000_000).unwrap();
+        let records: u64 = plan.segments.iter().map(|s| s.records).sum();
+        let f = crate::export::annexb::AnnexBFile::new(plan);
+        let all = read_all(&f, 0, f.len());
+        let nals = crate::h264::split_annex_b(&all);
+        assert_eq!(nals.len() as u64, records);
+        assert_eq!(read_all(&f, 100, 200), all[100..200]);
+    }
+
+    #[test]
+    fn empty_or_bad_ranges_are_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, storage) = record(dir.path());
+        let e = make_plan(&index, &storage, "cam", T0 - 100_000_000, T0 - 50_000_000).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert_eq!(make_plan(&index, &storage, "cam", T0, T0).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        let day = crate::export::plan::MAX_RANGE_US;
+        assert_eq!(
+            make_plan(&index, &storage, "cam", T0, T0 + day + 1).unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
+        assert_eq!(make_plan(&index, &storage, "nope", T0, T0 + 1_000_000).unwrap_err().kind(), ErrorKind::NotFound);
+    }
+}

@@ -101,10 +101,7 @@ fn x264(gop: u32, rate: &str, extra: &[&str]) -> Vec<String> {
     v.into_iter().map(String::from).collect()
 }
 
-/// A free TCP port on loopback.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use crate::common::free_port;
 
 /// GStreamer's RTSP server, serving `mounts` on `port`.
 pub struct RtspServer {

@@ -1,0 +1,289 @@
+//! The HTTP API against the real service: exports checked with ffprobe/ffmpeg and played by
+//! Chromium, byte ranges against the whole body, the lists, and hostile requests.
+
+mod common;
+use common::http::{get, request};
+use common::*;
+use edgenvr::index::ChunkState;
+use edgenvr::time::format_rfc3339;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const FPS: i64 = 15;
+
+/// Starts a service recording testsrc at 10x speed (a chunk every 6 s) on a free port.
+fn start(d: &Path, extra_server: &str) -> (Service, u16, std::path::PathBuf) {
+    let port = free_port();
+    let cfg = d.join("edgenvr.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n{extra_server}\n[recording]\nsync_interval = \"500ms\"\n\
+             [[storage]]\npath = \"{}\"\n{}",
+            d.join("data").display(),
+            testsrc_camera("cam", 10.0, 200_000)
+        ),
+    )
+    .unwrap();
+    let svc = Service::start(&cfg, d);
+    (svc, port, cfg)
+}
+
+fn sealed(d: &Path) -> Vec<edgenvr::index::ChunkRow> {
+    let ix = d.join("data/index.db");
+    if !ix.exists() {
+        return Vec::new();
+    }
+    rows(&ix).into_iter().filter(|r| r.state == ChunkState::Sealed).collect()
+}
+
+fn ffprobe(path: &Path) -> serde_json::Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn ffmpeg_clean(path: &Path) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn exports_lists_and_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (svc, port, _) = start(d, "");
+    let rows = wait_for(Duration::from_secs(90), "four sealed chunks", || {
+        let r = sealed(d);
+        (r.len() >= 4).then_some(r)
+    });
+    // From 7.3 s into the first chunk to 3.1 s before the end of the third: two boundaries.
+    let from = rows[0].start_us + 7_300_000;
+    let to = rows[2].end_us - 3_100_000;
+    let q = format!("from={}&to={}", format_rfc3339(from).replace(':', "%3A"), to as f64 / 1e6);
+
+    // MP4: ffprobe and ffmpeg agree it is whole, the right length, every frame there.
+    let mp4 = get(port, &format!("/api/v1/cameras/cam/export.mp4?{q}"));
+    assert_eq!(mp4.status, 200, "{}", String::from_utf8_lossy(&mp4.body));
+    assert_eq!(mp4.header("content-type"), Some("video/mp4"));
+    assert_eq!(mp4.header("accept-ranges"), Some("bytes"));
+    let f = d.join("export.mp4");
+    std::fs::write(&f, &mp4.body).unwrap();
+    ffmpeg_clean(&f);
+    let p = ffprobe(&f);
+    let s = &p["streams"][0];
+    let want_s = (to - from) as f64 / 1e6;
+    let duration: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!((duration - want_s).abs() <= 1.0 / FPS as f64, "duration {duration} s, asked for {want_s} s");
+    let read: i64 = s["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    let want_frames = (to - from) * FPS / 1_000_000;
+    assert!((read - want_frames).abs() <= 1, "{read} frames played, expected {want_frames}");
+    assert_eq!((s["width"].as_i64(), s["height"].as_i64()), (Some(320), Some(240)));
+    assert_eq!(s["codec_name"], "h264");
+
+    // Ranges against the whole body.
+    let len = mp4.body.len() as u64;
+    for (range, start, end) in [
+        ("bytes=0-99".to_string(), 0, 100),
+        (format!("bytes={}-", len - 1000), len - 1000, len),
+        ("bytes=-777".to_string(), len - 777, len),
+        (format!("bytes=1000-{}", len / 2), 1000, len / 2 + 1),
+        (format!("bytes={}-{}", len / 3, len / 3 + 70_000), len / 3, len / 3 + 70_001),
+    ] {
+        let r = request(port, "GET", &format!("/api/v1/cameras/cam/export.mp4?{q}"), &[("Range", &range)]);
+        assert_eq!(r.status, 206, "{range}");
+        assert_eq!(r.body, mp4.body[start as usize..end as usize], "{range}");
+        assert_eq!(r.header("content-range"), Some(format!("bytes {start}-{}/{len}", end - 1).as_str()));
+    }
+    let r =
+        request(port, "GET", &format!("/api/v1/cameras/cam/export.mp4?{q}"), &[("Range", &format!("bytes={len}-"))]);
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("content-range"), Some(format!("bytes */{len}").as_str()));
+    let etag = mp4.header("etag").unwrap().to_owned();
+    assert_eq!(
+        request(port, "GET", &format!("/api/v1/cameras/cam/export.mp4?{q}"), &[("If-None-Match", &etag)]).status,
+        304
+    );
+    let head = request(port, "HEAD", &format!("/api/v1/cameras/cam/export.mp4?{q}"), &[]);
+    assert_eq!((head.status, head.header("content-length")), (200, Some(len.to_string().as_str())));
+    assert!(head.body.is_empty());
+
+    // Annex B: the same frames as the MP4 holds.
+    let h264 = get(port, &format!("/api/v1/cameras/cam/export.h264?{q}"));
+    assert_eq!(h264.status, 200);
+    let mp4_frames: u64 = s["nb_frames"].as_str().unwrap().parse().unwrap();
+    assert_eq!(ffmpeg_decode(&h264.body, d), mp4_frames);
+
+    // Lists.
+    let chunks = get(port, "/api/v1/cameras/cam/chunks?limit=2").json();
+    assert_eq!(chunks["chunks"].as_array().unwrap().len(), 2);
+    let next = chunks["next"].as_str().expect("more pages").to_owned();
+    let page2 = get(port, &format!("/api/v1/cameras/cam/chunks?limit=2&after={next}")).json();
+    assert_ne!(page2["chunks"][0]["id"], chunks["chunks"][0]["id"]);
+    let id = chunks["chunks"][0]["id"].as_i64().unwrap();
+    let raw = get(port, &format!("/api/v1/chunks/{id}"));
+    let row = rows.iter().find(|r| r.id == id).unwrap();
+    assert_eq!(raw.body, std::fs::read(d.join("data").join(&row.rel_path)).unwrap());
+    let recs = get(port, "/api/v1/cameras/cam/recordings").json();
+    assert_eq!(recs["recordings"].as_array().unwrap().len(), 1, "one uninterrupted run: {recs}");
+    assert_eq!(recs["gaps"].as_array().unwrap().len(), 0);
+    assert!(recs["recordings"][0]["chunks"].as_u64().unwrap() >= 4);
+
+    // Status and PyNVR's routes.
+    let st = get(port, "/api/v1/status").json();
+    assert_eq!(st["cameras"][0]["state"], "recording");
+    assert_eq!(st["cameras"][0]["encoder"], "openh264");
+    assert!(st["storage"][0]["writable"].as_bool().unwrap());
+    assert_eq!(get(port, "/api/v1/health").status, 200);
+    assert_eq!(get(port, "/api/1/cameras.json").status, 200);
+    let c = edgenvr::time::Civil::from_us(rows[1].start_us);
+    let minute = format!("{}.{}", c.yyyymmdd(), c.hhmm());
+    let py = get(port, &format!("/api/1/range/cam.{minute}.to.{minute}.mp4"));
+    assert_eq!(py.status, 200, "{}", String::from_utf8_lossy(&py.body));
+    std::fs::write(d.join("py.mp4"), &py.body).unwrap();
+    ffmpeg_clean(&d.join("py.mp4"));
+
+    assert!(svc.stop().success());
+}
+
+#[test]
+fn hostile_requests_get_clear_errors_and_recording_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let token = "an-api-token-of-some-length";
+    let (svc, port, _) = start(d, &format!("token = \"{token}\""));
+    wait_for(Duration::from_secs(60), "a sealed chunk", || sealed(d).first().map(|_| ()));
+    let auth = format!("Bearer {token}");
+    let get_auth = |t: &str| request(port, "GET", t, &[("Authorization", &auth)]);
+
+    // Tokens: health is open, the rest is not.
+    assert!(matches!(get(port, "/api/v1/health").status, 200 | 503));
+    assert_eq!(get(port, "/api/v1/status").status, 401);
+    assert_eq!(request(port, "GET", "/api/v1/status", &[("Authorization", "Bearer wrong")]).status, 401);
+    assert_eq!(get_auth("/api/v1/status").status, 200);
+    assert_eq!(get(port, &format!("/api/v1/status?token={token}")).status, 200);
+
+    // Traversal in every parameter, bad times, huge and reversed ranges, bad limits.
+    let day = 86_400;
+    let now = edgenvr::time::now_us() / 1_000_000;
+    for (target, want) in [
+        ("/api/v1/cameras/..%2F..%2Fetc%2Fpasswd/chunks".to_string(), 404),
+        ("/api/v1/cameras/../../etc/passwd".to_string(), 404),
+        ("/api/v1/cameras/cam/chunks?from=../../etc/passwd".to_string(), 400),
+        ("/api/v1/cameras/cam/export.mp4?from=/etc/passwd&to=1".to_string(), 400),
+        ("/api/v1/cameras/cam/export.mp4?from=1&to=..%2F..".to_string(), 400),
+        ("/api/v1/chunks/..%2F..%2Fetc%2Fpasswd".to_string(), 400),
+        ("/api/v1/chunks/1%2F..%2F..".to_string(), 400),
+        ("/api/v1/chunks/999999999".to_string(), 404),
+        ("/api/1/range/..%2F..%2Fetc.20261121.1456.to.20261121.1457.mp4".to_string(), 400),
+        ("/api/1/range/etc.20261121.1456.to.20261121.1457.mp4".to_string(), 404),
+        ("/api/1/range/cam.2026x121.1456.to.20261121.1457.mp4".to_string(), 400),
+        ("/api/1/range/cam.20261121.1500.to.20261121.1456.mp4".to_string(), 400),
+        (format!("/api/v1/cameras/cam/export.mp4?from={}&to={now}", now - 2 * day), 400),
+        (format!("/api/v1/cameras/cam/export.mp4?from={now}&to={}", now - 60), 400),
+        ("/api/v1/cameras/cam/export.mp4?from=yesterday&to=today".to_string(), 400),
+        ("/api/v1/cameras/cam/export.mp4".to_string(), 400),
+        ("/api/v1/cameras/cam/export.mp4?from=1&to=2".to_string(), 404),
+        ("/api/v1/cameras/cam/chunks?limit=0".to_string(), 400),
+        ("/api/v1/cameras/cam/chunks?limit=99999999999".to_string(), 400),
+        ("/api/v1/cameras/cam/chunks?after=nonsense".to_string(), 400),
+        ("/nope".to_string(), 404),
+        (format!("/api/v1/status?{}", "x".repeat(5000)), 400),
+    ] {
+        let r = get_auth(&target);
+        assert_eq!(r.status, want, "{target}: {}", String::from_utf8_lossy(&r.body));
+        let j = r.json();
+        assert!(j["error"].as_str().is_some_and(|e| !e.is_empty()), "{target}: {j}");
+    }
+    assert_eq!(request(port, "POST", "/api/v1/status", &[("Authorization", &auth)]).status, 400);
+    // A Range header that overflows is ignored, not a crash.
+    let q = format!("from={}&to={}", sealed(d)[0].start_us / 1_000_000, sealed(d)[0].end_us / 1_000_000);
+    let r = request(
+        port,
+        "GET",
+        &format!("/api/v1/cameras/cam/export.h264?{q}"),
+        &[("Authorization", &auth), ("Range", "bytes=0-99999999999999999999999")],
+    );
+    assert_eq!(r.status, 200);
+
+    // A flood of idle connections: the API keeps answering, the warden closes the excess,
+    // and recording never stops.
+    let frames_before = get_auth("/api/v1/status").json()["cameras"][0]["frames"].as_u64().unwrap();
+    let conns: Vec<std::net::TcpStream> =
+        (0..600).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    assert_eq!(get_auth("/api/v1/health").status, 200, "the API answers during the flood");
+    std::thread::sleep(Duration::from_secs(3));
+    let closed = conns
+        .iter()
+        .filter(|c| {
+            // Closed by the server: end of stream or reset. Still open: the read times out.
+            c.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            let mut b = [0u8; 1];
+            let mut s: &std::net::TcpStream = c;
+            match std::io::Read::read(&mut s, &mut b) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            }
+        })
+        .count();
+    assert!(closed >= 600 - 64 - 10, "the warden closed only {closed} of 600 idle connections");
+    drop(conns);
+    let st = get_auth("/api/v1/status").json();
+    assert!(st["cameras"][0]["frames"].as_u64().unwrap() > frames_before, "recording went on");
+    assert!(svc.stop().success());
+}
+
+#[test]
+fn chromium_plays_the_export_in_a_video_element() {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists());
+    let chromium = chromium.expect("Chromium is required (the README test command installs Debian's chromium)");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (svc, port, _) = start(d, "");
+    let rows = wait_for(Duration::from_secs(60), "two sealed chunks", || {
+        let r = sealed(d);
+        (r.len() >= 2).then_some(r)
+    });
+    let (from, to) = (rows[0].start_us + 2_000_000, rows[1].end_us - 2_000_000);
+    let url =
+        format!("http://127.0.0.1:{port}/player.html?camera=cam&from={}&to={}", from as f64 / 1e6, to as f64 / 1e6);
+    let profile = d.join("chromium-profile");
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--autoplay-policy=no-user-gesture-required",
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", &url])
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let state = dom.split("<pre id=\"state\">").nth(1).and_then(|s| s.split("</pre>").next()).unwrap_or("");
+    let state: serde_json::Value =
+        serde_json::from_str(state).unwrap_or_else(|_| panic!("no player state in the page:\n{dom}"));
+    assert!(state["error"].is_null(), "{state}");
+    assert!(state["readyState"].as_i64().unwrap() >= 1, "{state}");
+    assert_eq!(state["videoWidth"].as_i64(), Some(320), "{state}");
+    let duration = state["duration"].as_f64().unwrap();
+    let want = (to - from) as f64 / 1e6;
+    assert!((duration - want).abs() <= 1.0 / FPS as f64, "Chromium sees {duration} s, asked for {want} s: {state}");
+    assert!(svc.stop().success());
+}
