@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Export cost: time to first byte and throughput of edgenvr's HTTP MP4 export for 10- and
+# 60-minute ranges of 1080p ~3 Mbit/s footage (warm cache), next to
+# `ffmpeg -f concat -safe 0 -i list -c copy -movflags +faststart` over equivalent one-minute
+# MP4 segments (what an ffmpeg-based recorder has on disk).
+#   benches/export.sh
+# Footage: one real minute recorded over RTSP from GStreamer's server, copied 60 times with
+# shifted timestamps and imported with `edgenvr check --repair`.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+"$here/scripts/install-deps.sh" test >/dev/null
+command -v curl >/dev/null || { apt-get install -y -qq curl >/dev/null; }
+cargo build --manifest-path "$here/Cargo.toml" --release --locked --quiet
+bin="$here/target/release/edgenvr"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+cd "$work"
+
+media="${TMPDIR:-/tmp}/edgenvr-bench-1080p.264"
+if [[ ! -f $media ]]; then
+  ffmpeg -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=30" -t 10 -pix_fmt yuv420p -c:v libx264 \
+    -preset veryfast -bf 0 -b:v 3M -maxrate 3M -bufsize 3M -g 30 -keyint_min 30 -sc_threshold 0 \
+    -bsf:v h264_mp4toannexb -f h264 "$media.tmp" && mv "$media.tmp" "$media"
+fi
+port=$(( 20000 + RANDOM % 20000 ))
+/usr/bin/python3 "$here/tests/fixtures/rtsp_server.py" "$port" "cam=$media:h264:30" > server.out &
+pids+=($!)
+until grep -q ready server.out; do sleep 0.1; done
+
+# 1. Record until one whole minute-chunk is sealed.
+cat > rec.toml <<EOT
+[server]
+listen = "127.0.0.1:$((port + 1))"
+[[storage]]
+path = "$work/rec"
+[[camera]]
+id = "cam"
+url = "rtsp://127.0.0.1:$port/cam"
+EOT
+"$bin" run --config rec.toml --log-level warn &
+rpid=$!; pids+=($rpid)
+echo "recording one full minute of 1080p (up to ~2 minutes)..."
+until [[ $(sqlite3 rec/index.db "select count(*) from chunk where state = 1" 2>/dev/null || echo 0) -ge 2 ]]; do sleep 2; done
+kill -INT $rpid; wait $rpid || true
+minute=$(sqlite3 rec/index.db "select rel_path from chunk where state = 1 order by start_us limit 1 offset 1")
+
+# 2. An hour of it: 60 copies, timestamps shifted by whole minutes, imported by check --repair.
+/usr/bin/python3 - "$work/rec/$minute" "$work/hour" <<'PY'
+import os, struct, sys, time
+src, root = sys.argv[1], sys.argv[2]
+data = open(src, "rb").read()
+recs, i = [], 0
+while i < len(data):
+    v, ts, n = struct.unpack(">BQQ", data[i:i + 17]); recs.append((ts, data[i + 17:i + 17 + n])); i += 17 + n
+base = (recs[0][0] // 60_000_000 - 24 * 60) * 60_000_000  # a day ago, on a minute boundary
+off0 = base - (recs[0][0] // 60_000_000) * 60_000_000
+for k in range(60):
+    shift = off0 + k * 60_000_000
+    t = time.gmtime((recs[0][0] + shift) // 1_000_000)
+    day = time.strftime("%Y%m%d", t); hhmm = time.strftime("%H%M", t)
+    d = os.path.join(root, "cam", day); os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"cam.{day}.{hhmm}.chunk"), "wb") as f:
+        for ts, nal in recs:
+            f.write(struct.pack(">BQQ", 0, ts + shift, len(nal))); f.write(nal)
+PY
+cat > serve.toml <<EOT
+[server]
+listen = "127.0.0.1:$((port + 2))"
+[[storage]]
+path = "$work/hour"
+EOT
+"$bin" check --config serve.toml --repair --log-level warn > /dev/null || true
+"$bin" run --config serve.toml --log-level warn &
+pids+=($!)
+sleep 1
+read -r first last < <(sqlite3 -separator ' ' hour/index.db "select min(start_us), max(end_us) from chunk")
+api="http://127.0.0.1:$((port + 2))/api/v1/cameras/cam/export.mp4"
+
+measure() { # $1 = minutes
+  local from=$(( first / 1000000 )) to=$(( first / 1000000 + $1 * 60 ))
+  curl -s -o /dev/null "$api?from=$from&to=$to"  # warm the cache
+  curl -s -o "edgenvr-$1.mp4" -w '%{time_starttransfer} %{time_total} %{size_download}' "$api?from=$from&to=$to"
+}
+# 3. ffmpeg's equivalent: one-minute MP4 segments (the first exported minute, repeated).
+curl -s -o seg.mp4 "$api?from=$(( first / 1000000 ))&to=$(( first / 1000000 + 60 ))"
+ffconcat() { # $1 = minutes
+  : > list.txt; for _ in $(seq 1 "$1"); do echo "file '$work/seg.mp4'" >> list.txt; done
+  ffmpeg -v error -y -f concat -safe 0 -i list.txt -c copy -movflags +faststart "ff-$1.mp4"  # warm
+  local t0=$(date +%s.%N)
+  ffmpeg -v error -y -f concat -safe 0 -i list.txt -c copy -movflags +faststart "ff-$1.mp4"
+  local t1=$(date +%s.%N)
+  echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}') $(stat -c %s "ff-$1.mp4")"
+}
+echo "machine: $(nproc) cores; footage 1080p30 ~3 Mbit/s; warm page cache"
+echo "| range | edgenvr first byte | edgenvr total | edgenvr MB/s | ffmpeg concat total (= first byte, faststart) | ffmpeg MB/s | first-byte ratio |"
+echo "|---|---|---|---|---|---|---|"
+for m in 10 60; do
+  read -r ttfb total size < <(measure "$m")
+  read -r ftotal fsize < <(ffconcat "$m")
+  ffprobe -v error -count_frames -show_entries stream=nb_read_frames -of csv=p=0 "edgenvr-$m.mp4" > "frames-$m.txt"
+  awk -v m="$m" -v t="$ttfb" -v tt="$total" -v s="$size" -v ft="$ftotal" -v fs="$fsize" 'BEGIN {
+    printf "| %d min | %.3f s | %.3f s | %.0f | %.3f s | %.0f | %.0fx |\n", m, t, tt, s / tt / 1e6, ft, fs / ft / 1e6, ft / t }'
+done
+echo "edgenvr export frames (ffprobe -count_frames): 10 min $(cat frames-10.txt), 60 min $(cat frames-60.txt)"
