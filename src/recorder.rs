@@ -82,6 +82,7 @@ pub fn start_camera(cam: &CameraConfig, ctx: WriterContext, sources: &Sources) -
         .spawn(move || {
             let mut meter = (std::time::Instant::now(), 0u64);
             loop {
+                wr_stats.beat_writer();
                 match rx.recv_timeout(tick) {
                     Ok(batch) => batch.iter().for_each(|f| writer.write_frame(f)),
                     Err(RecvTimeoutError::Timeout) => writer.tick(),
@@ -134,6 +135,7 @@ fn run_testsrc(
     let mut backoff = MIN_BACKOFF;
     loop {
         stats.set_state(CameraState::Recording);
+        stats.beat_source();
         let r = testsrc::run(t, floor_us, &mut sender, stats.clone(), &shutdown);
         if shutdown.is_triggered() {
             return;

@@ -82,6 +82,32 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
             None
         }
     };
+    // Tell systemd we are up, and feed its watchdog while recording is healthy.
+    let notifier = crate::notify::Notifier::from_env();
+    let ready = format!("READY=1\nSTATUS=recording {} camera(s)", cameras.len());
+    if let Err(e) = notifier.notify(&ready) {
+        log::warn!("cannot notify systemd: {e}");
+    }
+    let watchdog = match crate::notify::watchdog_interval() {
+        Some(interval) => {
+            let cams = config
+                .cameras
+                .iter()
+                .filter_map(|c| Some((c.clone(), cameras.iter().find(|h| h.id == c.id)?.stats.clone())))
+                .collect();
+            let w = crate::watchdog::spawn(
+                notifier.clone(),
+                interval,
+                cams,
+                config.recording.sync_interval,
+                shutdown.clone(),
+            )
+            .map_err(|e| crate::error::Error::io("spawning the watchdog", e))?;
+            log::info!("systemd watchdog every {} ms", interval.as_millis() / 2);
+            Some(w)
+        }
+        None => None,
+    };
     log::info!(
         "recording {} camera(s) to {}; index {}",
         cameras.len(),
@@ -91,6 +117,10 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
 
     while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
     log::info!("stopping: sealing open chunks");
+    let _ = notifier.notify("STOPPING=1\nSTATUS=stopping: sealing open chunks");
+    if let Some(w) = watchdog {
+        let _ = w.join();
+    }
     if let Some(rt) = sources.rtsp {
         rt.join();
     }

@@ -77,9 +77,29 @@ pub struct CameraStats {
     pub bitrate_bps: AtomicU64,
     /// What encodes this camera's video: "openh264", or "none" when stored as received.
     pub encoder: Mutex<&'static str>,
+    /// [`mono_ms`] when the source loop last made progress (a frame, a retry, an item).
+    pub source_beat_ms: AtomicU64,
+    /// [`mono_ms`] when the writer loop last made progress (a batch or a tick).
+    pub writer_beat_ms: AtomicU64,
+}
+
+/// Milliseconds on a monotonic clock that starts at the first call (never 0 after it).
+pub fn mono_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64 + 1
 }
 
 impl CameraStats {
+    /// The source loop made progress.
+    pub fn beat_source(&self) {
+        self.source_beat_ms.store(mono_ms(), Relaxed);
+    }
+
+    /// The writer loop made progress.
+    pub fn beat_writer(&self) {
+        self.writer_beat_ms.store(mono_ms(), Relaxed);
+    }
+
     /// Moves to `state`, stamping the time if it changed.
     pub fn set_state(&self, state: CameraState) {
         if self.state.swap(state as u8, Relaxed) != state as u8 {

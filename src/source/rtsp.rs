@@ -158,6 +158,7 @@ async fn run_camera(
 ) {
     let mut backoff = MIN_BACKOFF;
     loop {
+        stats.beat_source();
         stats.set_state(CameraState::Connecting);
         stats.connects.fetch_add(1, Relaxed);
         let started = Instant::now();
@@ -185,6 +186,7 @@ async fn run_camera(
             _ = tokio::time::sleep(backoff) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+        stats.beat_source();
         backoff = (backoff * 2).min(MAX_BACKOFF);
         let last = stats.last_frame_us.load(Relaxed);
         if last > 0 {
@@ -254,6 +256,7 @@ async fn session(
             Ok(Some(Err(e))) => return Err(rtsp_err("stream failed", e)),
             Ok(Some(Ok(item))) => item,
         };
+        stats.beat_source();
         let CodecItem::VideoFrame(v) = item else { continue };
         if v.stream_id() != i {
             continue;

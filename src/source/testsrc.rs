@@ -150,6 +150,7 @@ pub fn run(
             next = now;
             enc.force_keyframe();
         }
+        stats.beat_source();
         let at = next;
         let src_us = (at.saturating_duration_since(origin).as_nanos() as f64 * cfg.speed / 1000.0) as i64;
         let ts = clock.ts(src_us);

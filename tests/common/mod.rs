@@ -40,6 +40,11 @@ pub struct Service {
 impl Service {
     /// Starts `edgenvr run --config CONFIG`, logging to `dir/service-N.log`.
     pub fn start(config: &Path, dir: &Path) -> Service {
+        Service::start_env(config, dir, &[])
+    }
+
+    /// [`Service::start`] with extra environment variables.
+    pub fn start_env(config: &Path, dir: &Path, env: &[(&str, &str)]) -> Service {
         let n = std::fs::read_dir(dir)
             .unwrap()
             .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("service-"))
@@ -51,6 +56,7 @@ impl Service {
             .arg(config)
             .args(["--log-level", "debug"])
             .current_dir(dir)
+            .envs(env.iter().copied())
             .stdout(f.try_clone().unwrap())
             .stderr(f)
             .spawn()
@@ -64,6 +70,13 @@ impl Service {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let st =
             wait_timeout(&mut self.child, Duration::from_secs(20)).expect("edgenvr did not stop within 20 s of SIGINT");
+        std::mem::forget(self);
+        st
+    }
+
+    /// Waits for the process to exit by itself (after a signal the test sent).
+    pub fn wait_exit(mut self) -> std::process::ExitStatus {
+        let st = wait_timeout(&mut self.child, Duration::from_secs(20)).expect("edgenvr did not exit within 20 s");
         std::mem::forget(self);
         st
     }
