@@ -14,23 +14,34 @@ const STEPS: &[&str] = &[include_str!("schema.sql"), include_str!("v2_records.sq
 pub const CURRENT_VERSION: i64 = STEPS.len() as i64;
 
 /// Brings `conn` to [`CURRENT_VERSION`], each step in its own transaction.
+///
+/// Each step takes SQLite's write lock first (`BEGIN IMMEDIATE`) and reads the version
+/// inside that transaction, so two processes opening the same new index at once (the
+/// service and `edgenvr check`, say) never apply a step twice.
 pub fn upgrade(conn: &mut Connection) -> Result<()> {
-    let version: i64 =
-        conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| Error::db("reading schema version", e))?;
-    if version > CURRENT_VERSION {
-        return Err(Error::new(
-            ErrorKind::Database,
-            format!("index schema version {version} is newer than this edgenvr understands ({CURRENT_VERSION}); upgrade edgenvr"),
-        ));
-    }
-    for (v, step) in STEPS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction().map_err(|e| Error::db("starting schema upgrade", e))?;
-        tx.execute_batch(step).map_err(|e| Error::db(format!("upgrading index schema {v} -> {}", v + 1), e))?;
-        tx.pragma_update(None, "user_version", v as i64 + 1).map_err(|e| Error::db("setting schema version", e))?;
+    loop {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| Error::db("starting schema upgrade", e))?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| Error::db("reading schema version", e))?;
+        if version > CURRENT_VERSION {
+            return Err(Error::new(
+                ErrorKind::Database,
+                format!("index schema version {version} is newer than this edgenvr understands ({CURRENT_VERSION}); upgrade edgenvr"),
+            ));
+        }
+        if version == CURRENT_VERSION {
+            return Ok(());
+        }
+        let step = STEPS[version as usize];
+        tx.execute_batch(step)
+            .map_err(|e| Error::db(format!("upgrading index schema {version} -> {}", version + 1), e))?;
+        tx.pragma_update(None, "user_version", version + 1).map_err(|e| Error::db("setting schema version", e))?;
         tx.commit().map_err(|e| Error::db("committing schema upgrade", e))?;
-        log::info!("index schema upgraded to version {}", v + 1);
+        log::info!("index schema upgraded to version {}", version + 1);
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -72,6 +83,30 @@ mod tests {
         assert_eq!(schema(&old), schema(&fresh));
         let records: i64 = old.query_row("SELECT records FROM chunk", [], |r| r.get(0)).unwrap();
         assert_eq!(records, -1, "old rows are marked unknown");
+    }
+
+    /// Regression: the service and a second process opening the same new index at once
+    /// (seen under qemu-aarch64) applied step 2 twice ("duplicate column name").
+    #[test]
+    fn concurrent_first_opens_upgrade_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || {
+                    let mut c = Connection::open(&p).unwrap();
+                    c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+                    upgrade(&mut c)
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().expect("every opener succeeds");
+        }
+        let c = Connection::open(&path).unwrap();
+        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, CURRENT_VERSION);
     }
 
     #[test]

@@ -21,6 +21,21 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_edgenvr")
 }
 
+/// A `Command` running the binary under test. With `EDGENVR_TEST_RUNNER` set (e.g.
+/// `qemu-aarch64-static -L /usr/aarch64-linux-gnu`, for tests of the aarch64 build on an
+/// x86 machine without binfmt_misc), the binary runs under that runner.
+pub fn edgenvr() -> Command {
+    match std::env::var("EDGENVR_TEST_RUNNER").ok().filter(|r| !r.trim().is_empty()) {
+        Some(r) => {
+            let mut words = r.split_whitespace();
+            let mut c = Command::new(words.next().expect("non-empty runner"));
+            c.args(words).arg(bin());
+            c
+        }
+        None => Command::new(bin()),
+    }
+}
+
 /// Fails with a clear message unless the test runs as root (mounts need it; CI is root).
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
@@ -51,7 +66,7 @@ impl Service {
             .count();
         let log = dir.join(format!("service-{n}.log"));
         let f = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin())
+        let child = edgenvr()
             .args(["run", "--config"])
             .arg(config)
             .args(["--log-level", "debug"])
@@ -246,7 +261,7 @@ impl Drop for Mount {
 
 /// Runs `edgenvr check` (optionally `--repair`) and returns (exit code, stdout).
 pub fn check(config: &Path, repair: bool) -> (i32, String) {
-    let mut c = Command::new(bin());
+    let mut c = edgenvr();
     c.args(["check", "--config"]).arg(config).args(["--log-level", "warn"]);
     if repair {
         c.arg("--repair");
