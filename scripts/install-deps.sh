@@ -2,7 +2,8 @@
 # Installs what building and testing edgenvr needs on Debian 12, idempotently: packages
 # already present are not touched, and apt is not even updated when nothing is missing.
 #   scripts/install-deps.sh build   # to build and run
-#   scripts/install-deps.sh test    # to run every test (includes build)
+#   scripts/install-deps.sh test    # to run every test (includes build and aarch64)
+#   scripts/install-deps.sh aarch64 # to cross-build for the Pi and test under qemu-user
 set -euo pipefail
 what=${1:-test}
 
@@ -12,8 +13,11 @@ test_pkgs=(ffmpeg e2fsprogs util-linux mount sqlite3 iproute2 iptables chromium 
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
 
+aarch64_pkgs=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
+
 pkgs=("${build_pkgs[@]}")
-[[ $what == test ]] && pkgs+=("${test_pkgs[@]}")
+[[ $what == test ]] && pkgs+=("${test_pkgs[@]}" "${aarch64_pkgs[@]}")
+[[ $what == aarch64 ]] && pkgs+=("${aarch64_pkgs[@]}")
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -29,6 +33,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+if [[ $what == test || $what == aarch64 ]]; then
+  rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$' || rustup target add aarch64-unknown-linux-gnu
+fi
 if [[ $what == test ]]; then
   for c in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"

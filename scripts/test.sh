@@ -18,3 +18,15 @@ done
 
 echo "== tests"
 cargo test --locked --all-targets
+
+# The same code on the real target triple: unit tests and the black-box tests that need no
+# kernel driver, run under qemu-aarch64 (user mode), so byte order, alignment and pointer
+# width mistakes surface. Tests that pace openh264 far faster than real time (reaper_fs,
+# http) stay native: under emulation they measure the emulator.
+echo "== aarch64 under qemu-user"
+export EDGENVR_TEST_RUNNER="qemu-aarch64-static -L /usr/aarch64-linux-gnu"
+cargo test --locked --target aarch64-unknown-linux-gnu --lib --test boards --test crash_recovery \
+  --test failover --test systemd --test rtsp
+unset EDGENVR_TEST_RUNNER
+cargo build --locked --release --target aarch64-unknown-linux-gnu
+ls -l target/aarch64-unknown-linux-gnu/release/edgenvr

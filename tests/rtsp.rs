@@ -203,7 +203,11 @@ fn a_broken_or_hostile_camera_costs_the_good_one_nothing() {
         .unwrap();
     let log = svc.log_text();
     assert!(svc.stop().success(), "the service survived every hostile camera");
-    assert!(hwm_kib < 64 * 1024, "peak RSS {hwm_kib} KiB with hostile cameras");
+    // Under an emulator (EDGENVR_TEST_RUNNER) the RSS is qemu's, translation cache included,
+    // not the recorder's: the bound is checked on native runs only.
+    if std::env::var_os("EDGENVR_TEST_RUNNER").is_none() {
+        assert!(hwm_kib < 64 * 1024, "peak RSS {hwm_kib} KiB with hostile cameras");
+    }
     for bad in ["refused", "garbage", "badsdp", "huge", "silent", "nostream"] {
         assert!(log.contains(&format!("camera {bad}: ")), "{bad} logged its error:\n{log}");
         assert!(camera_rows(d, bad).is_empty(), "{bad} recorded nothing");
