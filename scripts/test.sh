@@ -16,6 +16,9 @@ for f in $(grep -rhoE 'docs/[A-Za-z0-9_./-]+\.md' src tests | sort -u); do
 done
 ((missing == 0))
 
+echo "== yocto layer"
+scripts/check-yocto.sh
+
 echo "== tests"
 cargo test --locked --all-targets
 
