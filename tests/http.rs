@@ -62,7 +62,7 @@ fn ffmpeg_clean(path: &Path) {
 fn exports_lists_and_ranges() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (svc, port, _) = start(d, "");
+    let (svc, port, cfg) = start(d, "");
     let rows = wait_for(Duration::from_secs(90), "four sealed chunks", || {
         let r = sealed(d);
         (r.len() >= 4).then_some(r)
@@ -117,6 +117,19 @@ fn exports_lists_and_ranges() {
     let head = request(port, "HEAD", &format!("/api/v1/cameras/cam/export.mp4?{q}"), &[]);
     assert_eq!((head.status, head.header("content-length")), (200, Some(len.to_string().as_str())));
     assert!(head.body.is_empty());
+    // The same export over SSH: `edgenvr export ... -o -` writes it to stdout, byte for byte.
+    let cli = edgenvr()
+        .args(["export", "--config", cfg.to_str().unwrap(), "--camera", "cam", "-o", "-", "--log-level", "warn"])
+        .args(["--from", &format_rfc3339(from), "--to", &format!("{}", to as f64 / 1e6)])
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(
+        cli.stdout == mp4.body,
+        "CLI export differs from the API's ({} vs {} bytes)",
+        cli.stdout.len(),
+        mp4.body.len()
+    );
 
     // Annex B: the same frames as the MP4 holds.
     let h264 = get(port, &format!("/api/v1/cameras/cam/export.h264?{q}"));
@@ -161,9 +174,14 @@ fn hostile_requests_get_clear_errors_and_recording_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let token = "an-api-token-of-some-length";
-    let (svc, port, _) = start(d, &format!("token = \"{token}\""));
+    let (svc, port, cfg) = start(d, &format!("token = \"{token}\""));
     wait_for(Duration::from_secs(60), "a sealed chunk", || sealed(d).first().map(|_| ()));
     let auth = format!("Bearer {token}");
+    // `edgenvr status` reads the running service with the configured token.
+    let out = edgenvr().args(["status", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.code() == Some(0) || out.status.code() == Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("cam") && text.contains("recording") && text.contains("storage:"), "{text}");
     let get_auth = |t: &str| request(port, "GET", t, &[("Authorization", &auth)]);
 
     // Tokens: health is open, the rest is not.

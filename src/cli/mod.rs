@@ -6,6 +6,7 @@
 
 mod check;
 mod export;
+mod status;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
@@ -20,6 +21,8 @@ commands:
   check          verify that the index and the chunk files agree and every chunk parses
       --repair   cut torn tails, index unknown chunk files (imports PyNVR directories),
                  drop rows whose files are gone
+  status         what the running service is doing (cameras, storage, reaper)
+      --json     the raw status document
   export         write a time range of a camera as MP4 or raw H.264/H.265
       --camera ID --from TIME --to TIME -o FILE|-  [--format mp4|h264|h265]
                  TIME is RFC 3339 (2026-11-21T14:56:00Z) or Unix seconds
@@ -54,6 +57,11 @@ pub enum Command {
     },
     /// Write an export.
     Export(export::ExportArgs),
+    /// Show the running service's status.
+    Status {
+        /// `--json`.
+        json: bool,
+    },
     /// Print usage.
     Help,
     /// Print the version.
@@ -80,6 +88,10 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
             it.next();
             Command::Export(export::ExportArgs::default())
         }
+        Some("status") => {
+            it.next();
+            Command::Status { json: false }
+        }
         Some("help" | "-h" | "--help") => return Ok(Args { command: Command::Help, config: None, log_level: None }),
         Some("-V" | "--version") => return Ok(Args { command: Command::Version, config: None, log_level: None }),
         Some(s) if !s.starts_with('-') => return Err(usage_error(format!("unknown command {s:?}"))),
@@ -97,6 +109,10 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
             "--repair" => match &mut a.command {
                 Command::Check { repair } => *repair = true,
                 _ => return Err(usage_error("--repair goes with `check`")),
+            },
+            "--json" => match &mut a.command {
+                Command::Status { json } => *json = true,
+                _ => return Err(usage_error("--json goes with `status`")),
             },
             "--camera" | "--from" | "--to" | "-o" | "--output" | "--format" => {
                 let v = value(arg)?;
@@ -160,6 +176,7 @@ pub fn main(args: Vec<String>) -> i32 {
         }
         Command::Check { repair } => check::run(&config, repair),
         Command::Export(e) => export::run(&config, &e),
+        Command::Status { json } => status::run(&config, json),
         Command::Help | Command::Version => unreachable!("handled above"),
     };
     match r {
