@@ -48,6 +48,10 @@ tick=$(getconf CLK_TCK)
 cpu() { awk -v t="$tick" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat"; }
 hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 wio() { awk '/^write_bytes/ {print $2}' "/proc/$1/io"; }
+# Video bytes on disk at the same instant as the I/O counters, so the ratio compares like
+# with like (after the stop, the last buffered GOP would be counted on one side only).
+e_video=$(find edgenvr -name '*.chunk' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+f_video=$(find ffmpeg -name '*.mp4' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
 e_cpu=$(cpu $epid); e_hwm=$(hwm $epid); e_io=$(wio $epid)
 f_cpu=0; f_hwm_sum=0; f_hwm_max=0; f_io=0
 for p in "${fpids[@]}"; do
@@ -57,8 +61,6 @@ for p in "${fpids[@]}"; do
 done
 kill -INT "$epid"; for p in "${fpids[@]}"; do kill -INT "$p"; done
 wait "$epid" 2>/dev/null || true; for p in "${fpids[@]}"; do wait "$p" 2>/dev/null || true; done
-e_video=$(find edgenvr -name '*.chunk' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
-f_video=$(find ffmpeg -name '*.mp4' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
 e_tx=$(grep -o '[0-9]* index transactions' edgenvr.log | awk '{print $1}')
 e_drop=$(grep -c 'dropping\|lost ' edgenvr.log || true)
 minutes=$(awk -v s="$secs" -v n="$n" 'BEGIN {print s / 60 * n}')
