@@ -22,8 +22,8 @@ pub fn yuyv_to_i420(src: &[u8], stride: usize, dst: &mut I420) {
         let b = &src[(2 * crow + 1) * stride..];
         for x in 0..cw {
             let i = 4 * x;
-            u[crow * cw + x] = ((a[i + 1] as u16 + b[i + 1] as u16 + 1) / 2) as u8;
-            v[crow * cw + x] = ((a[i + 3] as u16 + b[i + 3] as u16 + 1) / 2) as u8;
+            u[crow * cw + x] = (a[i + 1] as u16 + b[i + 1] as u16).div_ceil(2) as u8;
+            v[crow * cw + x] = (a[i + 3] as u16 + b[i + 3] as u16).div_ceil(2) as u8;
         }
     }
 }
