@@ -7,27 +7,11 @@
 # Footage: one real minute recorded over RTSP from GStreamer's server, copied 60 times with
 # shifted timestamps and imported with `edgenvr check --repair`.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-"$here/scripts/install-deps.sh" test >/dev/null
-command -v curl >/dev/null || { apt-get install -y -qq curl >/dev/null; }
-cargo build --manifest-path "$here/Cargo.toml" --release --locked --quiet
-bin="$here/target/release/edgenvr"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; [[ -n ${KEEP:-} ]] || rm -rf "$work"; }
-trap cleanup EXIT
-cd "$work"
-
-media="${TMPDIR:-/tmp}/edgenvr-bench-1080p.264"
-if [[ ! -f $media ]]; then
-  ffmpeg -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=30" -t 10 -pix_fmt yuv420p -c:v libx264 \
-    -preset veryfast -bf 0 -b:v 3M -maxrate 3M -bufsize 3M -g 30 -keyint_min 30 -sc_threshold 0 \
-    -bsf:v h264_mp4toannexb -f h264 "$media.tmp" && mv "$media.tmp" "$media"
-fi
-port=$(( 20000 + RANDOM % 20000 ))
-/usr/bin/python3 "$here/tests/fixtures/rtsp_server.py" "$port" "cam=$media:h264:30" > server.out &
-pids+=($!)
-until grep -q ready server.out; do sleep 0.1; done
+source "$(dirname "$0")/lib.sh"
+bench_init
+command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
+bench_media
+bench_rtsp_server 1
 
 # 1. One whole minute-chunk recorded over RTSP (cached between runs, like the media).
 minute_cache="${TMPDIR:-/tmp}/edgenvr-bench-minute.chunk"
@@ -39,7 +23,7 @@ listen = "127.0.0.1:$((port + 1))"
 path = "$work/rec"
 [[camera]]
 id = "cam"
-url = "rtsp://127.0.0.1:$port/cam"
+url = "rtsp://127.0.0.1:$port/cam1"
 EOT
   "$bin" run --config rec.toml --log-level warn &
   rpid=$!; pids+=($rpid)
@@ -75,7 +59,7 @@ listen = "127.0.0.1:$((port + 2))"
 path = "$work/hour"
 [[camera]]
 id = "cam"
-url = "rtsp://127.0.0.1:$port/cam"
+url = "rtsp://127.0.0.1:$port/cam1"
 enabled = false
 EOT
 "$bin" check --config serve.toml --repair --log-level warn > /dev/null || true

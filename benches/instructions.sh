@@ -6,29 +6,15 @@
 # even under callgrind's slowdown; the log says if it ever dropped a frame.
 set -euo pipefail
 secs=${1:-60}
-here=$(cd "$(dirname "$0")/.." && pwd)
-"$here/scripts/install-deps.sh" test >/dev/null
+source "$(dirname "$0")/lib.sh"
+bench_init
 command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
-cargo build --manifest-path "$here/Cargo.toml" --release --locked --quiet
 # Symbols for the report: an unstripped copy of the release build.
 CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
   cargo build --manifest-path "$here/Cargo.toml" --release --locked --quiet --target-dir "$here/target/profiling"
 bin="$here/target/profiling/release/edgenvr"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-cd "$work"
-media="${TMPDIR:-/tmp}/edgenvr-bench-1080p.264"
-if [[ ! -f $media ]]; then
-  ffmpeg -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=30" -t 10 -pix_fmt yuv420p -c:v libx264 \
-    -preset veryfast -bf 0 -b:v 3M -maxrate 3M -bufsize 3M -g 30 -keyint_min 30 -sc_threshold 0 \
-    -bsf:v h264_mp4toannexb -f h264 "$media.tmp" && mv "$media.tmp" "$media"
-fi
-port=$(( 20000 + RANDOM % 20000 ))
-/usr/bin/python3 "$here/tests/fixtures/rtsp_server.py" "$port" "cam=$media:h264:30" > server.out &
-pids+=($!)
-until grep -q ready server.out; do sleep 0.1; done
+bench_media
+bench_rtsp_server 1
 cat > c.toml <<EOT
 [server]
 listen = "127.0.0.1:$((port + 1))"
@@ -36,7 +22,7 @@ listen = "127.0.0.1:$((port + 1))"
 path = "$work/data"
 [[camera]]
 id = "cam"
-url = "rtsp://127.0.0.1:$port/cam"
+url = "rtsp://127.0.0.1:$port/cam1"
 EOT
 valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$bin" run --config c.toml --log-level warn 2> run.log &
 vpid=$!; pids+=($vpid)

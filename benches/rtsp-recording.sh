@@ -8,27 +8,10 @@
 set -euo pipefail
 n=${1:-4}
 secs=${2:-120}
-here=$(cd "$(dirname "$0")/.." && pwd)
-"$here/scripts/install-deps.sh" test >/dev/null
-cargo build --manifest-path "$here/Cargo.toml" --release --locked --quiet
-bin="$here/target/release/edgenvr"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-cd "$work"
-
-media="${TMPDIR:-/tmp}/edgenvr-bench-1080p.264"
-if [[ ! -f $media ]]; then
-  ffmpeg -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=30" -t 10 -pix_fmt yuv420p -c:v libx264 \
-    -preset veryfast -bf 0 -b:v 3M -maxrate 3M -bufsize 3M -g 30 -keyint_min 30 -sc_threshold 0 \
-    -bsf:v h264_mp4toannexb -f h264 "$media.tmp" && mv "$media.tmp" "$media"
-fi
-port=$(( 20000 + RANDOM % 20000 ))
-mounts=(); for i in $(seq 1 "$n"); do mounts+=("cam$i=$media:h264:30"); done
-/usr/bin/python3 "$here/tests/fixtures/rtsp_server.py" "$port" "${mounts[@]}" > server.out &
-pids+=($!)
-until grep -q ready server.out; do sleep 0.1; done
+source "$(dirname "$0")/lib.sh"
+bench_init
+bench_media
+bench_rtsp_server "$n"
 
 { echo "[recording]"; echo 'sync_interval = "2s"'; echo "[[storage]]"; echo "path = \"$work/edgenvr\"";
   for i in $(seq 1 "$n"); do echo "[[camera]]"; echo "id = \"cam$i\""; echo "url = \"rtsp://127.0.0.1:$port/cam$i\""; done
