@@ -47,6 +47,8 @@ pub mod shutdown;
 pub mod source;
 pub mod status;
 pub mod storage;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod text;
 pub mod time;
 pub mod watchdog;

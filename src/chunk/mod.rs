@@ -9,6 +9,7 @@
 //! `docs/design/crash-safety.md`.
 
 pub mod format;
+pub mod frames;
 pub mod path;
 pub mod reader;
 pub mod scan;

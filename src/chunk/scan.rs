@@ -1,8 +1,9 @@
 //! Summarises a chunk file by reading it once: time span, frames, keyframe offsets, and
 //! where it stops being valid. Used by startup recovery, `check` and import.
 
+use super::frames::FrameGroups;
 use super::reader::{ChunkReader, ReadError};
-use crate::h264::{Codec, NalKind};
+use crate::h264::Codec;
 use std::path::Path;
 
 /// What a scan learned about a chunk file.
@@ -38,61 +39,28 @@ impl ChunkSummary {
     }
 }
 
-/// Guesses the codec from a stream's first NAL: H.265 streams begin with a VPS (type 32),
-/// H.264 ones with an SPS (type 7).
-fn guess_codec(first_nal: &[u8]) -> Codec {
-    if Codec::H265.classify(first_nal) == NalKind::Vps {
-        Codec::H265
-    } else {
-        Codec::H264
-    }
-}
-
 /// Reads `path` to the end (or the first bad record) and summarises it. Memory is bounded by
 /// the keyframe list (one entry per GOP), never by NAL sizes.
 pub fn scan_file(path: &Path, codec: Option<Codec>) -> std::io::Result<ChunkSummary> {
-    let mut r = ChunkReader::open(path)?;
     let mut s = ChunkSummary { file_len: std::fs::metadata(path)?.len(), codec, ..Default::default() };
-    let mut prefix = Vec::with_capacity(2);
-    // The timestamp group being read: its ts, first offset, and what it holds.
-    let mut group: Option<(i64, u64, bool, bool)> = None;
+    let mut groups = FrameGroups::new(ChunkReader::open(path)?, codec);
     let mut first = true;
-    let finish = |s: &mut ChunkSummary, g: (i64, u64, bool, bool)| {
-        let (ts, off, slice, idr) = g;
-        if slice {
-            if s.frames == 0 {
-                s.starts_with_keyframe = idr;
-            }
-            s.frames += 1;
-            s.end_us = ts;
-        }
-        if idr {
-            s.keyframes.push((ts, off));
-        }
-    };
     loop {
-        let offset = r.good_len();
-        match r.next_prefix(&mut prefix, 2) {
-            Ok(Some(h)) => {
-                s.records += 1;
+        match groups.next_group() {
+            Ok(Some(g)) => {
                 if first {
-                    s.start_us = h.ts_us;
-                    s.end_us = h.ts_us;
-                    s.codec = Some(s.codec.unwrap_or_else(|| guess_codec(&prefix)));
-                    first = false;
+                    (s.start_us, s.end_us, first) = (g.ts_us, g.ts_us, false);
                 }
-                let kind = s.codec.expect("set at first record").classify(&prefix);
-                match &mut group {
-                    Some(g) if g.0 == h.ts_us => {
-                        g.2 |= kind.is_slice();
-                        g.3 |= kind == NalKind::IdrSlice;
+                s.records += g.records;
+                if g.has_slice {
+                    if s.frames == 0 {
+                        s.starts_with_keyframe = g.has_idr;
                     }
-                    _ => {
-                        if let Some(g) = group.take() {
-                            finish(&mut s, g);
-                        }
-                        group = Some((h.ts_us, offset, kind.is_slice(), kind == NalKind::IdrSlice));
-                    }
+                    s.frames += 1;
+                    s.end_us = g.ts_us;
+                }
+                if g.has_idr {
+                    s.keyframes.push((g.ts_us, g.offset));
                 }
             }
             Ok(None) => break,
@@ -103,10 +71,8 @@ pub fn scan_file(path: &Path, codec: Option<Codec>) -> std::io::Result<ChunkSumm
             }
         }
     }
-    if let Some(g) = group.take() {
-        finish(&mut s, g);
-    }
-    s.good_len = r.good_len();
+    s.codec = groups.codec().or(codec);
+    s.good_len = groups.good_len();
     Ok(s)
 }
 

@@ -540,7 +540,6 @@ impl Drop for ChunkWriter {
 mod tests {
     use super::*;
     use crate::chunk::scan::scan_file;
-    use crate::config::{FreeSpace, StorageConfig};
     use crate::time::US_PER_MIN;
 
     const T0: i64 = 1_795_272_960_000_000; // 2026-11-21T14:56:00Z
@@ -557,23 +556,7 @@ mod tests {
         f
     }
 
-    fn setup(dir: &std::path::Path) -> (ChunkWriter, Arc<Index>, Arc<Storage>) {
-        let index = Arc::new(Index::open_in_memory().unwrap());
-        let cfg = StorageConfig {
-            path: dir.to_owned(),
-            min_free: FreeSpace::Bytes(0),
-            max_bytes: None,
-            require_mount: false,
-        };
-        let storage = Arc::new(Storage::open(&[cfg], &index).unwrap());
-        let ctx = WriterContext {
-            storage: storage.clone(),
-            index: index.clone(),
-            on_space_pressure: Arc::new(|| {}),
-            sync_interval: Duration::from_secs(2),
-        };
-        (ChunkWriter::new("cam", Codec::H264, ctx, Arc::default()), index, storage)
-    }
+    use crate::testutil::writer_fixture as setup;
 
     #[test]
     fn rotates_at_first_keyframe_after_minute_and_files_start_decodable() {

@@ -295,8 +295,6 @@ impl VirtualFile for Mp4File {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chunk::writer::{ChunkWriter, WriterContext};
-    use crate::config::{FreeSpace, StorageConfig};
     use crate::encode::software::{SoftwareEncoder, SoftwareEncoderConfig};
     use crate::encode::yuv::I420;
     use crate::export::plan::make_plan;
@@ -311,21 +309,7 @@ mod tests {
     /// Records 25 s of real openh264 video at 10 fps (keyframe every 10 frames) with a 3 s
     /// pause at 12 s, through the real chunk writer.
     fn record(dir: &std::path::Path) -> (Index, Storage) {
-        let index = Arc::new(Index::open_in_memory().unwrap());
-        let cfg = StorageConfig {
-            path: dir.to_owned(),
-            min_free: FreeSpace::Bytes(0),
-            max_bytes: None,
-            require_mount: false,
-        };
-        let storage = Arc::new(Storage::open(&[cfg], &index).unwrap());
-        let ctx = WriterContext {
-            storage: storage.clone(),
-            index: index.clone(),
-            on_space_pressure: Arc::new(|| {}),
-            sync_interval: std::time::Duration::from_secs(2),
-        };
-        let mut w = ChunkWriter::new("cam", Codec::H264, ctx, Arc::default());
+        let (mut w, index, storage) = crate::testutil::writer_fixture(dir);
         let mut enc =
             SoftwareEncoder::new(SoftwareEncoderConfig { bitrate: 200_000, fps: 10, keyframe_interval: 10 }).unwrap();
         let mut pic = I420::new(64, 48);

@@ -10,6 +10,7 @@
 //!   rows from before schema version 2) are scanned, so planning a 24-hour export reads two
 //!   files.
 
+use crate::chunk::frames::FrameGroups;
 use crate::chunk::reader::{ChunkReader, ReadError};
 use crate::error::{Error, ErrorKind, Result};
 use crate::h264::{Codec, NalKind};
@@ -117,49 +118,28 @@ struct RegionScan {
 
 /// Scans records from `start_off`, stopping before the first record later than `to_us`.
 fn scan_region(path: &std::path::Path, codec: Codec, start_off: u64, to_us: i64) -> Result<RegionScan> {
-    let mut r =
-        ChunkReader::open_at(path, start_off).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let r = ChunkReader::open_at(path, start_off).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut groups = FrameGroups::new(r, Some(codec)).until(u64::MAX, to_us);
     let mut s = RegionScan { end_off: start_off, records: 0, samples: 0, keyframes: 0, first_ts: None, last_ts: 0 };
-    let mut prefix = Vec::new();
-    let mut group: Option<(i64, bool, bool)> = None; // ts, has slice, has idr
-    let close = |s: &mut RegionScan, g: (i64, bool, bool)| {
-        if g.1 {
-            s.samples += 1;
-            s.last_ts = g.0;
-            s.first_ts.get_or_insert(g.0);
-        }
-        s.keyframes += g.2 as u64;
-    };
     loop {
-        let off = r.good_len();
-        match r.next_prefix(&mut prefix, 2) {
-            Ok(Some(h)) if h.ts_us <= to_us => {
-                s.records += 1;
-                s.end_off = r.good_len();
-                let k = codec.classify(&prefix);
-                match &mut group {
-                    Some(g) if g.0 == h.ts_us => {
-                        g.1 |= k.is_slice();
-                        g.2 |= k == NalKind::IdrSlice;
-                    }
-                    _ => {
-                        if let Some(g) = group.take() {
-                            close(&mut s, g);
-                        }
-                        group = Some((h.ts_us, k.is_slice(), k == NalKind::IdrSlice));
-                    }
+        match groups.next_group() {
+            Ok(Some(g)) => {
+                s.records += g.records;
+                s.end_off = g.end;
+                s.keyframes += g.has_idr as u64;
+                if g.has_slice {
+                    s.samples += 1;
+                    s.last_ts = g.ts_us;
+                    s.first_ts.get_or_insert(g.ts_us);
                 }
             }
-            Ok(_) => break,
+            Ok(None) => break,
             Err(ReadError::Io(e)) => return Err(Error::io(format!("reading {}", path.display()), e)),
             Err(e) => {
-                log::warn!("{}: {e}; exporting up to byte {off}", path.display());
+                log::warn!("{}: {e}; exporting up to byte {}", path.display(), s.end_off);
                 break;
             }
         }
-    }
-    if let Some(g) = group.take() {
-        close(&mut s, g);
     }
     Ok(s)
 }

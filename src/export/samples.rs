@@ -5,9 +5,10 @@
 //! sample sizes always add up to the segment's payload length.
 
 use super::plan::Segment;
+use crate::chunk::frames::FrameGroups;
 use crate::chunk::reader::ChunkReader;
-use crate::error::{Error, Result};
-use crate::h264::{Codec, NalKind};
+use crate::error::{Error, ErrorKind, Result};
+use crate::h264::Codec;
 
 /// One frame of an export.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -22,45 +23,21 @@ pub struct Sample {
 
 /// Reads every sample of `seg` (at most about a minute of frames: bounded).
 pub fn segment_samples(seg: &Segment, codec: Codec) -> Result<Vec<Sample>> {
-    let mut r = ChunkReader::open_at(&seg.path, seg.start_off)
+    let r = ChunkReader::open_at(&seg.path, seg.start_off)
         .map_err(|e| Error::io(format!("opening {}", seg.path.display()), e))?;
+    let mut groups = FrameGroups::new(r, Some(codec)).until(seg.end_off, i64::MAX);
     let mut out: Vec<Sample> = Vec::with_capacity(seg.samples as usize);
-    let mut prefix = Vec::new();
-    let mut cur: Option<(i64, u64, bool, bool)> = None; // ts, size, has slice, key
     let mut carry = 0u64;
-    let push = |out: &mut Vec<Sample>, carry: &mut u64, g: (i64, u64, bool, bool)| {
-        if g.2 {
-            out.push(Sample { ts_us: g.0, size: (g.1 + *carry) as u32, key: g.3 });
-            *carry = 0;
+    while let Some(g) =
+        groups.next_group().map_err(|e| Error::new(ErrorKind::DataLoss, format!("{}: {e}", seg.path.display())))?
+    {
+        let size = g.nal_bytes + 4 * g.records;
+        if g.has_slice {
+            out.push(Sample { ts_us: g.ts_us, size: (size + carry) as u32, key: g.has_idr });
+            carry = 0;
         } else {
-            *carry += g.1;
+            carry += size;
         }
-    };
-    while r.good_len() < seg.end_off {
-        let h = r
-            .next_prefix(&mut prefix, 2)
-            .map_err(|e| Error::new(crate::error::ErrorKind::DataLoss, format!("{}: {e}", seg.path.display())))?
-            .ok_or_else(|| {
-                Error::new(crate::error::ErrorKind::DataLoss, format!("{}: shorter than indexed", seg.path.display()))
-            })?;
-        let k = codec.classify(&prefix);
-        let size = 4 + h.len;
-        match &mut cur {
-            Some(g) if g.0 == h.ts_us => {
-                g.1 += size;
-                g.2 |= k.is_slice();
-                g.3 |= k == NalKind::IdrSlice;
-            }
-            _ => {
-                if let Some(g) = cur.take() {
-                    push(&mut out, &mut carry, g);
-                }
-                cur = Some((h.ts_us, size, k.is_slice(), k == NalKind::IdrSlice));
-            }
-        }
-    }
-    if let Some(g) = cur.take() {
-        push(&mut out, &mut carry, g);
     }
     if carry > 0 {
         if let Some(last) = out.last_mut() {
@@ -69,7 +46,7 @@ pub fn segment_samples(seg: &Segment, codec: Codec) -> Result<Vec<Sample>> {
     }
     if out.len() as u64 != seg.samples {
         return Err(Error::new(
-            crate::error::ErrorKind::DataLoss,
+            ErrorKind::DataLoss,
             format!(
                 "{}: {} frames on disk, {} indexed; run `edgenvr check --repair`",
                 seg.path.display(),
@@ -108,10 +85,8 @@ impl RecordStream {
         let h = self
             .reader
             .next_appending(out)
-            .map_err(|e| Error::new(crate::error::ErrorKind::DataLoss, format!("{}: {e}", self.path.display())))?
-            .ok_or_else(|| {
-                Error::new(crate::error::ErrorKind::DataLoss, format!("{}: shorter than indexed", self.path.display()))
-            })?;
+            .map_err(|e| Error::new(ErrorKind::DataLoss, format!("{}: {e}", self.path.display())))?
+            .ok_or_else(|| Error::new(ErrorKind::DataLoss, format!("{}: shorter than indexed", self.path.display())))?;
         let prefix = if self.start_codes { [0, 0, 0, 1] } else { (h.len as u32).to_be_bytes() };
         out[..4].copy_from_slice(&prefix);
         Ok(true)
@@ -124,7 +99,7 @@ impl RecordStream {
         let mut skipped = 0;
         let mut p = Vec::new();
         while self.reader.good_len() < self.end_off {
-            let err = |e| Error::new(crate::error::ErrorKind::DataLoss, format!("{}: {e}", self.path.display()));
+            let err = |e| Error::new(ErrorKind::DataLoss, format!("{}: {e}", self.path.display()));
             let Some(h) = self.reader.peek_header().map_err(err)? else { break };
             if skipped + 4 + h.len > target {
                 break;
