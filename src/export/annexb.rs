@@ -15,17 +15,7 @@ pub struct AnnexBFile {
 impl AnnexBFile {
     /// Lays out the stream of `plan`.
     pub fn new(plan: Plan) -> AnnexBFile {
-        let etag = format!(
-            "\"annexb-{:016x}\"",
-            super::fnv1a(&[
-                plan.camera.as_bytes(),
-                &plan
-                    .segments
-                    .iter()
-                    .flat_map(|s| [s.chunk_id as u64, s.start_off, s.end_off].into_iter().flat_map(u64::to_be_bytes))
-                    .collect::<Vec<u8>>(),
-            ])
-        );
+        let etag = format!("\"annexb-{:016x}\"", super::fnv1a(&[plan.camera.as_bytes(), &plan.segment_key(),]));
         let timing = Timing { base_us: plan.first_ts(), last_duration: 1 };
         AnnexBFile {
             layout: std::sync::Arc::new(Layout::new(plan, vec![Part::Payload { start_codes: true }], timing)),

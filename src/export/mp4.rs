@@ -249,11 +249,7 @@ impl Mp4File {
                 plan.camera.as_bytes(),
                 &plan.from_us.to_be_bytes(),
                 &plan.to_us.to_be_bytes(),
-                &plan
-                    .segments
-                    .iter()
-                    .flat_map(|s| [s.chunk_id as u64, s.start_off, s.end_off].into_iter().flat_map(u64::to_be_bytes))
-                    .collect::<Vec<u8>>(),
+                &plan.segment_key(),
             ])
         );
         let parts = vec![

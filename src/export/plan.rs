@@ -95,6 +95,15 @@ impl Plan {
         self.segments.last().expect("a plan has segments").last_ts
     }
 
+    /// The (chunk id, byte range) of every segment, as bytes: what an export's content
+    /// depends on, for ETags.
+    pub fn segment_key(&self) -> Vec<u8> {
+        self.segments
+            .iter()
+            .flat_map(|s| [s.chunk_id as u64, s.start_off, s.end_off].into_iter().flat_map(u64::to_be_bytes))
+            .collect()
+    }
+
     /// A typical frame duration (µs), for the last frame, whose successor is unknown.
     pub fn frame_duration_us(&self) -> i64 {
         let s = self.segments.last().expect("a plan has segments");
