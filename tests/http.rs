@@ -30,6 +30,20 @@ fn start(d: &Path, extra_server: &str) -> (Service, u16, std::path::PathBuf) {
     (svc, port, cfg)
 }
 
+/// Raises this process's open-file limit (children inherit it) so a connection flood tests
+/// the server, not the machine's default limit.
+fn raise_fd_limit(want: u64) {
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on a valid, writable struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
+        let target = (want as libc::rlim_t).max(l.rlim_cur);
+        l.rlim_max = l.rlim_max.max(target); // root may raise the hard limit
+        l.rlim_cur = target;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+    }
+}
+
 fn sealed(d: &Path) -> Vec<edgenvr::index::ChunkRow> {
     let ix = d.join("data/index.db");
     if !ix.exists() {
@@ -173,6 +187,7 @@ fn exports_lists_and_ranges() {
 fn hostile_requests_get_clear_errors_and_recording_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    raise_fd_limit(8192);
     let token = "an-api-token-of-some-length";
     let (svc, port, cfg) = start(d, &format!("token = \"{token}\""));
     wait_for(Duration::from_secs(60), "a sealed chunk", || sealed(d).first().map(|_| ()));
@@ -234,11 +249,13 @@ fn hostile_requests_get_clear_errors_and_recording_goes_on() {
     );
     assert_eq!(r.status, 200);
 
-    // A flood of idle connections: the API keeps answering, the warden closes the excess,
-    // and recording never stops.
+    // Thousands of idle connections: the API keeps answering, the warden closes the excess,
+    // and recording never stops. Both processes run with the raised descriptor limit (the
+    // service inherited it from this test, which raised it before starting it).
+    const FLOOD: usize = 2000;
     let frames_before = get_auth("/api/v1/status").json()["cameras"][0]["frames"].as_u64().unwrap();
     let conns: Vec<std::net::TcpStream> =
-        (0..600).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+        (0..FLOOD).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
     assert_eq!(get_auth("/api/v1/health").status, 200, "the API answers during the flood");
     std::thread::sleep(Duration::from_secs(3));
     let closed = conns
@@ -255,7 +272,7 @@ fn hostile_requests_get_clear_errors_and_recording_goes_on() {
             }
         })
         .count();
-    assert!(closed >= 600 - 64 - 10, "the warden closed only {closed} of 600 idle connections");
+    assert!(closed >= FLOOD - 64 - 10, "the warden closed only {closed} of {FLOOD} idle connections");
     drop(conns);
     let st = get_auth("/api/v1/status").json();
     assert!(st["cameras"][0]["frames"].as_u64().unwrap() > frames_before, "recording went on");
