@@ -32,7 +32,7 @@ fn config(d: &Path, first: &Path, second: &Path) -> std::path::PathBuf {
 
 /// Runs the service until it has recorded on `first`, calls `fail`, and checks that
 /// recording continued on `second` with a gap of at most ~one GOP.
-fn fails_over(d: &Path, first: &Path, second: &Path, fail: impl FnOnce()) {
+fn fails_over(d: &Path, first: &Path, second: &Path, at_minute_boundary: bool, fail: impl FnOnce()) {
     let cfg = config(d, first, second);
     let index = d.join("index.db");
     let svc = Service::start(&cfg, d);
@@ -41,6 +41,12 @@ fn fails_over(d: &Path, first: &Path, second: &Path, fail: impl FnOnce()) {
             .then_some(())
     });
     std::thread::sleep(Duration::from_secs(2));
+    if at_minute_boundary {
+        // Fail 0.3 s before the minute turns, so the failure meets the chunk rotation.
+        let into_minute = edgenvr::time::now_us().rem_euclid(60_000_000);
+        let wait = (59_700_000 - into_minute).rem_euclid(60_000_000);
+        std::thread::sleep(Duration::from_micros(wait as u64));
+    }
     fail();
     wait_for(Duration::from_secs(30), "a chunk with 3 s of video on the second root", || {
         rows(&index).iter().any(|r| r.root_id == 2 && r.frames == 0).then_some(())?;
@@ -67,6 +73,37 @@ fn fails_over(d: &Path, first: &Path, second: &Path, fail: impl FnOnce()) {
     assert_eq!(ffmpeg_decode(&annex_b(&files), d), frames);
 }
 
+/// Sets up an ext4 image mounted with errors=remount-ro; returns (image mount, dev name).
+fn ext4_root(d: &Path) -> (Mount, String) {
+    let img = d.join("usb.img");
+    let mnt = d.join("usb");
+    std::fs::create_dir(&mnt).unwrap();
+    sh(&format!("truncate -s 64M {0} && mkfs.ext4 -q -F {0}", img.display()));
+    sh(&format!("mount -o loop,errors=remount-ro {} {}", img.display(), mnt.display()));
+    let dev = sh(&format!("basename $(findmnt -n -o SOURCE {})", mnt.display())).trim().to_owned();
+    (Mount(mnt), dev)
+}
+
+/// The next chunk cannot be created (its day directory made immutable just before the
+/// minute turns; even root cannot create files in it) while the open file still takes
+/// writes: the failure meets the rotation, not a write, and recording must still move on.
+#[test]
+fn chunk_creation_fails_at_the_minute_boundary() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (m, _) = ext4_root(d);
+    let usb = m.0.clone();
+    fails_over(d, &usb, &d.join("sd"), true, || {
+        for day in std::fs::read_dir(usb.join("cam")).unwrap() {
+            sh(&format!("chattr +i {}", day.unwrap().path().display()));
+        }
+    });
+    for day in std::fs::read_dir(usb.join("cam")).unwrap() {
+        sh(&format!("chattr -i {}", day.unwrap().path().display()));
+    }
+}
+
 #[test]
 fn ext4_error_remount_read_only() {
     require_root();
@@ -80,7 +117,7 @@ fn ext4_error_remount_read_only() {
     let _m = Mount(mnt.clone());
     let dev = sh(&format!("basename $(findmnt -n -o SOURCE {})", mnt.display())).trim().to_owned();
     let second = d.join("sd");
-    fails_over(d, &mnt, &second, || {
+    fails_over(d, &mnt, &second, false, || {
         sh(&format!("echo 1 > /sys/fs/ext4/{dev}/trigger_fs_error"));
     });
     // The failed root's footage is still readable and intact.
@@ -99,7 +136,7 @@ fn disk_unmounted_under_the_recorder() {
     sh(&format!("mount -t tmpfs -o size=64m edgenvr-usb {}", mnt.display()));
     let m = Mount(mnt.clone());
     let second = d.join("sd");
-    fails_over(d, &mnt, &second, || {
+    fails_over(d, &mnt, &second, false, || {
         sh(&format!("umount -l {}", mnt.display()));
     });
     drop(m);

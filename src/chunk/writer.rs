@@ -406,7 +406,14 @@ impl ChunkWriter {
     fn finish_open(&mut self) -> Option<Seal> {
         let o = self.open.take()?;
         if let Err(e) = o.file.sync_all() {
-            log::warn!("camera {}: fsync {}: {e}", self.camera, o.abs_path.display());
+            // The data may not be durable: the disk is failing (EIO, or EROFS after ext4
+            // remounted itself read-only). Treat it like a failed write.
+            let e = Error::io(format!("fsync {}", o.abs_path.display()), e);
+            log::error!("camera {}: {e}; moving recording to the next storage root", self.camera);
+            self.stats.set_error(&e);
+            if let Some(root) = self.ctx.storage.root(o.root_id) {
+                root.mark_failed(&e);
+            }
         }
         self.stats.chunks_sealed.fetch_add(1, Relaxed);
         self.stats.current_root.store(0, Relaxed);
@@ -438,7 +445,7 @@ impl ChunkWriter {
                     if sealed {
                         seal = None;
                     }
-                    log::error!("camera {}: {e}", self.camera);
+                    log::error!("camera {}: {e}; moving recording to the next storage root", self.camera);
                     self.stats.set_error(&e);
                     root.mark_failed(&e);
                 }
