@@ -12,6 +12,15 @@ use std::time::Duration;
 
 const FPS: i64 = 15;
 
+/// The tests of this file run one at a time: the connection flood puts thousands of
+/// threads on two cores for a moment, which would starve the 10x-speed cameras of the
+/// tests beside it and turn their waits into timeouts.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Starts a service recording testsrc at 10x speed (a chunk every 6 s) on a free port.
 fn start(d: &Path, extra_server: &str) -> (Service, u16, std::path::PathBuf) {
     let port = free_port();
@@ -74,6 +83,7 @@ fn ffmpeg_clean(path: &Path) {
 
 #[test]
 fn exports_lists_and_ranges() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (svc, port, cfg) = start(d, "");
@@ -185,6 +195,7 @@ fn exports_lists_and_ranges() {
 
 #[test]
 fn hostile_requests_get_clear_errors_and_recording_goes_on() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     raise_fd_limit(8192);
@@ -281,6 +292,7 @@ fn hostile_requests_get_clear_errors_and_recording_goes_on() {
 
 #[test]
 fn chromium_plays_the_export_in_a_video_element() {
+    let _serial = serial();
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists());
     let chromium = chromium.expect("Chromium is required (the README test command installs Debian's chromium)");
     let dir = tempfile::tempdir().unwrap();
