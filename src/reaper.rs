@@ -159,14 +159,14 @@ impl Reaper {
     }
 
     /// Completes deletions a crash interrupted (rows left in state `deleting`).
-    pub fn finish_deletions(&self) -> Result<usize> {
+    /// Returns the ids of the chunks whose deletion it finished.
+    pub fn finish_deletions(&self) -> Result<Vec<i64>> {
         let rows = self.index.chunks_in_state(ChunkState::Deleting)?;
-        let n = rows.len();
-        if n > 0 {
-            log::info!("finishing {n} interrupted chunk deletions");
+        if !rows.is_empty() {
+            log::info!("finishing {} interrupted chunk deletions", rows.len());
             self.unlink_and_forget(&rows)?;
         }
-        Ok(n)
+        Ok(rows.iter().map(|r| r.id).collect())
     }
 
     /// The three-step deletion of sealed chunks.
@@ -312,7 +312,7 @@ mod tests {
         let id = add_chunk(&ix, d.path(), root_id, 0, 10);
         ix.mark_deleting(&[id]).unwrap(); // crash here
         let reaper = Reaper::new(ix.clone(), storage, None);
-        assert_eq!(reaper.finish_deletions().unwrap(), 1);
+        assert_eq!(reaper.finish_deletions().unwrap(), vec![id]);
         assert!(ix.chunk(id).unwrap().is_none());
         assert!(!d.path().join("c/20261121").exists(), "the emptied day directory is pruned");
     }

@@ -163,9 +163,9 @@ fn examine(
 pub fn recover_at_startup(index: &Arc<Index>, storage: &Arc<Storage>) -> Result<Report> {
     let mut report = Report::default();
     let reaper = Reaper::new(index.clone(), storage.clone(), None);
-    let n = reaper.finish_deletions()?;
-    report.problems.extend((0..n).map(|_| Problem::Unfinished { id: 0 }));
-    report.repaired += n;
+    let finished = reaper.finish_deletions()?;
+    report.repaired += finished.len();
+    report.problems.extend(finished.into_iter().map(|id| Problem::Unfinished { id }));
     for row in index.chunks_in_state(ChunkState::Open)? {
         report.problems.push(Problem::Unfinished { id: row.id });
         let Some(root) = storage.root(row.root_id) else {

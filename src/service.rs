@@ -50,17 +50,20 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
             Err(e) => log::error!("camera {}: cannot start: {e}", cam.id),
         }
     }
+    // Every configured camera with its counters (idle ones for cameras that did not start),
+    // for the API and the watchdog.
+    let entries: Vec<(crate::config::CameraConfig, Arc<crate::status::CameraStats>)> = config
+        .cameras
+        .iter()
+        .map(|c| (c.clone(), cameras.iter().find(|h| h.id == c.id).map(|h| h.stats.clone()).unwrap_or_default()))
+        .collect();
     let state = Arc::new(crate::http::state::AppState {
         config: config.clone(),
         index: index.clone(),
         storage: storage.clone(),
-        cameras: config
-            .cameras
+        cameras: entries
             .iter()
-            .map(|c| crate::http::state::CameraEntry {
-                config: c.clone(),
-                stats: cameras.iter().find(|h| h.id == c.id).map(|h| h.stats.clone()).unwrap_or_default(),
-            })
+            .map(|(config, stats)| crate::http::state::CameraEntry { config: config.clone(), stats: stats.clone() })
             .collect(),
         reaper: reaper_stats,
         started: std::time::Instant::now(),
@@ -90,11 +93,8 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     }
     let watchdog = match crate::notify::watchdog_interval() {
         Some(interval) => {
-            let cams = config
-                .cameras
-                .iter()
-                .filter_map(|c| Some((c.clone(), cameras.iter().find(|h| h.id == c.id)?.stats.clone())))
-                .collect();
+            // Disabled cameras never start; stale_loops skips them.
+            let cams = entries.clone();
             let w = crate::watchdog::spawn(
                 notifier.clone(),
                 interval,

@@ -125,16 +125,8 @@ impl<R: Read> ChunkReader<R> {
     /// Reads the next record's NAL into `nal` (replacing its contents). Returns the header,
     /// or `None` at a clean end of file.
     pub fn next_into(&mut self, nal: &mut Vec<u8>) -> Result<Option<RecordHeader>, ReadError> {
-        let Some(hdr) = self.next_header()? else {
-            return Ok(None);
-        };
         nal.clear();
-        let got = (&mut self.inner).take(hdr.len).read_to_end(nal).map_err(ReadError::Io)?;
-        if got as u64 != hdr.len {
-            return Err(ReadError::Truncated { offset: self.offset });
-        }
-        self.offset += HEADER_LEN as u64 + hdr.len;
-        Ok(Some(hdr))
+        self.next_appending(nal)
     }
 
     /// Like [`next_into`](Self::next_into) but appends the NAL to `out` instead of

@@ -147,7 +147,11 @@ pub fn status(state: &AppState, buf: &mut [u8]) -> crate::error::Result<usize> {
     for (root, path) in state.storage.roots().iter().zip(&paths).take(MAX_ROOTS) {
         let present = root.path().is_dir();
         let usable = root.check_usable();
-        let space = crate::storage::statvfs(root.path()).ok().filter(|_| present);
+        // A usable root's check already read its space; a read-only one still has a size.
+        let space = match &usable {
+            Ok(s) => Some(*s),
+            Err(_) => crate::storage::statvfs(root.path()).ok().filter(|_| present),
+        };
         let health = root.health();
         let reaped = per_root.iter().find(|e| e.0 == root.id).map_or((0, 0), |e| (e.1, e.2));
         let _ = doc.storage.push(RootDoc {

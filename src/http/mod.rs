@@ -210,23 +210,22 @@ fn route(state: &Arc<AppState>, rq: &Request, method: &Method, url: &str) -> Res
         }
     }
     let segs: Vec<&str> = path.split('/').skip(1).collect();
-    let mut buf = vec![0u8; json::DOC_BYTES];
     match segs.as_slice() {
         [""] | ["player.html"] => Ok(Reply::Html(PLAYER_HTML)),
         ["api", "v1", "status"] | ["api", "1", "system.json"] => {
-            let n = json::status(state, &mut buf)?;
-            buf.truncate(n);
-            Ok(Reply::Json(200, buf))
+            Ok(Reply::Json(200, document(|b| json::status(state, b))?))
         }
         ["api", "v1", "health"] => {
-            let (ok, n) = json::health(state, &mut buf)?;
-            buf.truncate(n);
-            Ok(Reply::Json(if ok { 200 } else { 503 }, buf))
+            let mut healthy = false;
+            let doc = document(|b| {
+                let (ok, n) = json::health(state, b)?;
+                healthy = ok;
+                Ok(n)
+            })?;
+            Ok(Reply::Json(if healthy { 200 } else { 503 }, doc))
         }
         ["api", "v1", "cameras"] | ["api", "1", "cameras.json"] => {
-            let n = json::cameras(state, &mut buf)?;
-            buf.truncate(n);
-            Ok(Reply::Json(200, buf))
+            Ok(Reply::Json(200, document(|b| json::cameras(state, b))?))
         }
         ["api", "v1", "cameras", id, what] => {
             let cam = state.camera(id).ok_or_else(|| not_found(format!("no camera {id:?}")))?;
@@ -285,6 +284,15 @@ fn route(state: &Arc<AppState>, rq: &Request, method: &Method, url: &str) -> Res
         }
         _ => Err(not_found(format!("no route {path}"))),
     }
+}
+
+/// Serialises a fixed-shape document into a [`json::DOC_BYTES`] buffer (allocated only for
+/// the routes that answer one) and returns the bytes written.
+fn document(write: impl FnOnce(&mut [u8]) -> Result<usize>) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; json::DOC_BYTES];
+    let n = write(&mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
 }
 
 fn export(state: &AppState, camera: &str, from: i64, to: i64, what: &str) -> Result<Reply> {

@@ -87,8 +87,8 @@ impl FrameSender {
         self.hand_over().unwrap_or(Sent::Queued)
     }
 
-    /// Queues the current batch. `Some` only when the caller must stop (`Closed`) or the
-    /// offered frame is itself lost with the batch (`Dropped` while mid-GOP).
+    /// Queues the current batch (a full queue drops it, counted). `Some(Sent::Closed)` when
+    /// the writer is gone and the caller must stop; `None` otherwise.
     fn hand_over(&mut self) -> Option<Sent> {
         if self.batch.is_empty() {
             return None;
