@@ -32,7 +32,8 @@ pub fn stale_loops(
     grace_ms: u64,
 ) -> Vec<String> {
     let mut why = Vec::new();
-    for (cam, s) in cams.iter().filter(|(c, _)| c.enabled) {
+    // A camera this build cannot record runs no loops: nothing of it can be stuck.
+    for (cam, s) in cams.iter().filter(|(c, s)| c.enabled && s.state() != crate::status::CameraState::Unsupported) {
         let (src_limit, wr_limit) = limits(cam, sync_interval);
         for (name, beat, limit) in [
             ("source", s.source_beat_ms.load(Relaxed), src_limit),
@@ -112,5 +113,17 @@ mod tests {
         let why = stale_loops(&cams, sync, now, 0);
         assert_eq!(why.len(), 2, "{why:?}");
         assert!(why[0].contains("camera a: source") && why[1].contains("camera b: writer"), "{why:?}");
+    }
+
+    /// Regression: an enabled camera this build cannot record (a V4L2 device for now) runs
+    /// no loops; it must not starve the watchdog into restarting the service for ever.
+    #[test]
+    fn an_unsupported_camera_does_not_starve_the_watchdog() {
+        let cfg =
+            Config::parse("[[storage]]\npath = \"/x\"\n[[camera]]\nid = \"usb\"\ndevice = \"/dev/video0\"\n").unwrap();
+        let stats = Arc::new(CameraStats::default());
+        stats.set_state(crate::status::CameraState::Unsupported);
+        let cams = vec![(cfg.cameras[0].clone(), stats)];
+        assert!(stale_loops(&cams, Duration::from_secs(2), 10_000_000, 0).is_empty());
     }
 }
