@@ -7,7 +7,7 @@
 set -euo pipefail
 what=${1:-test}
 
-build_pkgs=(nasm pkg-config)
+build_pkgs=(nasm pkg-config libclang1-14)
 test_pkgs=(ffmpeg e2fsprogs util-linux mount sqlite3 iproute2 iptables chromium systemd
   # GStreamer's RTSP server, the real peer of the ingest tests (tests/fixtures/rtsp_server.py)
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base

@@ -156,11 +156,39 @@ pub struct RtspConfig {
     pub frame_timeout: Duration,
 }
 
-/// Settings of a V4L2 camera.
+/// Settings of a V4L2 camera (see `docs/design/v4l2.md`).
 #[derive(Clone, Debug)]
 pub struct V4l2Config {
-    /// Device node path.
+    /// Device node path; a stable `/dev/v4l/by-id/...` link survives re-plugging into
+    /// another USB port.
     pub device: PathBuf,
+    /// Wanted width; `None` lets the negotiation pick (largest up to 1920x1080).
+    pub width: Option<u32>,
+    /// Wanted height (with `width`).
+    pub height: Option<u32>,
+    /// Wanted frame rate; `None` = the fastest the chosen size offers, up to 30.
+    pub fps: Option<u32>,
+    /// Wanted pixel format as a fourcc (`"H264"`, `"YUYV"`, `"MJPG"`, `"NV12"`, `"YU12"`);
+    /// `None` prefers H.264 from the camera, then raw formats, then MJPEG.
+    pub format: Option<String>,
+    /// Which H.264 encoder raw frames go to.
+    pub encoder: EncoderChoice,
+    /// Target bitrate of the encoder, bits per second (`None`: scaled to the picture size).
+    pub bitrate: Option<u32>,
+    /// Frames between IDR frames (`None`: two seconds' worth).
+    pub keyframe_interval: Option<u32>,
+}
+
+/// `encoder = "auto" | "hardware" | "software"` of a V4L2 camera.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EncoderChoice {
+    /// The board's V4L2 memory-to-memory H.264 encoder when the probe finds one, falling back
+    /// to openh264 if it fails to start.
+    Auto,
+    /// Only the hardware encoder; the camera reports an error if there is none.
+    Hardware,
+    /// Only openh264.
+    Software,
 }
 
 #[derive(Deserialize, Default)]
@@ -226,6 +254,8 @@ struct RawCamera {
     bitrate: Option<u32>,
     keyframe_interval: Option<u32>,
     speed: Option<f64>,
+    format: Option<String>,
+    encoder: Option<String>,
     first_frame_timeout: Option<String>,
     frame_timeout: Option<String>,
 }
@@ -357,6 +387,14 @@ fn camera_from_raw(i: usize, c: RawCamera) -> Result<CameraConfig> {
             "set exactly one of source = \"testsrc\", url = \"rtsp://...\" or device = \"/dev/videoN\"",
         ));
     }
+    if c.device.is_none() {
+        if c.format.is_some() {
+            return Err(invalid(&key("format"), "applies to V4L2 cameras (device = ...) only"));
+        }
+        if c.encoder.is_some() {
+            return Err(invalid(&key("encoder"), "applies to V4L2 cameras (device = ...) only"));
+        }
+    }
     let source = if let Some(s) = &c.source {
         if s != "testsrc" {
             return Err(invalid(&key("source"), format!("{s:?} is unknown; the only built-in source is \"testsrc\"")));
@@ -412,9 +450,65 @@ fn camera_from_raw(i: usize, c: RawCamera) -> Result<CameraConfig> {
             frame_timeout,
         })
     } else {
-        SourceConfig::V4l2(V4l2Config { device: c.device.expect("exactly one source kind was checked above") })
+        SourceConfig::V4l2(v4l2_from_raw(&key, &c)?)
     };
     Ok(CameraConfig { id: c.id, enabled: c.enabled, source })
+}
+
+fn v4l2_from_raw(key: &dyn Fn(&str) -> String, c: &RawCamera) -> Result<V4l2Config> {
+    let device = c.device.clone().expect("exactly one source kind was checked before");
+    if !device.is_absolute() {
+        return Err(invalid(&key("device"), "must be an absolute path like /dev/video0"));
+    }
+    if c.width.is_some() != c.height.is_some() {
+        return Err(invalid(&key("width"), "set width and height together"));
+    }
+    if let (Some(w), Some(h)) = (c.width, c.height) {
+        if !(16..=4096).contains(&w) || w % 2 != 0 || !(16..=4096).contains(&h) || h % 2 != 0 {
+            return Err(invalid(&key("width"), "width and height must be even numbers from 16 to 4096"));
+        }
+    }
+    if let Some(fps) = c.fps {
+        if !(1..=120).contains(&fps) {
+            return Err(invalid(&key("fps"), "must be from 1 to 120"));
+        }
+    }
+    let format = match &c.format {
+        None => None,
+        Some(f) if f.len() == 4 && f.is_ascii() => Some(f.clone()),
+        Some(f) => return Err(invalid(&key("format"), format!("{f:?} is not a fourcc like \"YUYV\" or \"H264\""))),
+    };
+    let encoder = match c.encoder.as_deref().unwrap_or("auto") {
+        "auto" => EncoderChoice::Auto,
+        "hardware" => EncoderChoice::Hardware,
+        "software" => EncoderChoice::Software,
+        other => {
+            return Err(invalid(&key("encoder"), format!("{other:?} must be \"auto\", \"hardware\" or \"software\"")))
+        }
+    };
+    if let Some(b) = c.bitrate {
+        if !(25_000..=25_000_000).contains(&b) {
+            return Err(invalid(&key("bitrate"), "must be from 25000 to 25000000 bits per second"));
+        }
+    }
+    if let Some(k) = c.keyframe_interval {
+        if !(1..=600).contains(&k) {
+            return Err(invalid(&key("keyframe_interval"), "must be from 1 to 600 frames"));
+        }
+    }
+    if c.speed.is_some() {
+        return Err(invalid(&key("speed"), "applies to the testsrc camera only"));
+    }
+    Ok(V4l2Config {
+        device,
+        width: c.width,
+        height: c.height,
+        fps: c.fps,
+        format,
+        encoder,
+        bitrate: c.bitrate,
+        keyframe_interval: c.keyframe_interval,
+    })
 }
 
 /// Parses `"500ms"`, `"2s"`, `"5m"`, `"12h"`, `"30d"`, `"1w"` (one number, one unit).
@@ -525,6 +619,22 @@ mod tests {
     }
 
     #[test]
+    fn v4l2_camera_keys_parse_with_defaults_left_to_negotiation() {
+        let c = Config::parse(
+            "[[storage]]\npath = \"/x\"\n[[camera]]\nid = \"usb\"\ndevice = \"/dev/v4l/by-id/usb-cam-video-index0\"\n\
+             [[camera]]\nid = \"pi\"\ndevice = \"/dev/video0\"\nwidth = 1280\nheight = 720\nfps = 30\n\
+             format = \"YUYV\"\nencoder = \"hardware\"\nbitrate = 2000000\nkeyframe_interval = 60\n",
+        )
+        .unwrap();
+        let SourceConfig::V4l2(a) = &c.cameras[0].source else { panic!("not v4l2") };
+        assert_eq!((a.width, a.fps, a.encoder, a.format.as_deref()), (None, None, EncoderChoice::Auto, None));
+        let SourceConfig::V4l2(b) = &c.cameras[1].source else { panic!("not v4l2") };
+        assert_eq!((b.width, b.height, b.fps), (Some(1280), Some(720), Some(30)));
+        assert_eq!((b.format.as_deref(), b.encoder), (Some("YUYV"), EncoderChoice::Hardware));
+        assert_eq!((b.bitrate, b.keyframe_interval), (Some(2_000_000), Some(60)));
+    }
+
+    #[test]
     fn errors_name_the_key_and_reason() {
         let base = "[[storage]]\npath = \"/x\"\n";
         let cases: &[(&str, &str)] = &[
@@ -543,6 +653,13 @@ mod tests {
             ),
             ("[[camera]]\nid = \"a\"\nurl = \"http://x\"\n", "camera[0].url"),
             ("[recording]\nsync_intervl = \"2s\"\n", "sync_intervl"),
+            ("[[camera]]\nid = \"a\"\ndevice = \"video0\"\n", "camera[0].device"),
+            ("[[camera]]\nid = \"a\"\ndevice = \"/dev/video0\"\nwidth = 640\n", "camera[0].width"),
+            ("[[camera]]\nid = \"a\"\ndevice = \"/dev/video0\"\nformat = \"YUV\"\n", "camera[0].format"),
+            ("[[camera]]\nid = \"a\"\ndevice = \"/dev/video0\"\nencoder = \"gpu\"\n", "camera[0].encoder"),
+            ("[[camera]]\nid = \"a\"\ndevice = \"/dev/video0\"\nbitrate = 5\n", "camera[0].bitrate"),
+            ("[[camera]]\nid = \"a\"\ndevice = \"/dev/video0\"\nspeed = 2.0\n", "camera[0].speed"),
+            ("[[camera]]\nid = \"a\"\nsource = \"testsrc\"\nencoder = \"software\"\n", "camera[0].encoder"),
         ];
         for (extra, key) in cases {
             let text = format!("{base}{extra}");

@@ -51,4 +51,5 @@ pub mod storage;
 pub(crate) mod testutil;
 pub mod text;
 pub mod time;
+pub mod v4l2;
 pub mod watchdog;

@@ -12,7 +12,7 @@
 
 use crate::chunk::writer::{ChunkWriter, WriterContext};
 use crate::config::{CameraConfig, SourceConfig};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::h264::Codec;
 use crate::shutdown::Shutdown;
 use crate::source::rtsp::RtspRuntime;
@@ -59,16 +59,6 @@ pub struct Sources {
 /// Starts recording `cam`.
 pub fn start_camera(cam: &CameraConfig, ctx: WriterContext, sources: &Sources) -> Result<CameraHandle> {
     let stats = Arc::new(CameraStats::default());
-    if let SourceConfig::V4l2(v) = &cam.source {
-        let e = Error::new(
-            ErrorKind::InvalidArgument,
-            format!("V4L2 device {} is not supported by this build yet", v.device.display()),
-        );
-        log::error!("camera {}: {e}", cam.id);
-        stats.set_error(&e);
-        stats.set_state(CameraState::Unsupported);
-        return Ok(CameraHandle { id: cam.id.clone(), stats, threads: Vec::new() });
-    }
     // The writer learns the real codec from the first frame (RTSP may deliver H.265).
     let codec = Codec::H264;
     let (tx, rx) = sync_channel::<crate::source::Batch>(QUEUE_BATCHES);
@@ -118,9 +108,68 @@ pub fn start_camera(cam: &CameraConfig, ctx: WriterContext, sources: &Sources) -
                 .map_err(|e| Error::io("spawning source thread", e))?;
             threads.push(src);
         }
-        SourceConfig::V4l2(_) => unreachable!("handled above"),
+        SourceConfig::V4l2(_) => {
+            let src_stats = stats.clone();
+            let cam2 = cam.clone();
+            let shutdown = sources.shutdown.clone();
+            let src = std::thread::Builder::new()
+                .name(format!("v4l-{}", cam.id))
+                .spawn(move || run_v4l2(&cam2, sender, floor_us, src_stats, shutdown))
+                .map_err(|e| Error::io("spawning source thread", e))?;
+            threads.push(src);
+        }
     }
     Ok(CameraHandle { id: cam.id.clone(), stats, threads })
+}
+
+/// Longest retry delay of a V4L2 camera: a camera plugged back in is recording again within
+/// this long (a retry is one failed `open`, cheap enough to repeat).
+const V4L2_MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// A V4L2 camera's retry loop: reopens after errors and unplugging, logging each new error
+/// once (a camera left unplugged for a week does not fill the journal).
+fn run_v4l2(
+    cam: &CameraConfig,
+    mut sender: FrameSender,
+    mut floor_us: Option<i64>,
+    stats: Arc<CameraStats>,
+    shutdown: Shutdown,
+) {
+    let SourceConfig::V4l2(v) = &cam.source else { unreachable!("called for V4L2 cameras only") };
+    let mut backoff = MIN_BACKOFF;
+    let mut last_error = String::new();
+    loop {
+        stats.set_state(CameraState::Recording);
+        stats.beat_source();
+        let connects = stats.connects.load(std::sync::atomic::Ordering::Relaxed);
+        let r = crate::source::v4l2::run(v, floor_us, &mut sender, &stats, &shutdown);
+        if shutdown.is_triggered() {
+            return;
+        }
+        match r {
+            Ok(()) => return,
+            Err(e) => {
+                let msg = e.to_string();
+                if msg != last_error {
+                    log::error!("camera {}: {msg}; retrying", cam.id);
+                    last_error = msg;
+                } else {
+                    log::debug!("camera {}: {msg}; retrying", cam.id);
+                }
+                stats.set_error(&e);
+                stats.set_state(CameraState::Retrying);
+            }
+        }
+        // A session that streamed starts the back-off over.
+        if stats.connects.load(std::sync::atomic::Ordering::Relaxed) != connects {
+            backoff = MIN_BACKOFF;
+        }
+        if shutdown.wait_timeout(backoff) {
+            return;
+        }
+        backoff = (backoff * 2).min(V4L2_MAX_BACKOFF);
+        floor_us = Some(stats.last_frame_us.load(std::sync::atomic::Ordering::Relaxed)).filter(|&t| t > 0).or(floor_us);
+    }
 }
 
 /// The synthetic camera's retry loop (it fails only if the encoder cannot start).

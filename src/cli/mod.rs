@@ -1,4 +1,4 @@
-//! The command line: `edgenvr [run|check] [options]`. The CLI is also the maintenance
+//! The command line: `edgenvr [run|check|status|export|probe] [options]`. The CLI is also the maintenance
 //! interface over SSH, so its output is for people and its exit codes for scripts:
 //! 0 success, 1 problems found, 2 usage or configuration error, 3 runtime failure.
 
@@ -26,6 +26,8 @@ commands:
   export         write a time range of a camera as MP4 or raw H.264/H.265
       --camera ID --from TIME --to TIME -o FILE|-  [--format mp4|h264|h265]
                  TIME is RFC 3339 (2026-11-21T14:56:00Z) or Unix seconds
+  probe          list V4L2 cameras (formats, sizes, rates) and hardware encoders
+      --json     as JSON
   help           this text
 
 options:
@@ -62,6 +64,11 @@ pub enum Command {
         /// `--json`.
         json: bool,
     },
+    /// List V4L2 devices.
+    Probe {
+        /// `--json`.
+        json: bool,
+    },
     /// Print usage.
     Help,
     /// Print the version.
@@ -92,6 +99,10 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
             it.next();
             Command::Status { json: false }
         }
+        Some("probe") => {
+            it.next();
+            Command::Probe { json: false }
+        }
         Some("help" | "-h" | "--help") => return Ok(Args { command: Command::Help, config: None, log_level: None }),
         Some("-V" | "--version") => return Ok(Args { command: Command::Version, config: None, log_level: None }),
         Some(s) if !s.starts_with('-') => return Err(usage_error(format!("unknown command {s:?}"))),
@@ -111,8 +122,8 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
                 _ => return Err(usage_error("--repair goes with `check`")),
             },
             "--json" => match &mut a.command {
-                Command::Status { json } => *json = true,
-                _ => return Err(usage_error("--json goes with `status`")),
+                Command::Status { json } | Command::Probe { json } => *json = true,
+                _ => return Err(usage_error("--json goes with `status` or `probe`")),
             },
             "--camera" | "--from" | "--to" | "-o" | "--output" | "--format" => {
                 let v = value(arg)?;
@@ -154,6 +165,22 @@ pub fn main(args: Vec<String>) -> i32 {
             println!("edgenvr {}", env!("CARGO_PKG_VERSION"));
             return 0;
         }
+        Command::Probe { json } => {
+            crate::logging::init(a.log_level);
+            let inv = crate::v4l2::probe::inventory();
+            if json {
+                match serde_json::to_string_pretty(&inv) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("edgenvr: {e}");
+                        return 3;
+                    }
+                }
+            } else {
+                print!("{}", crate::v4l2::probe::render_text(&inv));
+            }
+            return 0;
+        }
         _ => {}
     }
     crate::logging::init(a.log_level);
@@ -177,7 +204,7 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Check { repair } => check::run(&config, repair),
         Command::Export(e) => export::run(&config, &e),
         Command::Status { json } => status::run(&config, json),
-        Command::Help | Command::Version => unreachable!("handled above"),
+        Command::Help | Command::Version | Command::Probe { .. } => unreachable!("handled above"),
     };
     match r {
         Ok(code) => code,
@@ -207,6 +234,7 @@ mod tests {
         assert_eq!(p("check --repair --config a").unwrap().command, Command::Check { repair: true });
         assert_eq!(p("run --log-level debug").unwrap().log_level, Some(LevelFilter::Debug));
         assert_eq!(p("--version").unwrap().command, Command::Version);
+        assert_eq!(p("probe --json").unwrap().command, Command::Probe { json: true });
         for bad in ["frobnicate", "run --repair", "--config", "--log-level loud", "run --bogus"] {
             assert_eq!(p(bad).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad}");
         }

@@ -73,6 +73,40 @@ impl SoftwareEncoder {
     }
 }
 
+/// openh264 behind [`super::H264Encoder`], converting camera pictures to I420 first.
+pub struct SoftwareH264 {
+    enc: SoftwareEncoder,
+    conv: super::raw::Converter,
+}
+
+impl SoftwareH264 {
+    /// An openh264 encoder for a camera's pictures.
+    pub fn new(p: &super::EncoderParams) -> Result<SoftwareH264> {
+        let enc = SoftwareEncoder::new(SoftwareEncoderConfig {
+            bitrate: p.bitrate,
+            fps: p.fps,
+            keyframe_interval: p.keyframe_interval,
+        })?;
+        Ok(SoftwareH264 { enc, conv: super::raw::Converter::new(p.width as usize, p.height as usize) })
+    }
+}
+
+impl super::H264Encoder for SoftwareH264 {
+    fn name(&self) -> &'static str {
+        "openh264"
+    }
+
+    fn encode(&mut self, raw: &super::raw::RawFrame<'_>, ts_us: i64, out: &mut Vec<EncodedFrame>) -> Result<()> {
+        let pic = self.conv.to_i420(raw)?;
+        out.extend(self.enc.encode(pic, ts_us)?);
+        Ok(())
+    }
+
+    fn force_keyframe(&mut self) {
+        self.enc.force_keyframe();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,9 +3,11 @@
 //!
 //! - [`testsrc`]: the built-in synthetic camera (pattern + burned-in clock, openh264).
 //! - [`rtsp`]: IP cameras over RTSP (retina), stored without re-encoding.
+//! - [`v4l2`]: local cameras (UVC webcams), H.264 stored as is, raw and MJPEG encoded.
 
 pub mod rtsp;
 pub mod testsrc;
+pub mod v4l2;
 
 use crate::frame::EncodedFrame;
 use crate::status::CameraStats;

@@ -1,0 +1,294 @@
+//! Local cameras over V4L2: one thread per camera captures and encodes.
+//!
+//! ```text
+//!  open → negotiate (format, size, rate) → mmap 4 buffers → stream ─┐
+//!    ▲                                                              │ newest buffer
+//!    │ reopen when the node is back (≤ 2 s poll)                    ▼
+//!  Retrying ◀── ENODEV / POLLERR / no frame for 5 s ── H.264: stored as is
+//!                                                     raw/MJPEG: encoder (hardware | openh264)
+//! ```
+//!
+//! Capture and encoding share the thread on purpose: when encoding falls behind, frames
+//! wait in the driver's four buffers and the driver drops the rest; after each encode only
+//! the newest waiting frame is encoded and the older ones go straight back. So frames are
+//! dropped *before* encoding, counted (`frames_dropped`, from skipped buffers and gaps in the
+//! driver's sequence numbers), and memory never grows. The encoder is opened per session,
+//! because a camera plugged back in may come back with another size.
+
+pub mod negotiate;
+
+use super::{FrameSender, Sent};
+use crate::clock::StreamClock;
+use crate::config::V4l2Config;
+use crate::encode::hardware::HardwareH264;
+use crate::encode::raw::RawFrame;
+use crate::encode::select::select;
+use crate::encode::software::SoftwareH264;
+use crate::encode::{EncoderParams, H264Encoder};
+use crate::error::{Error, ErrorKind, Result};
+use crate::frame::EncodedFrame;
+use crate::h264::Codec;
+use crate::shutdown::Shutdown;
+use crate::status::CameraStats;
+use crate::v4l2::device::{buf_type, caps};
+use crate::v4l2::probe::{camera_offers, find_h264_encoder};
+use crate::v4l2::queue::{MmapQueue, FLAG_ERROR};
+use crate::v4l2::{Device, Fourcc};
+use negotiate::{choose, Wanted};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Capture buffers per camera (the driver holds frames here while the encoder is busy).
+pub const CAPTURE_BUFFERS: u32 = 4;
+/// A camera that delivers nothing for this long is reopened.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens the camera and records until shutdown, an error, or the writer going away. Returns
+/// `Ok` only for shutdown or a closed writer.
+pub fn run(
+    cfg: &V4l2Config,
+    floor_us: Option<i64>,
+    out: &mut FrameSender,
+    stats: &Arc<CameraStats>,
+    shutdown: &Shutdown,
+) -> Result<()> {
+    let dev = Device::open(&cfg.device)?;
+    let cap = dev.capability()?;
+    if cap.device_caps & caps::VIDEO_CAPTURE == 0 || cap.device_caps & caps::STREAMING == 0 {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("{} ({}) is not a streaming single-planar capture device", cfg.device.display(), cap.card),
+        ));
+    }
+    let offers = camera_offers(&dev)?;
+    let want =
+        Wanted { format: cfg.format.as_deref().and_then(Fourcc::parse), size: cfg.width.zip(cfg.height), fps: cfg.fps };
+    let choice = choose(&offers, &want).map_err(|why| {
+        Error::new(ErrorKind::InvalidArgument, format!("{} ({}): {why}", cfg.device.display(), cap.card))
+    })?;
+    let layout = dev.set_format(buf_type::CAPTURE, choice.fourcc, choice.width, choice.height, 0)?;
+    if layout.fourcc != choice.fourcc || (layout.width, layout.height) != (choice.width, choice.height) {
+        return Err(Error::new(
+            ErrorKind::Media,
+            format!(
+                "{}: asked for {} {}x{}, the driver set {} {}x{}",
+                cfg.device.display(),
+                choice.fourcc,
+                choice.width,
+                choice.height,
+                layout.fourcc,
+                layout.width,
+                layout.height
+            ),
+        ));
+    }
+    let fps = choice.fps.and_then(|f| dev.set_frame_rate(buf_type::CAPTURE, f)).or(choice.fps).unwrap_or(30.0);
+    if let Some(w) = cfg.fps.filter(|&w| (w as f64 - fps).abs() > 0.01) {
+        log::warn!("{}: fps = {w} is not offered at this size; recording at {fps}", cfg.device.display());
+    }
+    let fps_int = (fps.round() as u32).max(1);
+    let mut encoder: Option<Box<dyn H264Encoder>> = if layout.fourcc == Fourcc::H264 {
+        stats.set_encoder("none (camera H.264)");
+        None
+    } else {
+        let params = EncoderParams {
+            width: layout.width,
+            height: layout.height,
+            fps: fps_int,
+            bitrate: cfg
+                .bitrate
+                .unwrap_or_else(|| EncoderParams::default_bitrate(layout.width, layout.height, fps_int)),
+            keyframe_interval: cfg.keyframe_interval.unwrap_or(2 * fps_int),
+        };
+        let found = if cfg.encoder == crate::config::EncoderChoice::Software { None } else { find_h264_encoder() };
+        let fourcc = layout.fourcc;
+        let sel = select(
+            cfg.encoder,
+            found,
+            |p| Ok(Box::new(HardwareH264::open(p, fourcc, &params)?) as Box<dyn H264Encoder>),
+            || Ok(Box::new(SoftwareH264::new(&params)?) as Box<dyn H264Encoder>),
+        )?;
+        if let Some(why) = &sel.fallback {
+            log::warn!("{}: {why}", cfg.device.display());
+            stats.set_error(why);
+            stats.set_encoder("openh264 (hardware failed)");
+        } else {
+            stats.set_encoder(sel.encoder.name());
+        }
+        Some(sel.encoder)
+    };
+    log::info!(
+        "{} ({}): {} {}x{} at {fps} fps, {}",
+        cfg.device.display(),
+        cap.card,
+        layout.fourcc,
+        layout.width,
+        layout.height,
+        encoder.as_ref().map_or("stored as delivered", |e| e.name())
+    );
+    let mut queue = MmapQueue::new(&dev, buf_type::CAPTURE, CAPTURE_BUFFERS)?;
+    for i in 0..queue.len() {
+        queue.queue(i, 0, 0).map_err(|e| dev.err("VIDIOC_QBUF", e))?;
+    }
+    queue.stream_on().map_err(|e| dev.err("VIDIOC_STREAMON", e))?;
+    stats.connects.fetch_add(1, Relaxed);
+
+    let mut session = Session {
+        clock: StreamClock::new(floor_us, true),
+        last_seq: None,
+        first: true,
+        frames: Vec::new(),
+        stats: stats.clone(),
+        bad_frames: 0,
+    };
+    let stride = layout.bytesperline as usize;
+    let plane_rows = if stride > 0 && matches!(layout.fourcc, Fourcc::NV12 | Fourcc::YU12) {
+        (layout.sizeimage as usize * 2 / (3 * stride)).max(layout.height as usize)
+    } else {
+        layout.height as usize
+    };
+    let mut last_frame = Instant::now();
+    let result = loop {
+        stats.beat_source();
+        if shutdown.is_triggered() {
+            break Ok(());
+        }
+        let ev = dev.poll(libc::POLLIN, 1000)?;
+        if ev & libc::POLLIN == 0 {
+            if ev & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                break Err(Error::new(ErrorKind::Io, format!("{}: device error (unplugged?)", cfg.device.display())));
+            }
+            if last_frame.elapsed() >= FRAME_TIMEOUT {
+                break Err(Error::new(
+                    ErrorKind::Media,
+                    format!("{}: no frame for {} s", cfg.device.display(), FRAME_TIMEOUT.as_secs()),
+                ));
+            }
+            continue;
+        }
+        // Take every waiting buffer; encode only the newest, hand the others straight back.
+        let mut newest = None;
+        loop {
+            match queue.dequeue() {
+                Ok(Some(d)) => {
+                    session.count_sequence(d.sequence);
+                    if let Some(old) = newest.replace(d) {
+                        stats.add_dropped(1, false);
+                        queue.queue(old.index, 0, 0).map_err(|e| dev.err("VIDIOC_QBUF", e))?;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(dev.err("VIDIOC_DQBUF", e)),
+            }
+        }
+        let Some(d) = newest else { continue };
+        last_frame = Instant::now();
+        let sent = if d.flags & FLAG_ERROR != 0 {
+            stats.add_dropped(1, false);
+            Ok(Sent::Queued)
+        } else {
+            let data = queue.payload(&d);
+            stats.bytes_received.fetch_add(data.len() as u64, Relaxed);
+            stats.frames_received.fetch_add(1, Relaxed);
+            let ts = session.clock.ts(d.ts_us);
+            let raw = RawFrame {
+                fourcc: layout.fourcc,
+                width: layout.width as usize,
+                height: layout.height as usize,
+                stride,
+                plane_rows,
+                data,
+            };
+            session.deliver(&raw, ts, encoder.as_mut(), out)
+        };
+        queue.queue(d.index, 0, 0).map_err(|e| dev.err("VIDIOC_QBUF", e))?;
+        match sent {
+            Ok(Sent::Closed) => break Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Media && session.bad_frames < 10 => {
+                // One damaged picture (a torn MJPEG) is skipped; a run of them restarts.
+                session.bad_frames += 1;
+                stats.add_dropped(1, false);
+                log::warn!("{}: {e}; frame skipped", cfg.device.display());
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    if let Some(enc) = encoder.as_mut() {
+        let mut tail = Vec::new();
+        enc.finish(&mut tail);
+        for f in tail {
+            if out.send(f) == Sent::Closed {
+                break;
+            }
+        }
+    }
+    out.flush();
+    result
+}
+
+struct Session {
+    clock: StreamClock,
+    last_seq: Option<u32>,
+    first: bool,
+    frames: Vec<EncodedFrame>,
+    stats: Arc<CameraStats>,
+    bad_frames: u32,
+}
+
+impl Session {
+    /// Counts frames the driver dropped (gaps in its sequence numbers).
+    fn count_sequence(&mut self, seq: u32) {
+        if let Some(last) = self.last_seq {
+            let gap = seq.wrapping_sub(last).wrapping_sub(1);
+            if gap > 0 && gap < 1_000_000 {
+                self.stats.add_dropped(gap as u64, false);
+            }
+        }
+        self.last_seq = Some(seq);
+    }
+
+    /// Encodes (or wraps, for H.264) one picture and offers the frames to the writer.
+    fn deliver(
+        &mut self,
+        raw: &RawFrame<'_>,
+        ts: i64,
+        encoder: Option<&mut Box<dyn H264Encoder>>,
+        out: &mut FrameSender,
+    ) -> Result<Sent> {
+        self.frames.clear();
+        let enc = match encoder {
+            Some(enc) => {
+                enc.encode(raw, ts, &mut self.frames)?;
+                Some(enc)
+            }
+            None => {
+                let f = EncodedFrame::from_annex_b(ts, Codec::H264, raw.data);
+                if !f.has_slice() {
+                    return Err(Error::new(ErrorKind::Media, "H.264 buffer without a picture"));
+                }
+                self.frames.push(f);
+                None
+            }
+        };
+        let mut result = Sent::Queued;
+        for mut f in self.frames.drain(..) {
+            if std::mem::take(&mut self.first) {
+                f.discontinuity = true;
+            }
+            match out.send(f) {
+                Sent::Queued => {}
+                Sent::Dropped => result = Sent::Dropped,
+                Sent::Closed => return Ok(Sent::Closed),
+            }
+        }
+        if result == Sent::Dropped {
+            if let Some(enc) = enc {
+                enc.force_keyframe();
+            }
+        }
+        self.bad_frames = 0;
+        Ok(result)
+    }
+}
