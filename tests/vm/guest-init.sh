@@ -33,6 +33,7 @@ node_of() { for d in /sys/class/video4linux/video*; do
   echo "VIVID_DEV=$(node_of vivid-000-vid-cap)"
   echo "VICODEC_ENC=$(node_of stateful-encoder)"
   echo "VICODEC_DEC=$(node_of stateful-decoder)"
+  echo "VIVID_OPTS=\"$VIVID_OPTS\""
   echo "LOOPBACK_DEV=$(for d in /sys/class/video4linux/video*; do case "$(cat $d/name)" in v4l2loopback*) echo /dev/${d##*/};; esac; done | head -1)"
 } >/run/vm-devices.env
 set -a; . /run/vm-devices.env; set +a

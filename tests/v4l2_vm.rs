@@ -1,0 +1,286 @@
+//! Local cameras on real V4L2 kernel drivers: the aarch64 `edgenvr` runs inside an arm64 VM
+//! (qemu-system-aarch64 booting Debian's own arm64 kernel, tests/vm/) where `vivid` is a
+//! real capture driver, `v4l2loopback` a capture node fed with H.264, and `vicodec` a real
+//! memory-to-memory encoder (FWHT, not H.264: the Pi's bcm2835-codec cannot exist here).
+//!
+//! What runs where: the VM setup, the aarch64 binaries and every check of the results run on
+//! the host; inside the guest only edgenvr, the driver controls (v4l2-ctl, modprobe) and the
+//! frame feeder run. The guest's recordings come back through the 9p share.
+//!
+//! The aarch64 binaries come from `EDGENVR_AARCH64_BIN` / `EDGENVR_AARCH64_LIBTEST` when set
+//! (scripts/test.sh builds them once), or are built here.
+
+mod common;
+
+use common::{annex_b, chunk_files, ffmpeg_decode, rows, sh};
+use edgenvr::h264::{split_annex_b, Codec, NalKind};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// One VM at a time: two would fight over two cores and drop frames.
+static VM: Mutex<()> = Mutex::new(());
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cargo_aarch64(args: &[&str]) -> Vec<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(repo())
+        .args(args)
+        .args(["--target", "aarch64-unknown-linux-gnu", "--message-format=json"])
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "aarch64 build failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .filter_map(|m| m["executable"].as_str().map(String::from))
+        .collect()
+}
+
+/// The aarch64 `edgenvr` binary.
+fn edgenvr_aarch64() -> PathBuf {
+    if let Ok(p) = std::env::var("EDGENVR_AARCH64_BIN") {
+        return p.into();
+    }
+    let exes = cargo_aarch64(&["build", "--release", "--bin", "edgenvr"]);
+    exes.into_iter().find(|e| e.ends_with("/edgenvr")).expect("the edgenvr binary").into()
+}
+
+/// The aarch64 unit-test binary (holds the M2M test that needs a real driver).
+fn libtest_aarch64() -> PathBuf {
+    if let Ok(p) = std::env::var("EDGENVR_AARCH64_LIBTEST") {
+        return p.into();
+    }
+    let exes = cargo_aarch64(&["test", "--lib", "--no-run"]);
+    exes.into_iter().next().expect("the lib test binary").into()
+}
+
+/// Prepares the VM (idempotent) and a fresh share holding `files` and `guest.sh`.
+fn share(name: &str, files: &[(&Path, &str)], guest: &str) -> PathBuf {
+    let out = Command::new(repo().join("tests/vm/setup.sh")).output().expect("tests/vm/setup.sh runs");
+    assert!(out.status.success(), "VM setup failed: {}", String::from_utf8_lossy(&out.stderr));
+    let dir = std::env::temp_dir().join(format!("edgenvr-vm-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (src, dst) in files {
+        std::fs::copy(src, dir.join(dst)).unwrap();
+    }
+    std::fs::write(dir.join("guest.sh"), guest).unwrap();
+    dir
+}
+
+/// Boots the VM on `dir`; returns guest.sh's exit code and the console.
+fn boot(dir: &Path, secs: u32) -> (i32, String) {
+    let out = Command::new(repo().join("tests/vm/run.sh")).arg(dir).arg(secs.to_string()).output().unwrap();
+    let console = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), console)
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The guest's config: one V4L2 camera, storage on the guest's tmpfs.
+const CONFIG: &str = r#"cat >/tmp/edgenvr.toml <<EOF
+[server]
+listen = "127.0.0.1:8080"
+[[storage]]
+path = "/tmp/rec"
+[[camera]]
+id = "cam"
+device = "$DEV"
+$EXTRA
+EOF
+"#;
+
+/// Copies the recording and the log back to the share after edgenvr stopped.
+const COLLECT: &str = "rm -rf /mnt/rec; cp -a /tmp/rec /mnt/rec\n";
+
+/// vivid through openh264, unplugged and plugged back: vivid's `disconnect` control makes
+/// the node fail like a yanked USB camera, then the driver is unloaded (the node vanishes)
+/// and loaded again (it returns). Recording resumes by itself, with the gap in the index.
+#[test]
+fn vivid_records_through_openh264_and_resumes_after_unplug() {
+    let _vm = VM.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = edgenvr_aarch64();
+    let guest = format!(
+        "set -u\nDEV=$VIVID_DEV\nEXTRA='width = 640\nheight = 480\nfps = 25\nencoder = \"auto\"\nkeyframe_interval = 25'\n\
+         {CONFIG}\
+         ./edgenvr probe --json >probe.json || exit 10\n\
+         ./edgenvr probe >probe.txt\n\
+         ./edgenvr run --config /tmp/edgenvr.toml >run.log 2>&1 &\n\
+         pid=$!\n\
+         sleep 20\n\
+         v4l2-ctl -d $VIVID_DEV -c disconnect=1 || exit 11\n\
+         for i in $(seq 50); do rmmod vivid 2>/dev/null && break; sleep 0.2; done\n\
+         lsmod | grep -q '^vivid' && exit 12\n\
+         sleep 4\n\
+         [ -e $VIVID_DEV ] && exit 13\n\
+         modprobe vivid $VIVID_OPTS || exit 14\n\
+         sleep 20\n\
+         kill -TERM $pid; wait $pid; echo \"edgenvr exited $?\" >>run.log\n\
+         {COLLECT}"
+    );
+    let dir = share("vivid", &[(&bin, "edgenvr")], &guest);
+    let (rc, console) = boot(&dir, 150);
+    let log = std::fs::read_to_string(dir.join("run.log")).unwrap_or_default();
+    assert_eq!(rc, 0, "guest failed ({rc}):\n{console}\n--- run.log\n{log}");
+    assert!(log.contains("edgenvr exited 0"), "clean shutdown:\n{log}");
+
+    // The probe saw vivid as a camera, vicodec as an M2M FWHT device, and no H.264 encoder.
+    let probe: serde_json::Value = serde_json::from_str(&read(&dir.join("probe.json"))).unwrap();
+    let devs = probe["devices"].as_array().unwrap();
+    let vivid = devs.iter().find(|d| d["driver"] == "vivid").expect("vivid probed");
+    assert_eq!(vivid["kind"], "camera");
+    let yuyv = vivid["formats"].as_array().unwrap().iter().find(|f| f["fourcc"] == "YUYV").expect("YUYV offered");
+    let s640 = yuyv["sizes"].as_array().unwrap().iter().find(|s| s["width"] == 640 && s["height"] == 480).unwrap();
+    assert_eq!(s640["fps"][0], 25.0, "{s640}");
+    let enc = devs.iter().find(|d| d["card"] == "vicodec" && d["m2m"]["output"][0] == "FWHT").expect("vicodec");
+    assert_eq!(enc["kind"], "mem_to_mem");
+    assert!(probe["h264_encoder"].is_null());
+    assert!(read(&dir.join("probe.txt")).contains("hardware H.264 encoder: none"));
+
+    // Two sessions: before the unplug and after the replug, with the gap between them.
+    assert_eq!(log.matches("YUYV 640x480 at 25 fps, openh264").count(), 2, "{log}");
+    assert!(log.contains("device error (unplugged?)") || log.contains("No such device"), "{log}");
+    let root = dir.join("rec");
+    let rows = rows(&root.join("index.db"));
+    assert!(rows.len() >= 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r.codec == Codec::H264 && r.frames > 0));
+    let gap = rows.windows(2).map(|w| w[1].start_us - w[0].end_us).max().unwrap();
+    assert!(gap >= 3_000_000, "the unplugged seconds are a gap between rows: {gap} µs");
+    let before: u64 = rows.iter().filter(|r| r.end_us < rows[0].start_us + 25_000_000).map(|r| r.frames).sum();
+    assert!(before >= 25, "frames before the unplug: {before}");
+    let after = rows.last().unwrap();
+    assert!(after.end_us - after.start_us >= 5_000_000, "recording resumed for seconds: {after:?}");
+
+    // Every stored frame decodes, and the picture is 640x480.
+    let files = chunk_files(&root);
+    let total: u64 = rows.iter().map(|r| r.frames).sum();
+    let stream = annex_b(&files);
+    assert_eq!(ffmpeg_decode(&stream, &dir), total);
+    let h264 = dir.join("all.h264");
+    std::fs::write(&h264, &stream).unwrap();
+    let dims = sh(&format!(
+        "ffprobe -v error -f h264 -select_streams v:0 -show_entries stream=width,height -of csv=p=0 {}",
+        h264.display()
+    ));
+    assert_eq!(dims.trim(), "640,480");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Splits an Annex B stream into access units, each ending with its (single) slice.
+fn access_units(stream: &[u8]) -> Vec<Vec<u8>> {
+    let mut aus = Vec::new();
+    let mut cur = Vec::new();
+    for nal in split_annex_b(stream) {
+        cur.extend_from_slice(&[0, 0, 0, 1]);
+        cur.extend_from_slice(nal);
+        if Codec::H264.classify(nal).is_slice() {
+            aus.push(std::mem::take(&mut cur));
+        }
+    }
+    aus
+}
+
+/// A camera that delivers H.264 itself (v4l2loopback fed one access unit per write, as a
+/// UVC H.264 webcam delivers them): stored byte for byte, never re-encoded.
+#[test]
+fn h264_from_the_camera_is_stored_as_delivered() {
+    let _vm = VM.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = edgenvr_aarch64();
+    let scratch = tempfile::tempdir().unwrap();
+    let src = scratch.path().join("cam.h264");
+    sh(&format!(
+        "ffmpeg -v error -f lavfi -i testsrc2=size=640x480:rate=10 -t 4 -c:v libx264 -preset veryfast -profile:v main \
+         -bf 0 -g 10 -keyint_min 10 -sc_threshold 0 -pix_fmt yuv420p -bsf:v h264_mp4toannexb -f h264 {}",
+        src.display()
+    ));
+    let stream = std::fs::read(&src).unwrap();
+    let aus = access_units(&stream);
+    assert_eq!(aus.len(), 40);
+    let guest = "set -u\nDEV=$LOOPBACK_DEV\nEXTRA='format = \"H264\"'\n".to_string()
+        + CONFIG
+        + "cp -a /mnt/au /tmp/au\n\
+           exec 3<>$LOOPBACK_DEV\n\
+           v4l2-ctl -d $LOOPBACK_DEV --set-fmt-video-out=width=640,height=480,pixelformat=H264 || exit 10\n\
+           ( while [ ! -e /tmp/stop ]; do for f in /tmp/au/*; do dd if=$f of=$LOOPBACK_DEV bs=1M 2>/dev/null; usleep 100000; done; done ) &\n\
+           feeder=$!\n\
+           sleep 2\n\
+           ./edgenvr run --config /tmp/edgenvr.toml >run.log 2>&1 &\n\
+           pid=$!\n\
+           sleep 15\n\
+           kill -TERM $pid; wait $pid; echo \"edgenvr exited $?\" >>run.log\n\
+           touch /tmp/stop; wait $feeder\n"
+        + COLLECT;
+    // One file per access unit: the feeder writes each with one write(), as a camera
+    // delivers one frame per buffer.
+    let dir = share("h264", &[(&bin, "edgenvr")], &guest);
+    std::fs::create_dir(dir.join("au")).unwrap();
+    for (i, au) in aus.iter().enumerate() {
+        std::fs::write(dir.join(format!("au/{i:03}")), au).unwrap();
+    }
+    let (rc, console) = boot(&dir, 90);
+    let log = std::fs::read_to_string(dir.join("run.log")).unwrap_or_default();
+    assert_eq!(rc, 0, "guest failed ({rc}):\n{console}\n--- run.log\n{log}");
+    assert!(log.contains("H264 640x480") && log.contains("stored as delivered"), "{log}");
+    assert!(log.contains("edgenvr exited 0"), "{log}");
+
+    let root = dir.join("rec");
+    let rows = rows(&root.join("index.db"));
+    let frames: u64 = rows.iter().map(|r| r.frames).sum();
+    assert!(frames >= 50, "about 10 fps for 15 s: {frames} frames in {rows:?}");
+    // Every stored slice is one the camera sent, byte for byte.
+    let sent: HashSet<&[u8]> =
+        split_annex_b(&stream).into_iter().filter(|n| Codec::H264.classify(n).is_slice()).collect();
+    let stored = annex_b(&chunk_files(&root));
+    let slices: Vec<&[u8]> =
+        split_annex_b(&stored).into_iter().filter(|n| Codec::H264.classify(n).is_slice()).collect();
+    assert_eq!(slices.len() as u64, frames);
+    assert!(slices.iter().all(|s| sent.contains(s)), "a stored slice differs from what the camera sent");
+    assert_eq!(Codec::H264.classify(split_annex_b(&stored)[0]), NalKind::Sps, "chunks start decodable");
+    assert_eq!(ffmpeg_decode(&stored, scratch.path()), frames);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The memory-to-memory encoder code on vicodec, with the single-planar and the
+/// multi-planar API (the Pi's encoder uses the latter), and `encoder = "hardware"` on a
+/// board without an H.264 encoder: a clear error, nothing recorded, nothing crashes.
+#[test]
+fn m2m_encoder_runs_on_vicodec_in_both_apis() {
+    let _vm = VM.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = edgenvr_aarch64();
+    let libtest = libtest_aarch64();
+    let test = "encode::m2m::tests::vm_m2m_encoder_returns_every_picture_with_its_timestamp";
+    let guest = format!(
+        "set -u\n\
+         EDGENVR_M2M_DEVICE=$VICODEC_ENC EDGENVR_M2M_MPLANE=0 ./libtest --ignored --exact {test} >m2m-single.txt 2>&1 || exit 10\n\
+         rmmod vicodec && modprobe vicodec multiplanar=1 || exit 11\n\
+         enc=$(for d in /sys/class/video4linux/video*; do [ \"$(cat $d/name)\" = stateful-encoder ] && echo /dev/${{d##*/}}; done)\n\
+         EDGENVR_M2M_DEVICE=$enc EDGENVR_M2M_MPLANE=1 ./libtest --ignored --exact {test} >m2m-mplane.txt 2>&1 || exit 12\n\
+         DEV=$VIVID_DEV\nEXTRA='encoder = \"hardware\"'\n\
+         {CONFIG}\
+         ./edgenvr run --config /tmp/edgenvr.toml >run.log 2>&1 &\n\
+         pid=$!\n\
+         sleep 6\n\
+         kill -TERM $pid; wait $pid; echo \"edgenvr exited $?\" >>run.log\n"
+    );
+    let dir = share("m2m", &[(&bin, "edgenvr"), (&libtest, "libtest")], &guest);
+    let (rc, console) = boot(&dir, 120);
+    let single = std::fs::read_to_string(dir.join("m2m-single.txt")).unwrap_or_default();
+    let mplane = std::fs::read_to_string(dir.join("m2m-mplane.txt")).unwrap_or_default();
+    let log = std::fs::read_to_string(dir.join("run.log")).unwrap_or_default();
+    assert_eq!(rc, 0, "guest failed ({rc}):\n{console}\n--- single\n{single}\n--- mplane\n{mplane}\n--- run.log\n{log}");
+    for out in [&single, &mplane] {
+        assert!(out.contains("test result: ok. 1 passed"), "{out}");
+    }
+    assert!(log.contains("encoder = \"hardware\" but this board has no V4L2 H.264 encoder"), "{log}");
+    assert!(log.contains("edgenvr exited 0"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
