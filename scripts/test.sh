@@ -19,6 +19,17 @@ done
 echo "== yocto layer"
 scripts/check-yocto.sh
 
+# The aarch64 binaries the arm64 VM test (tests/v4l2_vm.rs) runs on real V4L2 drivers,
+# built once here so the test does not build them itself.
+echo "== aarch64 build"
+cargo build --locked --release --target aarch64-unknown-linux-gnu
+EDGENVR_AARCH64_BIN=$PWD/target/aarch64-unknown-linux-gnu/release/edgenvr
+EDGENVR_AARCH64_LIBTEST=$(cargo test --locked --target aarch64-unknown-linux-gnu --lib --no-run \
+  --message-format=json 2>/dev/null | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | head -1)
+[[ -x $EDGENVR_AARCH64_LIBTEST ]] || { echo "no aarch64 lib test binary"; exit 1; }
+export EDGENVR_AARCH64_BIN EDGENVR_AARCH64_LIBTEST
+tests/vm/setup.sh
+
 echo "== tests"
 cargo test --locked --all-targets
 
@@ -31,5 +42,4 @@ export EDGENVR_TEST_RUNNER="qemu-aarch64-static -L /usr/aarch64-linux-gnu"
 cargo test --locked --target aarch64-unknown-linux-gnu --lib --test boards --test crash_recovery \
   --test failover --test systemd --test rtsp
 unset EDGENVR_TEST_RUNNER
-cargo build --locked --release --target aarch64-unknown-linux-gnu
 ls -l target/aarch64-unknown-linux-gnu/release/edgenvr
