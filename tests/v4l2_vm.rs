@@ -116,14 +116,15 @@ fn vivid_records_through_openh264_and_resumes_after_unplug() {
          ./edgenvr probe >probe.txt\n\
          ./edgenvr run --config /tmp/edgenvr.toml >run.log 2>&1 &\n\
          pid=$!\n\
-         sleep 20\n\
+         sleep 8; grep VmRSS /proc/$pid/status >rss-8s.txt\n\
+         sleep 12; grep VmRSS /proc/$pid/status >rss-20s.txt\n\
          v4l2-ctl -d $VIVID_DEV -c disconnect=1 || exit 11\n\
          for i in $(seq 50); do rmmod vivid 2>/dev/null && break; sleep 0.2; done\n\
          lsmod | grep -q '^vivid' && exit 12\n\
          sleep 4\n\
          [ -e $VIVID_DEV ] && exit 13\n\
          modprobe vivid $VIVID_OPTS || exit 14\n\
-         sleep 20\n\
+         sleep 20; grep VmRSS /proc/$pid/status >rss-replugged.txt\n\
          kill -TERM $pid; wait $pid; echo \"edgenvr exited $?\" >>run.log\n\
          {COLLECT}"
     );
@@ -159,6 +160,15 @@ fn vivid_records_through_openh264_and_resumes_after_unplug() {
     assert!(before >= 25, "frames before the unplug: {before}");
     let after = rows.last().unwrap();
     assert!(after.end_us - after.start_us >= 5_000_000, "recording resumed for seconds: {after:?}");
+
+    // Memory: a reopened session frees the old one's buffers and encoder (no growth per
+    // replug beyond allocator noise).
+    let kib = |f: &str| -> u64 {
+        read(&dir.join(f)).split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS kB")
+    };
+    let (rss8, rss20, rss_after) = (kib("rss-8s.txt"), kib("rss-20s.txt"), kib("rss-replugged.txt"));
+    eprintln!("edgenvr RSS in the VM: {rss8} kB at 8 s, {rss20} kB at 20 s, {rss_after} kB after the replug");
+    assert!(rss_after <= rss20 + 2048, "RSS grew across a replug: {rss20} -> {rss_after} kB");
 
     // Every stored frame decodes, and the picture is 640x480.
     let files = chunk_files(&root);
