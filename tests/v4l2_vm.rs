@@ -286,7 +286,10 @@ fn m2m_encoder_runs_on_vicodec_in_both_apis() {
     let single = std::fs::read_to_string(dir.join("m2m-single.txt")).unwrap_or_default();
     let mplane = std::fs::read_to_string(dir.join("m2m-mplane.txt")).unwrap_or_default();
     let log = std::fs::read_to_string(dir.join("run.log")).unwrap_or_default();
-    assert_eq!(rc, 0, "guest failed ({rc}):\n{console}\n--- single\n{single}\n--- mplane\n{mplane}\n--- run.log\n{log}");
+    assert_eq!(
+        rc, 0,
+        "guest failed ({rc}):\n{console}\n--- single\n{single}\n--- mplane\n{mplane}\n--- run.log\n{log}"
+    );
     for out in [&single, &mplane] {
         assert!(out.contains("test result: ok. 1 passed"), "{out}");
     }

@@ -424,7 +424,8 @@ mod tests {
                 let ts = t0 + i as i64 * 40_000;
                 if input == Fourcc::YUYV {
                     i420_to_yuyv(&pic, &mut yuyv);
-                    let raw = RawFrame { fourcc: input, width: w, height: h, stride: w * 2, plane_rows: h, data: &yuyv };
+                    let raw =
+                        RawFrame { fourcc: input, width: w, height: h, stride: w * 2, plane_rows: h, data: &yuyv };
                     enc.encode_with(ts, |b, l, r| write_native(&raw, b, l, r), &mut out).unwrap();
                 } else {
                     enc.encode_with(ts, |b, l, r| write_i420(&pic, b, l, r), &mut out).unwrap();
@@ -435,7 +436,11 @@ mod tests {
             let want: Vec<i64> = (0..20).map(|i| t0 + i * 40_000).collect();
             assert_eq!(stamps, want, "{input}: every picture once, in order, with its timestamp");
             for c in &out {
-                assert_eq!(&c.data[..8], &[0x4f, 0x4f, 0x4f, 0x4f, 0xff, 0xff, 0xff, 0xff], "{input}: FWHT header magic");
+                assert_eq!(
+                    &c.data[..8],
+                    &[0x4f, 0x4f, 0x4f, 0x4f, 0xff, 0xff, 0xff, 0xff],
+                    "{input}: FWHT header magic"
+                );
             }
             // vicodec marks I-frames in the FWHT header (flags, bytes 20..24, bit 10), not in
             // the buffer flags. Its default GOP is 10, so I-frames at 5 and 15 prove the GOP

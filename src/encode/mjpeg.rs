@@ -122,15 +122,26 @@ mod tests {
     fn decodes_like_ffmpeg_with_and_without_huffman_tables() {
         let (w, h) = (320usize, 240usize);
         let jpeg = ffmpeg(&[
-            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=1", "-frames:v", "1", "-pix_fmt", "yuvj422p",
-            "-huffman", "default", "-q:v", "3", "-f", "mjpeg", "-",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=1",
+            "-frames:v",
+            "1",
+            "-pix_fmt",
+            "yuvj422p",
+            "-huffman",
+            "default",
+            "-q:v",
+            "3",
+            "-f",
+            "mjpeg",
+            "-",
         ]);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f.jpg");
         std::fs::write(&file, &jpeg).unwrap();
-        let reference = ffmpeg(&[
-            "-i", file.to_str().unwrap(), "-pix_fmt", "yuvj420p", "-f", "rawvideo", "-",
-        ]);
+        let reference = ffmpeg(&["-i", file.to_str().unwrap(), "-pix_fmt", "yuvj420p", "-f", "rawvideo", "-"]);
         assert_eq!(reference.len(), w * h * 3 / 2);
         for input in [jpeg.clone(), strip_dht(&jpeg)] {
             let mut pic = I420::new(w, h);
