@@ -56,12 +56,14 @@ pub struct CodedBuffer {
 
 /// An open encoder session.
 pub struct M2mEncoder {
+    // Field order is drop order: the queues stop and unmap while the descriptor is still
+    // open, so their ioctls can never reach another file that reused the number.
+    out_q: MmapQueue,
+    cap_q: MmapQueue,
     dev: Device,
     input: Layout,
     /// Rows between plane starts in an input buffer (drivers may align the height).
     plane_rows: usize,
-    out_q: MmapQueue,
-    cap_q: MmapQueue,
     free_inputs: Vec<usize>,
     in_flight: usize,
     force_key: bool,
@@ -120,7 +122,9 @@ impl M2mEncoder {
             (buf_type::OUTPUT, buf_type::CAPTURE)
         };
         // The stateful encoder interface: coded format first, then the raw one.
-        let coded_size = (p.width * p.height).max(256 * 1024);
+        // Half a byte per pixel holds any sane coded frame (a 1080p IDR at 25 Mb/s is well
+        // under 1 MB) and bounds the coded queue to 4 MB at 1080p.
+        let coded_size = (p.width * p.height / 2).max(256 * 1024);
         dev.set_format(cap_t, p.coded, p.width, p.height, coded_size)?;
         let input = dev.set_format(out_t, p.input, p.width, p.height, 0)?;
         if input.fourcc != p.input || (input.width, input.height) != (p.width, p.height) {
@@ -175,6 +179,7 @@ impl M2mEncoder {
             self.free_inputs.push(d.index);
         }
         while let Some(d) = self.cap_q.dequeue().map_err(|e| self.dev.err("VIDIOC_DQBUF (coded)", e))? {
+            self.in_flight = self.in_flight.saturating_sub(1);
             if d.flags & FLAG_ERROR != 0 || d.bytesused == 0 {
                 self.errors += 1;
             } else {
@@ -183,7 +188,6 @@ impl M2mEncoder {
                     ts_us: d.ts_us,
                     keyframe: d.flags & FLAG_KEYFRAME != 0,
                 });
-                self.in_flight = self.in_flight.saturating_sub(1);
             }
             self.cap_q.queue(d.index, 0, 0).map_err(|e| self.dev.err("VIDIOC_QBUF (coded)", e))?;
         }

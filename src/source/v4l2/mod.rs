@@ -149,72 +149,79 @@ pub fn run(
         layout.height as usize
     };
     let mut last_frame = Instant::now();
-    let result = loop {
-        stats.beat_source();
-        if shutdown.is_triggered() {
-            break Ok(());
-        }
-        let ev = dev.poll(libc::POLLIN, 1000)?;
-        if ev & libc::POLLIN == 0 {
-            if ev & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
-                break Err(Error::new(ErrorKind::Io, format!("{}: device error (unplugged?)", cfg.device.display())));
-            }
-            if last_frame.elapsed() >= FRAME_TIMEOUT {
-                break Err(Error::new(
-                    ErrorKind::Media,
-                    format!("{}: no frame for {} s", cfg.device.display(), FRAME_TIMEOUT.as_secs()),
-                ));
-            }
-            continue;
-        }
-        // Take every waiting buffer; encode only the newest, hand the others straight back.
-        let mut newest = None;
+    // Every exit of the loop, error or not, goes through the flush below, so frames already
+    // batched reach the disk now rather than when the camera comes back.
+    let result = (|| -> Result<()> {
         loop {
-            match queue.dequeue() {
-                Ok(Some(d)) => {
-                    session.count_sequence(d.sequence);
-                    if let Some(old) = newest.replace(d) {
-                        stats.add_dropped(1, false);
-                        queue.queue(old.index, 0, 0).map_err(|e| dev.err("VIDIOC_QBUF", e))?;
-                    }
+            stats.beat_source();
+            if shutdown.is_triggered() {
+                return Ok(());
+            }
+            let ev = dev.poll(libc::POLLIN, 1000)?;
+            if ev & libc::POLLIN == 0 {
+                if ev & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        format!("{}: device error (unplugged?)", cfg.device.display()),
+                    ));
                 }
-                Ok(None) => break,
-                Err(e) => return Err(dev.err("VIDIOC_DQBUF", e)),
+                if last_frame.elapsed() >= FRAME_TIMEOUT {
+                    return Err(Error::new(
+                        ErrorKind::Media,
+                        format!("{}: no frame for {} s", cfg.device.display(), FRAME_TIMEOUT.as_secs()),
+                    ));
+                }
+                continue;
             }
-        }
-        let Some(d) = newest else { continue };
-        last_frame = Instant::now();
-        let sent = if d.flags & FLAG_ERROR != 0 {
-            stats.add_dropped(1, false);
-            Ok(Sent::Queued)
-        } else {
-            let data = queue.payload(&d);
-            stats.bytes_received.fetch_add(data.len() as u64, Relaxed);
-            stats.frames_received.fetch_add(1, Relaxed);
-            let ts = session.clock.ts(d.ts_us);
-            let raw = RawFrame {
-                fourcc: layout.fourcc,
-                width: layout.width as usize,
-                height: layout.height as usize,
-                stride,
-                plane_rows,
-                data,
-            };
-            session.deliver(&raw, ts, encoder.as_mut(), out)
-        };
-        queue.queue(d.index, 0, 0).map_err(|e| dev.err("VIDIOC_QBUF", e))?;
-        match sent {
-            Ok(Sent::Closed) => break Ok(()),
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::Media && session.bad_frames < 10 => {
-                // One damaged picture (a torn MJPEG) is skipped; a run of them restarts.
-                session.bad_frames += 1;
+            // Take every waiting buffer; encode only the newest, hand the others straight back.
+            let mut newest = None;
+            loop {
+                match queue.dequeue() {
+                    Ok(Some(d)) => {
+                        session.count_sequence(d.sequence);
+                        if let Some(old) = newest.replace(d) {
+                            stats.add_dropped(1, false);
+                            queue.queue(old.index, 0, 0).map_err(|e| dev.err("VIDIOC_QBUF", e))?;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Err(dev.err("VIDIOC_DQBUF", e)),
+                }
+            }
+            let Some(d) = newest else { continue };
+            last_frame = Instant::now();
+            let sent = if d.flags & FLAG_ERROR != 0 {
                 stats.add_dropped(1, false);
-                log::warn!("{}: {e}; frame skipped", cfg.device.display());
+                Ok(Sent::Queued)
+            } else {
+                let data = queue.payload(&d);
+                stats.bytes_received.fetch_add(data.len() as u64, Relaxed);
+                stats.frames_received.fetch_add(1, Relaxed);
+                let ts = session.clock.ts(d.ts_us);
+                let raw = RawFrame {
+                    fourcc: layout.fourcc,
+                    width: layout.width as usize,
+                    height: layout.height as usize,
+                    stride,
+                    plane_rows,
+                    data,
+                };
+                session.deliver(&raw, ts, encoder.as_mut(), out)
+            };
+            queue.queue(d.index, 0, 0).map_err(|e| dev.err("VIDIOC_QBUF", e))?;
+            match sent {
+                Ok(Sent::Closed) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Media && session.bad_frames < 10 => {
+                    // One damaged picture (a torn MJPEG) is skipped; a run of them restarts.
+                    session.bad_frames += 1;
+                    stats.add_dropped(1, false);
+                    log::warn!("{}: {e}; frame skipped", cfg.device.display());
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => break Err(e),
         }
-    };
+    })();
     if let Some(enc) = encoder.as_mut() {
         let mut tail = Vec::new();
         enc.finish(&mut tail);
