@@ -8,6 +8,7 @@ mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm
 mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 for arg in $(cat /proc/cmdline); do
   case $arg in
     vm.epoch=*) date -u -s "@${arg#vm.epoch=}" >/dev/null 2>&1 ;;
