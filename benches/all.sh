@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every benchmark, each figure next to a peer measured in the same run (takes ~20 minutes;
+# Every benchmark, each figure next to a peer measured in the same run (takes ~30 minutes;
 # not part of the test run). Results and their reading live in BENCHMARKS.md.
 #   benches/all.sh
 set -euo pipefail
@@ -17,3 +17,6 @@ echo "## Instructions (callgrind): one minute of one 1080p stream"
 echo
 echo "## Demo service footprint"
 "$here/benches/demo-footprint.sh" 120
+echo
+echo "## A V4L2 camera over time (arm64 VM: memory, drops)"
+"$here/benches/v4l2-soak.sh" 8

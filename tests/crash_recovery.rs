@@ -62,7 +62,15 @@ fn sigkill_mid_recording_loses_nothing_on_disk() {
     });
     let log = svc.log_text();
     assert!(svc.stop().success());
-    assert!(log.contains("recovered"), "startup recovery should report the open chunk:\n{log}");
+    // The kill can land between creating the next chunk and writing its first record (seen
+    // under qemu-user): then there is nothing to recover and the empty file is removed.
+    let open_frames = before.iter().find(|b| b.0 == open_path).map_or(0, |b| b.1);
+    if open_frames > 0 {
+        assert!(log.contains("recovered"), "startup recovery should report the open chunk:\n{log}");
+    } else {
+        assert!(log.contains("left open") && !open_path.exists(), "an empty open chunk is dropped:\n{log}");
+    }
+    let before: Vec<_> = before.into_iter().filter(|b| b.0 != open_path || open_frames > 0).collect();
 
     let after = rows(&index);
     for (path, frames, good_len) in &before {
