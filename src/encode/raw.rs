@@ -27,6 +27,13 @@ impl RawFrame<'_> {
     /// Checks the buffer holds a whole picture of its format, so conversion cannot read
     /// past it (a truncated USB transfer gives a short buffer).
     pub fn validate(&self) -> Result<()> {
+        // First, so the sizes below cannot underflow.
+        if self.width == 0 || self.height == 0 || self.width % 2 != 0 || self.height % 2 != 0 {
+            return Err(Error::new(
+                ErrorKind::Media,
+                format!("{}x{} is not an even picture size", self.width, self.height),
+            ));
+        }
         let need = match self.fourcc {
             Fourcc::YUYV => self.stride * (self.height - 1) + self.width * 2,
             Fourcc::NV12 => self.stride * self.plane_rows + self.stride * (self.height / 2 - 1) + self.width,
@@ -38,12 +45,6 @@ impl RawFrame<'_> {
             f => return Err(Error::new(ErrorKind::Media, format!("pixel format {f} is not supported"))),
         };
         let min_stride = if self.fourcc == Fourcc::YUYV { self.width * 2 } else { self.width };
-        if self.width == 0 || self.height == 0 || self.width % 2 != 0 || self.height % 2 != 0 {
-            return Err(Error::new(
-                ErrorKind::Media,
-                format!("{}x{} is not an even picture size", self.width, self.height),
-            ));
-        }
         if (self.fourcc != Fourcc::MJPG && (self.stride < min_stride || self.plane_rows < self.height))
             || self.data.len() < need
         {
