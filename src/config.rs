@@ -170,7 +170,7 @@ pub struct V4l2Config {
     pub fps: Option<u32>,
     /// Wanted pixel format as a fourcc (`"H264"`, `"YUYV"`, `"MJPG"`, `"NV12"`, `"YU12"`);
     /// `None` prefers H.264 from the camera, then raw formats, then MJPEG.
-    pub format: Option<String>,
+    pub format: Option<crate::v4l2::Fourcc>,
     /// Which H.264 encoder raw frames go to.
     pub encoder: EncoderChoice,
     /// Target bitrate of the encoder, bits per second (`None`: scaled to the picture size).
@@ -475,7 +475,7 @@ fn v4l2_from_raw(key: &dyn Fn(&str) -> String, c: &RawCamera) -> Result<V4l2Conf
     }
     let format = match &c.format {
         None => None,
-        Some(f) if f.len() == 4 && f.is_ascii() => Some(f.clone()),
+        Some(f) if f.len() == 4 && f.is_ascii() => crate::v4l2::Fourcc::parse(f),
         Some(f) => return Err(invalid(&key("format"), format!("{f:?} is not a fourcc like \"YUYV\" or \"H264\""))),
     };
     let encoder = match c.encoder.as_deref().unwrap_or("auto") {
@@ -627,10 +627,10 @@ mod tests {
         )
         .unwrap();
         let SourceConfig::V4l2(a) = &c.cameras[0].source else { panic!("not v4l2") };
-        assert_eq!((a.width, a.fps, a.encoder, a.format.as_deref()), (None, None, EncoderChoice::Auto, None));
+        assert_eq!((a.width, a.fps, a.encoder, a.format), (None, None, EncoderChoice::Auto, None));
         let SourceConfig::V4l2(b) = &c.cameras[1].source else { panic!("not v4l2") };
         assert_eq!((b.width, b.height, b.fps), (Some(1280), Some(720), Some(30)));
-        assert_eq!((b.format.as_deref(), b.encoder), (Some("YUYV"), EncoderChoice::Hardware));
+        assert_eq!((b.format, b.encoder), (Some(crate::v4l2::Fourcc::YUYV), EncoderChoice::Hardware));
         assert_eq!((b.bitrate, b.keyframe_interval), (Some(2_000_000), Some(60)));
     }
 

@@ -98,28 +98,32 @@ pub fn start_camera(cam: &CameraConfig, ctx: WriterContext, sources: &Sources) -
             let rt = sources.rtsp.as_ref().expect("the service starts the RTSP runtime when an RTSP camera is enabled");
             rt.spawn_camera(cam.id.clone(), r.clone(), sender, floor_us, stats.clone());
         }
-        SourceConfig::Testsrc(_) => {
+        SourceConfig::Testsrc(_) | SourceConfig::V4l2(_) => {
+            // Thread-based sources: each runs its own retry loop on its own thread.
+            let (prefix, run): (&str, SourceLoop) = match cam.source {
+                SourceConfig::Testsrc(_) => ("src", run_testsrc),
+                _ => ("v4l", run_v4l2),
+            };
             let src_stats = stats.clone();
             let cam2 = cam.clone();
             let shutdown = sources.shutdown.clone();
             let src = std::thread::Builder::new()
-                .name(format!("src-{}", cam.id))
-                .spawn(move || run_testsrc(&cam2, sender, floor_us, src_stats, shutdown))
-                .map_err(|e| Error::io("spawning source thread", e))?;
-            threads.push(src);
-        }
-        SourceConfig::V4l2(_) => {
-            let src_stats = stats.clone();
-            let cam2 = cam.clone();
-            let shutdown = sources.shutdown.clone();
-            let src = std::thread::Builder::new()
-                .name(format!("v4l-{}", cam.id))
-                .spawn(move || run_v4l2(&cam2, sender, floor_us, src_stats, shutdown))
+                .name(format!("{prefix}-{}", cam.id))
+                .spawn(move || run(&cam2, sender, floor_us, src_stats, shutdown))
                 .map_err(|e| Error::io("spawning source thread", e))?;
             threads.push(src);
         }
     }
     Ok(CameraHandle { id: cam.id.clone(), stats, threads })
+}
+
+/// A thread-based source's retry loop (runs until shutdown or the writer goes away).
+type SourceLoop = fn(&CameraConfig, FrameSender, Option<i64>, Arc<CameraStats>, Shutdown);
+
+/// Where a restarted source's timestamps must start: after its newest written frame, or the
+/// floor it started with if it wrote none.
+fn resume_floor(stats: &CameraStats, floor_us: Option<i64>) -> Option<i64> {
+    Some(stats.last_frame_us.load(std::sync::atomic::Ordering::Relaxed)).filter(|&t| t > 0).or(floor_us)
 }
 
 /// Longest retry delay of a V4L2 camera: a camera plugged back in is recording again within
@@ -168,7 +172,7 @@ fn run_v4l2(
             return;
         }
         backoff = (backoff * 2).min(V4L2_MAX_BACKOFF);
-        floor_us = Some(stats.last_frame_us.load(std::sync::atomic::Ordering::Relaxed)).filter(|&t| t > 0).or(floor_us);
+        floor_us = resume_floor(&stats, floor_us);
     }
 }
 
@@ -201,6 +205,6 @@ fn run_testsrc(
             return;
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
-        floor_us = Some(stats.last_frame_us.load(std::sync::atomic::Ordering::Relaxed)).filter(|&t| t > 0).or(floor_us);
+        floor_us = resume_floor(&stats, floor_us);
     }
 }

@@ -2,14 +2,13 @@
 //! and Zero 2 W). A camera picture already in a format the encoder takes (YUYV, NV12, YU12)
 //! is copied in as is; anything else (MJPEG) is converted to I420 on the CPU first.
 
-use super::m2m::{write_i420, write_native, CodedBuffer, M2mEncoder, M2mParams};
+use super::m2m::{open_device, write_i420, write_native, CodedBuffer, M2mEncoder, M2mParams};
 use super::raw::{Converter, RawFrame};
 use super::{EncoderParams, H264Encoder};
 use crate::error::Result;
 use crate::frame::EncodedFrame;
 use crate::h264::Codec;
-use crate::v4l2::probe::m2m_info;
-use crate::v4l2::{Device, Fourcc};
+use crate::v4l2::Fourcc;
 use std::path::Path;
 use std::time::Duration;
 
@@ -27,11 +26,13 @@ pub struct HardwareH264 {
 impl HardwareH264 {
     /// Opens the encoder at `path` for pictures of `camera_format`.
     pub fn open(path: &Path, camera_format: Fourcc, p: &EncoderParams) -> Result<HardwareH264> {
-        let accepts = m2m_info(&Device::open(path)?)?.map(|m| m.input).unwrap_or_default();
-        let native = NATIVE.contains(&camera_format) && accepts.contains(&camera_format);
+        // One open: the device's input formats decide the input, then the session starts on it.
+        let (dev, info) = open_device(path)?;
+        let native = NATIVE.contains(&camera_format) && info.input.contains(&camera_format);
         let input = if native { camera_format } else { Fourcc::YU12 };
-        let m2m = M2mEncoder::open(
-            path,
+        let m2m = M2mEncoder::start(
+            dev,
+            &info,
             &M2mParams {
                 input,
                 coded: Fourcc::H264,

@@ -10,7 +10,7 @@ use crate::encode::raw::RawFrame;
 use crate::encode::yuv::I420;
 use crate::error::{Error, ErrorKind, Result};
 use crate::v4l2::device::{buf_type, Layout};
-use crate::v4l2::probe::m2m_info;
+use crate::v4l2::probe::{m2m_info, M2mInfo};
 use crate::v4l2::queue::{MmapQueue, FLAG_ERROR, FLAG_KEYFRAME};
 use crate::v4l2::{Device, Fourcc};
 use std::path::Path;
@@ -96,19 +96,30 @@ fn controls(p: &M2mParams) -> Vec<(u32, i32, &'static str)> {
     c
 }
 
+/// Opens `path` and checks it is a memory-to-memory device; returns it with the formats of
+/// its queues, so a caller can choose the input format before starting a session on it.
+pub fn open_device(path: &Path) -> Result<(Device, M2mInfo)> {
+    let dev = Device::open(path)?;
+    let info = m2m_info(&dev)?
+        .ok_or_else(|| Error::new(ErrorKind::Media, format!("{} is not a memory-to-memory device", path.display())))?;
+    Ok((dev, info))
+}
+
 impl M2mEncoder {
     /// Opens `path` as an encoder from `p.input` to `p.coded`.
     pub fn open(path: &Path, p: &M2mParams) -> Result<M2mEncoder> {
-        let dev = Device::open(path)?;
-        let info = m2m_info(&dev)?.ok_or_else(|| {
-            Error::new(ErrorKind::Media, format!("{} is not a memory-to-memory device", path.display()))
-        })?;
+        let (dev, info) = open_device(path)?;
+        M2mEncoder::start(dev, &info, p)
+    }
+
+    /// Starts an encoder session on a device from [`open_device`].
+    pub fn start(dev: Device, info: &M2mInfo, p: &M2mParams) -> Result<M2mEncoder> {
         if !info.output.contains(&p.coded) || !info.input.contains(&p.input) {
             return Err(Error::new(
                 ErrorKind::Media,
                 format!(
                     "{} does not encode {} to {} (it takes {:?}, makes {:?})",
-                    path.display(),
+                    dev.path().display(),
                     p.input,
                     p.coded,
                     info.input,
@@ -132,7 +143,7 @@ impl M2mEncoder {
                 ErrorKind::Media,
                 format!(
                     "{} changed the input to {} {}x{} (asked {} {}x{})",
-                    path.display(),
+                    dev.path().display(),
                     input.fourcc,
                     input.width,
                     input.height,
@@ -142,13 +153,13 @@ impl M2mEncoder {
                 ),
             ));
         }
-        let plane_rows = plane_rows(&input);
+        let plane_rows = input.plane_rows();
         let _ = dev.set_frame_rate(out_t, p.fps as f64);
         for (id, value, name) in controls(p) {
             if let Err(e) = dev.set_control(id, value) {
                 log::debug!(
                     "{}: control {name} = {value} not taken ({e}); keeping the driver's default",
-                    path.display()
+                    dev.path().display()
                 );
             }
         }
@@ -161,11 +172,6 @@ impl M2mEncoder {
         cap_q.stream_on().map_err(|e| dev.err("VIDIOC_STREAMON (coded)", e))?;
         let free_inputs = (0..out_q.len()).rev().collect();
         Ok(M2mEncoder { dev, input, plane_rows, out_q, cap_q, free_inputs, in_flight: 0, force_key: false, errors: 0 })
-    }
-
-    /// The input format as the driver settled it (its stride may exceed the width).
-    pub fn input_layout(&self) -> Layout {
-        self.input
     }
 
     /// Asks for a keyframe on the next picture.
@@ -260,16 +266,6 @@ impl M2mEncoder {
             self.reap(out)?;
         }
         Ok(())
-    }
-}
-
-/// Rows between plane starts: `sizeimage` tells when a driver aligns the height of planar
-/// formats (bcm2835-codec aligns to 16); otherwise the height.
-fn plane_rows(l: &Layout) -> usize {
-    let (bpl, h) = (l.bytesperline as usize, l.height as usize);
-    match l.fourcc {
-        Fourcc::YU12 | Fourcc::NV12 if bpl > 0 => (l.sizeimage as usize * 2 / (3 * bpl)).max(h),
-        _ => h,
     }
 }
 
@@ -383,7 +379,7 @@ mod tests {
             bytesperline: bpl as u32,
             sizeimage: (bpl * rows * 3 / 2) as u32,
         };
-        assert_eq!(plane_rows(&layout), rows);
+        assert_eq!(layout.plane_rows(), rows);
         let mut buf = vec![0u8; layout.sizeimage as usize];
         let used = write_i420(&pic, &mut buf, &layout, rows).unwrap();
         assert_eq!(used, layout.sizeimage as usize);

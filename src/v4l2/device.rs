@@ -193,9 +193,9 @@ impl Device {
         Ok(out)
     }
 
-    /// Sets a single-planar or multi-planar format and returns what the driver made of it:
-    /// `(width, height, bytesperline, sizeimage)` of plane 0. Multi-plane layouts (NV12M)
-    /// are refused: every format used here keeps a picture in one buffer.
+    /// Sets a single-planar or multi-planar format and returns what the driver made of it
+    /// (plane 0's layout). Multi-plane layouts (NV12M) are refused: every format used here
+    /// keeps a picture in one buffer.
     pub fn set_format(&self, buf_type: u32, fourcc: Fourcc, width: u32, height: u32, sizeimage: u32) -> Result<Layout> {
         // SAFETY: plain-old-data structure.
         let mut f: v4l2_format = unsafe { std::mem::zeroed() };
@@ -329,6 +329,19 @@ pub struct Layout {
     pub bytesperline: u32,
     /// Bytes a buffer must hold.
     pub sizeimage: u32,
+}
+
+impl Layout {
+    /// Rows between the starts of the luma and chroma planes: `sizeimage` tells when a
+    /// driver aligns the height of planar formats (bcm2835-codec aligns to 16); otherwise
+    /// the height.
+    pub fn plane_rows(&self) -> usize {
+        let (bpl, h) = (self.bytesperline as usize, self.height as usize);
+        match self.fourcc {
+            Fourcc::YU12 | Fourcc::NV12 if bpl > 0 => (self.sizeimage as usize * 2 / (3 * bpl)).max(h),
+            _ => h,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -108,11 +108,6 @@ impl MmapQueue {
         self.maps.is_empty()
     }
 
-    /// Capacity of each buffer in bytes.
-    pub fn capacity(&self, index: usize) -> usize {
-        self.maps[index].len
-    }
-
     /// A buffer's memory. Only meaningful for a buffer the caller owns (dequeued, or not yet
     /// queued).
     pub fn data(&self, index: usize) -> &[u8] {
@@ -224,9 +219,4 @@ impl Drop for MmapQueue {
         // SAFETY: REQBUFS takes a v4l2_requestbuffers.
         let _ = unsafe { ioctl(self.fd, vidioc::VIDIOC_REQBUFS, &mut req) };
     }
-}
-
-/// Converts a failed queue operation into the crate's error, naming the device.
-pub fn queue_error(dev: &Device, what: &str, e: io::Error) -> Error {
-    dev.err(what, e)
 }

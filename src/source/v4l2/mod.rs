@@ -62,8 +62,7 @@ pub fn run(
         ));
     }
     let offers = camera_offers(&dev)?;
-    let want =
-        Wanted { format: cfg.format.as_deref().and_then(Fourcc::parse), size: cfg.width.zip(cfg.height), fps: cfg.fps };
+    let want = Wanted { format: cfg.format, size: cfg.width.zip(cfg.height), fps: cfg.fps };
     let choice = choose(&offers, &want).map_err(|why| {
         Error::new(ErrorKind::InvalidArgument, format!("{} ({}): {why}", cfg.device.display(), cap.card))
     })?;
@@ -143,11 +142,7 @@ pub fn run(
         bad_frames: 0,
     };
     let stride = layout.bytesperline as usize;
-    let plane_rows = if stride > 0 && matches!(layout.fourcc, Fourcc::NV12 | Fourcc::YU12) {
-        (layout.sizeimage as usize * 2 / (3 * stride)).max(layout.height as usize)
-    } else {
-        layout.height as usize
-    };
+    let plane_rows = layout.plane_rows();
     let mut last_frame = Instant::now();
     // Every exit of the loop, error or not, goes through the flush below, so frames already
     // batched reach the disk now rather than when the camera comes back.
