@@ -126,8 +126,10 @@ fn ext4_error_remount_read_only() {
     ffmpeg_decode(&annex_b(&files), d);
 }
 
-#[test]
-fn disk_unmounted_under_the_recorder() {
+/// Lazily unmounts a tmpfs "USB disk" under the recorder, mid-minute or just before the
+/// minute turns (then the chunk rotation, not the periodic sync check, may be the first to
+/// see it: CI once caught that path moving on without saying why).
+fn disk_unmounted(at_minute_boundary: bool) {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -136,8 +138,18 @@ fn disk_unmounted_under_the_recorder() {
     sh(&format!("mount -t tmpfs -o size=64m edgenvr-usb {}", mnt.display()));
     let m = Mount(mnt.clone());
     let second = d.join("sd");
-    fails_over(d, &mnt, &second, false, || {
+    fails_over(d, &mnt, &second, at_minute_boundary, || {
         sh(&format!("umount -l {}", mnt.display()));
     });
     drop(m);
+}
+
+#[test]
+fn disk_unmounted_under_the_recorder() {
+    disk_unmounted(false);
+}
+
+#[test]
+fn disk_unmounted_at_the_minute_boundary() {
+    disk_unmounted(true);
 }

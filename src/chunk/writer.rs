@@ -355,15 +355,16 @@ impl ChunkWriter {
     fn root_failed(&mut self, e: &Error) {
         log::error!("camera {}: {e}; moving recording to the next storage root", self.camera);
         self.stats.set_error(e);
-        if let Some(o) = &self.open {
-            if let Some(root) = self.ctx.storage.root(o.root_id) {
-                root.mark_failed(e);
-            }
+        let Some(o) = self.open.take() else { return };
+        if let Some(root) = self.ctx.storage.root(o.root_id) {
+            root.mark_failed(e);
         }
-        if let Some(seal) = self.finish_open() {
-            if let Err(e) = self.ctx.index.seal(&seal) {
-                log::error!("camera {}: {e}", self.camera);
-            }
+        // Best effort: whatever still reaches the disk is kept. The failure is already
+        // reported, so a second error from this fsync says nothing new.
+        let _ = o.file.sync_all();
+        let seal = self.closed(o);
+        if let Err(e) = self.ctx.index.seal(&seal) {
+            log::error!("camera {}: {e}", self.camera);
         }
     }
 
@@ -405,19 +406,28 @@ impl ChunkWriter {
     /// fsyncs and closes the open chunk; returns its seal for the index.
     fn finish_open(&mut self) -> Option<Seal> {
         let o = self.open.take()?;
-        if let Err(e) = o.file.sync_all() {
-            // The data may not be durable: the disk is failing (EIO, or EROFS after ext4
-            // remounted itself read-only). Treat it like a failed write.
-            let e = Error::io(format!("fsync {}", o.abs_path.display()), e);
+        // The data may not be durable: the disk is failing (EIO, or EROFS after ext4
+        // remounted itself read-only), or it was unmounted since the last sync check (the
+        // file sits on a detached filesystem). Treat it like a failed write.
+        let failed = match o.file.sync_all() {
+            Err(e) => Some(Error::io(format!("fsync {}", o.abs_path.display()), e)),
+            Ok(()) => still_reachable(&o).err(),
+        };
+        if let Some(e) = failed {
             log::error!("camera {}: {e}; moving recording to the next storage root", self.camera);
             self.stats.set_error(&e);
             if let Some(root) = self.ctx.storage.root(o.root_id) {
                 root.mark_failed(&e);
             }
         }
+        Some(self.closed(o))
+    }
+
+    /// Counts `o` as sealed and returns its seal for the index.
+    fn closed(&self, o: OpenChunk) -> Seal {
         self.stats.chunks_sealed.fetch_add(1, Relaxed);
         self.stats.current_root.store(0, Relaxed);
-        Some(Seal {
+        Seal {
             id: o.id,
             start_us: o.start_us,
             end_us: o.end_us,
@@ -425,7 +435,7 @@ impl ChunkWriter {
             frames: o.frames,
             keyframes: o.keyframes,
             records: o.records,
-        })
+        }
     }
 
     /// Seals the open chunk (if any) and opens a new one starting at `ts`, in one index
@@ -683,6 +693,29 @@ mod tests {
         w.close();
         assert!(d.path().join("cam/20261121/cam.20261121.1456.chunk").exists());
         assert!(d.path().join("cam/20261121/cam.20261121.1456.1.chunk").exists());
+    }
+
+    #[test]
+    fn a_chunk_that_vanished_before_rotation_fails_its_root() {
+        // A disk unmounted just before the minute turns: the rotation's seal is the first
+        // to notice that the file being written is no longer where the root says it is.
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, index, storage) = setup(d.path());
+        w.write_frame(&frame(T0, true));
+        w.write_frame(&frame(T0 + 1_000_000, false));
+        let (_, path) = w.open_chunk().unwrap();
+        let path = d.path().join(path);
+        std::fs::rename(&path, d.path().join("elsewhere")).unwrap();
+        w.write_frame(&frame(T0 + US_PER_MIN, true));
+        let root = &storage.roots()[0];
+        let health = root.health();
+        assert_eq!(health.failures, 1);
+        assert!(health.last_error.unwrap().contains("has disappeared; was its disk unmounted?"));
+        assert!(root.is_failed(), "the next chunk must not go to the failed root");
+        assert!(w.open_chunk().is_none());
+        let rows = index.chunks_for_camera("cam", 0, i64::MAX).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].state, rows[0].frames), (crate::index::ChunkState::Sealed, 2));
     }
 
     impl crate::chunk::scan::ChunkSummary {
