@@ -113,6 +113,51 @@ fn records_hd_multislice_and_h265_across_a_minute_boundary() {
         let expected = (last - first) * fps as i64 / 1_000_000 + 1;
         assert!((frames as i64 - expected).abs() <= gop as i64, "{id}: {frames} frames, expected {expected}");
     }
+    // Every camera exports as an MP4 across the minute boundary (H.265 in an `hvc1` entry).
+    for (id, _) in &cams {
+        let rows = camera_rows(d, id);
+        let (from, to) = (rows[0].start_us + 500_000, rows[1].end_us - 500_000);
+        let mp4 = d.join(format!("{id}.mp4"));
+        let out = edgenvr()
+            .args(["export", "--config", cfg.to_str().unwrap(), "--camera", id, "--log-level", "warn"])
+            .args(["--from", &format!("{}", from as f64 / 1e6), "--to", &format!("{}", to as f64 / 1e6), "-o"])
+            .arg(&mp4)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{id}: {}", String::from_utf8_lossy(&out.stderr));
+        let decode = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-xerror", "-i"])
+            .arg(&mp4)
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            decode.status.success() && decode.stderr.is_empty(),
+            "{id}: {}",
+            String::from_utf8_lossy(&decode.stderr)
+        );
+        let probe = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-of", "csv=p=0"])
+            .args(["-show_entries", "stream=codec_name,codec_tag_string,width,height,nb_read_frames"])
+            .arg(&mp4)
+            .output()
+            .unwrap();
+        let probe = String::from_utf8_lossy(&probe.stdout).trim().to_owned();
+        let (codec, fps, _) = match *id {
+            "hd" => Media::H264Hd,
+            "slices" => Media::H264Slices,
+            _ => Media::H265,
+        }
+        .params();
+        let (name, tag) = if codec == "h265" { ("hevc", "hvc1") } else { ("h264", "avc1") };
+        let fields: Vec<&str> = probe.split(',').collect();
+        let (w, h) = if *id == "hd" { ("1920", "1080") } else { ("1280", "720") };
+        assert_eq!(fields[..4], [name, tag, w, h], "{id}: {probe}");
+        // Playback starts at `from`: the frames shown are those in [from, to], ±1.
+        let shown: i64 = fields[4].parse().unwrap();
+        let want = (to - from) * fps as i64 / 1_000_000;
+        assert!((shown - want).abs() <= 1, "{id}: {shown} frames shown, expected {want}");
+    }
     drop(server);
 }
 

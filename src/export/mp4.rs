@@ -73,22 +73,47 @@ fn dimensions(sps: &[u8]) -> Result<(u32, u32)> {
     parsed.pixel_dimensions().map_err(|e| Error::new(ErrorKind::DataLoss, format!("bad SPS dimensions: {e:?}")))
 }
 
-/// `stsd` with one `avc1` sample entry holding `avcC`.
-fn stsd(plan: &Plan, width: u32, height: u32) -> Vec<u8> {
+/// The `avcC` box of an H.264 export.
+fn avcc_box(plan: &Plan) -> Vec<u8> {
     let mut avcc = Vec::new();
+    u32b(&mut avcc, 8 + 6 + 2 + plan.sps.len() as u32 + 1 + 2 + plan.pps.len() as u32);
+    avcc.extend_from_slice(b"avcC");
     avcc.extend_from_slice(&[1, plan.sps[1], plan.sps[2], plan.sps[3], 0xff, 0xe1]);
     u16b(&mut avcc, plan.sps.len() as u16);
     avcc.extend_from_slice(&plan.sps);
     avcc.push(1);
     u16b(&mut avcc, plan.pps.len() as u16);
     avcc.extend_from_slice(&plan.pps);
+    avcc
+}
 
-    let avc1_len = 8 + 78 + 8 + avcc.len() as u64;
-    let stsd_len = 16 + avc1_len;
+/// The sample entry's type, picture size and decoder configuration box, per codec.
+fn sample_entry(plan: &Plan) -> Result<(&'static [u8; 4], u32, u32, Vec<u8>)> {
+    match plan.codec {
+        Codec::H264 => {
+            if plan.sps.len() < 4 {
+                return Err(Error::new(ErrorKind::DataLoss, "SPS too short"));
+            }
+            let (width, height) = dimensions(&plan.sps)?;
+            Ok((b"avc1", width, height, avcc_box(plan)))
+        }
+        Codec::H265 => {
+            let vps = plan.vps.as_deref().ok_or_else(|| Error::new(ErrorKind::DataLoss, "no H.265 VPS"))?;
+            let sps = super::hvcc::HevcSps::parse(&plan.sps)?;
+            let hvcc = super::hvcc::hvcc_box(&sps, vps, &plan.sps, &plan.pps)?;
+            Ok((b"hvc1", sps.width, sps.height, hvcc))
+        }
+    }
+}
+
+/// `stsd` with one visual sample entry of type `kind` holding `config` (`avcC`/`hvcC`).
+fn stsd(kind: &[u8; 4], width: u32, height: u32, config: &[u8]) -> Vec<u8> {
+    let entry_len = 8 + 78 + config.len() as u64;
+    let stsd_len = 16 + entry_len;
     let mut out = Vec::with_capacity(stsd_len as usize);
     full_header(&mut out, stsd_len, b"stsd", 0, 0);
     u32b(&mut out, 1);
-    box_header(&mut out, avc1_len, b"avc1");
+    box_header(&mut out, entry_len, kind);
     out.extend_from_slice(&[0; 6]);
     u16b(&mut out, 1); // data_reference_index
     out.extend_from_slice(&[0; 16]);
@@ -101,24 +126,14 @@ fn stsd(plan: &Plan, width: u32, height: u32) -> Vec<u8> {
     out.extend_from_slice(&[0; 32]); // compressorname
     u16b(&mut out, 0x0018); // depth
     u16b(&mut out, 0xffff); // pre_defined = -1
-    box_header(&mut out, 8 + avcc.len() as u64, b"avcC");
-    out.extend_from_slice(&avcc);
+    out.extend_from_slice(config);
     out
 }
 
 impl Mp4File {
-    /// Lays out the MP4 of `plan`. H.265 footage is refused (no `hvcC` writer yet).
+    /// Lays out the MP4 of `plan`.
     pub fn new(plan: Plan) -> Result<Mp4File> {
-        if plan.codec != Codec::H264 {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "MP4 export supports H.264 cameras only; this camera records H.265: use export.h265",
-            ));
-        }
-        if plan.sps.len() < 4 {
-            return Err(Error::new(ErrorKind::DataLoss, "SPS too short"));
-        }
-        let (width, height) = dimensions(&plan.sps)?;
+        let (entry, width, height, config) = sample_entry(&plan)?;
         let n = plan.samples();
         let k = plan.keyframes();
         let f = plan.segments.len() as u64;
@@ -130,7 +145,7 @@ impl Mp4File {
         let play_end = timing.ticks(plan.to_us).min(media_duration).max(media_time + 1);
         let duration = play_end - media_time;
 
-        let stsd = stsd(&plan, width, height);
+        let stsd = stsd(entry, width, height, &config);
         let stts_len = 16 + 8 * n;
         let stss_len = 16 + 4 * k;
         let stsz_len = 20 + 4 * n;
