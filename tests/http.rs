@@ -190,6 +190,25 @@ fn exports_lists_and_ranges() {
     std::fs::write(d.join("py.mp4"), &py.body).unwrap();
     ffmpeg_clean(&d.join("py.mp4"));
 
+    // The minute being recorded exports too: a range after the last sealed chunk is served
+    // from the open chunk (retried if a chunk happens to seal during the request).
+    let live = wait_for(Duration::from_secs(30), "an export served from the open chunk", || {
+        let from = sealed(d).iter().map(|r| r.end_us).max().unwrap() + 1;
+        let r = get(
+            port,
+            &format!("/api/v1/cameras/cam/export.mp4?from={}&to={}", from as f64 / 1e6, from as f64 / 1e6 + 3600.0),
+        );
+        if sealed(d).iter().any(|r| r.start_us >= from) {
+            return None;
+        }
+        assert!(matches!(r.status, 200 | 404), "{}", String::from_utf8_lossy(&r.body));
+        (r.status == 200).then_some(r)
+    });
+    std::fs::write(d.join("live.mp4"), &live.body).unwrap();
+    ffmpeg_clean(&d.join("live.mp4"));
+    let frames: i64 = ffprobe(&d.join("live.mp4"))["streams"][0]["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert!(frames >= 1, "{frames}");
+
     assert!(svc.stop().success());
 }
 

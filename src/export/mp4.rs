@@ -311,7 +311,7 @@ mod tests {
     use crate::export::plan::make_plan;
     use crate::index::Index;
     use crate::storage::Storage;
-    use std::io::Read;
+    use std::io::{Read, Write};
     use std::sync::Arc;
 
     /// 2026-11-21T14:56:50Z: the recording crosses a minute boundary after 10 s.
@@ -439,6 +439,66 @@ mod tests {
             let e = (a + len).min(mp4.len());
             assert_eq!(read_all(&mp4, a, e), full[a as usize..e as usize], "range {a}..{e}");
         }
+    }
+
+    /// ffmpeg decodes `data` as an MP4 without a single error; returns the frames shown.
+    fn ffmpeg_frames(data: &[u8], dir: &std::path::Path) -> u64 {
+        let f = dir.join("export.mp4");
+        std::fs::write(&f, data).unwrap();
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+            .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+            .arg(&f)
+            .output()
+            .expect("ffprobe runs");
+        assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
+    #[test]
+    fn the_chunk_being_written_is_exported_up_to_its_last_whole_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, index, storage) = crate::testutil::writer_fixture_syncing(dir.path(), std::time::Duration::ZERO);
+        let mut enc =
+            SoftwareEncoder::new(SoftwareEncoderConfig { bitrate: 200_000, fps: 10, keyframe_interval: 10 }).unwrap();
+        let mut pic = I420::new(64, 48);
+        let mut seed = 7;
+        let mut record = |w: &mut crate::chunk::writer::ChunkWriter, frames: std::ops::Range<i64>| {
+            for i in frames {
+                crate::source::testsrc::draw(&mut pic, i as u64, "0", &mut seed);
+                w.write_frame(&enc.encode(&pic, T0 + i * 100_000).unwrap().unwrap());
+            }
+        };
+        // 15 s from :50: frames 0-99 sealed at the minute, 100-149 in the open chunk.
+        record(&mut w, 0..150);
+        let (open_id, _) = w.open_chunk().unwrap();
+        assert_eq!(index.chunk(open_id).unwrap().unwrap().state, crate::index::ChunkState::Open);
+        let (from, to) = (T0 + 5_000_000, T0 + 60_000_000);
+        let plan = make_plan(&index, &storage, "cam", from, to).unwrap();
+        // From the keyframe at 5 s: 50 sealed frames, then the open chunk's 50 less the last
+        // (its group is not yet known to be whole).
+        assert_eq!((plan.samples(), plan.segments.len()), (99, 2));
+        assert_eq!(plan.last_ts(), T0 + 148 * 100_000);
+        let before = Mp4File::new(plan).unwrap();
+        let snapshot = read_all(&before, 0, before.len());
+        assert_eq!(ffmpeg_frames(&snapshot, dir.path()), 99);
+
+        // The file grows, and a torn record sits at its end (a write in progress): a new
+        // export sees the new frames; the first one still reads exactly as it was planned.
+        record(&mut w, 150..160);
+        let path = dir.path().join(w.open_chunk().unwrap().1);
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(&[0, 0, 0, 1]).unwrap();
+        let after = Mp4File::new(make_plan(&index, &storage, "cam", from, to).unwrap()).unwrap();
+        assert_eq!(after.plan().samples(), 109);
+        assert_ne!(after.etag(), before.etag());
+        assert_eq!(read_all(&before, 0, before.len()), snapshot);
+        assert_eq!(ffmpeg_frames(&read_all(&after, 0, after.len()), dir.path()), 109);
+
+        // Only the open chunk, starting mid-GOP: from the keyframe at or before `from`.
+        let plan = make_plan(&index, &storage, "cam", T0 + 12_340_000, to).unwrap();
+        assert_eq!(plan.segments.len(), 1);
+        assert_eq!((plan.first_ts(), plan.samples()), (T0 + 12_000_000, 39));
+        drop(w);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Turns (camera, from, to) into the list of chunk-file byte ranges an export reads.
 //!
 //! Rules (see `docs/design/export.md`):
-//! - Only sealed chunks are exported; the minute being recorded is not (its row is not
-//!   final), so an export reaches up to about a minute ago.
+//! - The chunk being written is exported too, up to its last whole frame on disk at the
+//!   moment of planning (the writer flushes at every keyframe and sync interval), so an
+//!   export reaches to within a few seconds of now. Its index row is not final, so the
+//!   file itself is scanned, and the last frame group is left out: a later record proves a
+//!   group complete, the end of a growing file does not.
 //! - The export starts at the keyframe at or before `from` (the edit list then starts
 //!   playback at `from`); if `from` falls in a gap, at the first keyframe after it.
 //! - It ends with the last frame at or before `to`.
@@ -10,7 +13,7 @@
 //!   rows from before schema version 2) are scanned, so planning a 24-hour export reads two
 //!   files.
 
-use crate::chunk::frames::FrameGroups;
+use crate::chunk::frames::{FrameGroup, FrameGroups};
 use crate::chunk::reader::{ChunkReader, ReadError};
 use crate::error::{Error, ErrorKind, Result};
 use crate::h264::{Codec, NalKind};
@@ -125,10 +128,11 @@ struct RegionScan {
     last_ts: i64,
 }
 
-/// Scans records from `start_off`, stopping before the first record later than `to_us`.
-fn scan_region(path: &std::path::Path, codec: Codec, start_off: u64, to_us: i64) -> Result<RegionScan> {
+/// Scans records from `start_off` up to `end_off`, stopping before the first record later
+/// than `to_us`.
+fn scan_region(path: &std::path::Path, codec: Codec, start_off: u64, end_off: u64, to_us: i64) -> Result<RegionScan> {
     let r = ChunkReader::open_at(path, start_off).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    let mut groups = FrameGroups::new(r, Some(codec)).until(u64::MAX, to_us);
+    let mut groups = FrameGroups::new(r, Some(codec)).until(end_off, to_us);
     let mut s = RegionScan { end_off: start_off, records: 0, samples: 0, keyframes: 0, first_ts: None, last_ts: 0 };
     loop {
         match groups.next_group() {
@@ -151,6 +155,39 @@ fn scan_region(path: &std::path::Path, codec: Codec, start_off: u64, to_us: i64)
         }
     }
     Ok(s)
+}
+
+/// Where an export of a chunk still being written starts and ends: the start of the last
+/// keyframe group at or before `from_us` (or 0), and the end of the last frame group known
+/// to be complete (one followed by a later record, or by a frame after `to_us`).
+fn live_extent(path: &std::path::Path, codec: Codec, from_us: i64, to_us: i64) -> Result<(u64, u64)> {
+    let r = ChunkReader::open_at(path, 0).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut groups = FrameGroups::new(r, Some(codec));
+    let (mut start_off, mut complete_end, mut last) = (0, 0, None::<FrameGroup>);
+    loop {
+        match groups.next_group() {
+            Ok(Some(g)) => {
+                if let Some(prev) = last {
+                    complete_end = prev.end;
+                }
+                if g.ts_us > to_us {
+                    return Ok((start_off, complete_end));
+                }
+                if g.has_idr && g.ts_us <= from_us {
+                    start_off = g.offset;
+                }
+                last = Some(g);
+            }
+            // The end of what the writer has put on disk so far; a torn last record is
+            // normal here, not damage.
+            Ok(None) | Err(ReadError::Truncated { .. }) => return Ok((start_off, complete_end)),
+            Err(ReadError::Io(e)) => return Err(Error::io(format!("reading {}", path.display()), e)),
+            Err(e) => {
+                log::warn!("{}: {e}; exporting up to byte {complete_end}", path.display());
+                return Ok((start_off, complete_end));
+            }
+        }
+    }
 }
 
 /// SPS, PPS and (H.265) VPS.
@@ -199,15 +236,20 @@ pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, t
     let rows = index.chunks_for_camera(camera, from_us, to_us)?;
     let mut segments = Vec::new();
     let mut codec = None;
-    for row in rows.into_iter().filter(|r| r.state == ChunkState::Sealed) {
+    for row in rows.into_iter().filter(|r| matches!(r.state, ChunkState::Sealed | ChunkState::Open)) {
         let Some(root) = storage.root(row.root_id) else { continue };
         if codec.is_some_and(|c| c != row.codec) {
             break; // the camera switched codec: the export ends at the switch
         }
         let path = root.path().join(&row.rel_path);
-        let start = row.keyframes.iter().rev().find(|(ts, _)| *ts <= from_us).copied();
-        let start_off = if row.start_us < from_us { start.map_or(0, |(_, off)| off) } else { 0 };
-        let whole = if start_off == 0 && row.end_us <= to_us { row.records } else { None };
+        let (start_off, end_off) = if row.state == ChunkState::Open {
+            live_extent(&path, row.codec, from_us, to_us)?
+        } else {
+            let start = row.keyframes.iter().rev().find(|(ts, _)| *ts <= from_us).copied();
+            (if row.start_us < from_us { start.map_or(0, |(_, off)| off) } else { 0 }, u64::MAX)
+        };
+        let sealed = row.state == ChunkState::Sealed;
+        let whole = if sealed && start_off == 0 && row.end_us <= to_us { row.records } else { None };
         let seg = if let Some(records) = whole {
             Segment {
                 chunk_id: row.id,
@@ -221,7 +263,7 @@ pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, t
                 last_ts: row.end_us,
             }
         } else {
-            let s = scan_region(&path, row.codec, start_off, to_us)?;
+            let s = scan_region(&path, row.codec, start_off, end_off, to_us)?;
             let Some(first_ts) = s.first_ts else { continue };
             Segment {
                 chunk_id: row.id,
@@ -243,11 +285,7 @@ pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, t
     let Some(codec) = codec else {
         return Err(Error::new(
             ErrorKind::NotFound,
-            format!(
-                "camera {camera} has no finished footage between {} and {}",
-                format_rfc3339(from_us),
-                format_rfc3339(to_us)
-            ),
+            format!("camera {camera} has no footage between {} and {}", format_rfc3339(from_us), format_rfc3339(to_us)),
         ));
     };
     let (sps, pps, vps) = parameter_sets(&segments[0], codec)?;

@@ -263,11 +263,13 @@ impl Index {
         )
     }
 
-    /// A camera's chunks overlapping `[from_us, to_us]`, in time order.
+    /// A camera's chunks overlapping `[from_us, to_us]`, in time order. A chunk still being
+    /// written (open) counts as reaching to now: its row's end is only set at the seal.
     pub fn chunks_for_camera(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<ChunkRow>> {
         self.query(
             &format!(
-                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE camera = ?1 AND state != 2 AND start_us <= ?3 AND end_us >= ?2
+                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE camera = ?1 AND state != 2 AND start_us <= ?3
+                 AND (end_us >= ?2 OR state = 0)
                  ORDER BY start_us"
             ),
             params![camera, from_us, to_us],
