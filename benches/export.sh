@@ -16,15 +16,7 @@ bench_rtsp_server 1
 # 1. One whole minute-chunk recorded over RTSP (cached between runs, like the media).
 minute_cache="${TMPDIR:-/tmp}/edgenvr-bench-minute.chunk"
 if [[ ! -f $minute_cache ]]; then
-  cat > rec.toml <<EOT
-[server]
-listen = "127.0.0.1:$((port + 1))"
-[[storage]]
-path = "$work/rec"
-[[camera]]
-id = "cam"
-url = "rtsp://127.0.0.1:$port/cam1"
-EOT
+  bench_camera_config rec.toml "$((port + 1))" "$work/rec"
   "$bin" run --config rec.toml --log-level warn &
   rpid=$!; pids+=($rpid)
   echo "recording one full minute of 1080p (up to ~2 minutes)..."

@@ -15,15 +15,7 @@ CARGO_PROFILE_RELEASE_STRIP=none CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
 bin="$here/target/profiling/release/edgenvr"
 bench_media
 bench_rtsp_server 1
-cat > c.toml <<EOT
-[server]
-listen = "127.0.0.1:$((port + 1))"
-[[storage]]
-path = "$work/data"
-[[camera]]
-id = "cam"
-url = "rtsp://127.0.0.1:$port/cam1"
-EOT
+bench_camera_config c.toml "$((port + 1))" "$work/data"
 valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$bin" run --config c.toml --log-level warn 2> run.log &
 vpid=$!; pids+=($vpid)
 sleep "$secs"

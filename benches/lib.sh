@@ -40,3 +40,17 @@ bench_rtsp_server() {
   pids+=($!)
   until grep -q ready server.out; do sleep 0.1; done
 }
+
+# bench_camera_config FILE HTTP_PORT ROOT: a config recording the server's cam1 as camera
+# "cam" into ROOT, with the API on HTTP_PORT.
+bench_camera_config() {
+  cat > "$1" <<EOT
+[server]
+listen = "127.0.0.1:$2"
+[[storage]]
+path = "$3"
+[[camera]]
+id = "cam"
+url = "rtsp://127.0.0.1:$port/cam1"
+EOT
+}

@@ -55,6 +55,19 @@ fn decodes(d: &Path, cam: &str) -> u64 {
     frames
 }
 
+/// Frames (timestamp groups holding a picture) of `rows` with `from <= ts <= to`.
+fn frames_between(d: &Path, rows: &[ChunkRow], from: i64, to: i64) -> i64 {
+    let mut n = 0;
+    for r in rows {
+        let reader = edgenvr::chunk::reader::ChunkReader::open_at(&d.join("data").join(&r.rel_path), 0).unwrap();
+        let mut groups = edgenvr::chunk::frames::FrameGroups::new(reader, Some(r.codec));
+        while let Some(g) = groups.next_group().unwrap() {
+            n += (g.has_slice && (from..=to).contains(&g.ts_us)) as i64;
+        }
+    }
+    n
+}
+
 #[test]
 fn records_hd_multislice_and_h265_across_a_minute_boundary() {
     let dir = tempfile::tempdir().unwrap();
@@ -125,17 +138,7 @@ fn records_hd_multislice_and_h265_across_a_minute_boundary() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{id}: {}", String::from_utf8_lossy(&out.stderr));
-        let decode = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-xerror", "-i"])
-            .arg(&mp4)
-            .args(["-f", "null", "-"])
-            .output()
-            .unwrap();
-        assert!(
-            decode.status.success() && decode.stderr.is_empty(),
-            "{id}: {}",
-            String::from_utf8_lossy(&decode.stderr)
-        );
+        ffmpeg_decodes_mp4(&mp4);
         let probe = std::process::Command::new("ffprobe")
             .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-of", "csv=p=0"])
             .args(["-show_entries", "stream=codec_name,codec_tag_string,width,height,nb_read_frames"])
@@ -143,20 +146,16 @@ fn records_hd_multislice_and_h265_across_a_minute_boundary() {
             .output()
             .unwrap();
         let probe = String::from_utf8_lossy(&probe.stdout).trim().to_owned();
-        let (codec, fps, _) = match *id {
-            "hd" => Media::H264Hd,
-            "slices" => Media::H264Slices,
-            _ => Media::H265,
-        }
-        .params();
-        let (name, tag) = if codec == "h265" { ("hevc", "hvc1") } else { ("h264", "avc1") };
+        let (name, tag) = if *id == "hevc" { ("hevc", "hvc1") } else { ("h264", "avc1") };
         let fields: Vec<&str> = probe.split(',').collect();
         let (w, h) = if *id == "hd" { ("1920", "1080") } else { ("1280", "720") };
         assert_eq!(fields[..4], [name, tag, w, h], "{id}: {probe}");
-        // Playback starts at `from`: the frames shown are those in [from, to], ±1.
+        // Playback starts at `from`: the frames shown are the recorded frames in [from, to],
+        // ±1 at the edges. (Counted from the chunks, not from the frame rate: a stream that
+        // falls behind, as under qemu-user, has its clock slewed or stepped.)
         let shown: i64 = fields[4].parse().unwrap();
-        let want = (to - from) * fps as i64 / 1_000_000;
-        assert!((shown - want).abs() <= 1, "{id}: {shown} frames shown, expected {want}");
+        let want = frames_between(d, &rows[..2], from, to);
+        assert!((shown - want).abs() <= 1, "{id}: {shown} frames shown, {want} recorded in the range");
     }
     drop(server);
 }

@@ -188,6 +188,26 @@ pub fn annex_b(files: &[PathBuf]) -> Vec<u8> {
     out
 }
 
+/// Decodes an MP4 file with ffmpeg; any decode error (or other error message) fails.
+///
+/// The encoder time base is the export's own 90 kHz: with ffmpeg's default (1/frame rate)
+/// two frames of a stream whose clock is being slewed 1 % land in one tick and the null
+/// muxer logs a non-monotonic DTS error about its own rounding, not about the file.
+pub fn ffmpeg_decodes_mp4(path: &Path) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(path)
+        .args(["-enc_time_base:v", "1/90000", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg is required (the README test command installs it)");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}: ffmpeg reported errors: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Decodes an H.264 Annex B stream with ffmpeg (`-xerror`: any decode error fails) and
 /// returns the number of frames ffprobe counts.
 pub fn ffmpeg_decode(h264: &[u8], scratch: &Path) -> u64 {
