@@ -124,6 +124,21 @@ fn exports_lists_and_ranges() {
     assert_eq!(r.status, 416);
     assert_eq!(r.header("content-range"), Some(format!("bytes */{len}").as_str()));
     let etag = mp4.header("etag").unwrap().to_owned();
+    // If-Range: the range applies while the ETag still names this file, else the whole file.
+    let r = request(
+        port,
+        "GET",
+        &format!("/api/v1/cameras/cam/export.mp4?{q}"),
+        &[("Range", "bytes=0-99"), ("If-Range", &etag)],
+    );
+    assert_eq!((r.status, &r.body[..]), (206, &mp4.body[..100]));
+    let r = request(
+        port,
+        "GET",
+        &format!("/api/v1/cameras/cam/export.mp4?{q}"),
+        &[("Range", "bytes=0-99"), ("If-Range", "\"other\"")],
+    );
+    assert_eq!((r.status, r.body.len()), (200, mp4.body.len()));
     assert_eq!(
         request(port, "GET", &format!("/api/v1/cameras/cam/export.mp4?{q}"), &[("If-None-Match", &etag)]).status,
         304
@@ -161,10 +176,14 @@ fn exports_lists_and_ranges() {
     let raw = get(port, &format!("/api/v1/chunks/{id}"));
     let row = rows.iter().find(|r| r.id == id).unwrap();
     assert_eq!(raw.body, std::fs::read(d.join("data").join(&row.rel_path)).unwrap());
+    let sealed_before = sealed(d).iter().map(|r| r.end_us).max().unwrap();
     let recs = get(port, "/api/v1/cameras/cam/recordings").json();
     assert_eq!(recs["recordings"].as_array().unwrap().len(), 1, "one uninterrupted run: {recs}");
     assert_eq!(recs["gaps"].as_array().unwrap().len(), 0);
     assert!(recs["recordings"][0]["chunks"].as_u64().unwrap() >= 4);
+    // The run goes on in the chunk being written: marked live, ending past every sealed chunk.
+    assert_eq!(recs["recordings"][0]["live"], true, "{recs}");
+    assert!(recs["recordings"][0]["end_us"].as_i64().unwrap() > sealed_before, "{recs}");
 
     // Status and PyNVR's routes.
     let st = get(port, "/api/v1/status").json();
@@ -182,22 +201,32 @@ fn exports_lists_and_ranges() {
 
     // The minute being recorded exports too: a range after the last sealed chunk is served
     // from the open chunk (retried if a chunk happens to seal during the request).
-    let live = wait_for(Duration::from_secs(30), "an export served from the open chunk", || {
+    let (live, live_url) = wait_for(Duration::from_secs(30), "an export served from the open chunk", || {
         let from = sealed(d).iter().map(|r| r.end_us).max().unwrap() + 1;
-        let r = get(
-            port,
-            &format!("/api/v1/cameras/cam/export.mp4?from={}&to={}", from as f64 / 1e6, from as f64 / 1e6 + 3600.0),
-        );
+        let url =
+            format!("/api/v1/cameras/cam/export.mp4?from={}&to={}", from as f64 / 1e6, from as f64 / 1e6 + 3600.0);
+        let r = get(port, &url);
         if sealed(d).iter().any(|r| r.start_us >= from) {
             return None;
         }
         assert!(matches!(r.status, 200 | 404), "{}", String::from_utf8_lossy(&r.body));
-        (r.status == 200).then_some(r)
+        (r.status == 200).then_some((r, url))
     });
     std::fs::write(d.join("live.mp4"), &live.body).unwrap();
     ffmpeg_decodes_mp4(&d.join("live.mp4"));
     let frames: i64 = ffprobe(&d.join("live.mp4"))["streams"][0]["nb_read_frames"].as_str().unwrap().parse().unwrap();
     assert!(frames >= 1, "{frames}");
+    // It grows as recording goes on: a Range sent with the first ETag in If-Range gets the
+    // whole new file (200), not a slice of a different layout; with the new ETag, a 206.
+    let old_etag = live.header("etag").unwrap().to_owned();
+    let grown = wait_for(Duration::from_secs(30), "the live export to grow", || {
+        let r = get(port, &live_url);
+        (r.status == 200 && r.header("etag") != Some(old_etag.as_str())).then_some(r)
+    });
+    assert!(grown.body.len() > live.body.len());
+    let r = request(port, "GET", &live_url, &[("Range", "bytes=0-99"), ("If-Range", &old_etag)]);
+    assert_eq!(r.status, 200);
+    assert!(r.body.len() >= grown.body.len(), "{} < {}", r.body.len(), grown.body.len());
 
     assert!(svc.stop().success());
 }

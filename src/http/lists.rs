@@ -6,7 +6,7 @@
 use super::state::AppState;
 use crate::chunk::writer::MAX_FRAME_GAP_US;
 use crate::error::Result;
-use crate::index::ChunkRow;
+use crate::index::{ChunkRow, ChunkState};
 use crate::time::format_rfc3339;
 use heapless::String as HString;
 use serde::Serialize;
@@ -98,7 +98,7 @@ pub fn chunks(state: Arc<AppState>, camera: String, from: i64, to: i64, after: (
             out.extend_from_slice(b",\"chunks\":[");
         }
         let want = PAGE.min(left + 1);
-        let rows = state.index.chunks_for_camera_page(&camera, from, to, cursor, want)?;
+        let rows = state.index.chunks_for_camera_page(&camera, (from, to), cursor, want, false)?;
         let mut more = rows.len() == want;
         for r in rows.iter().take(left.min(PAGE)) {
             if !first_item {
@@ -146,6 +146,9 @@ struct RunDoc {
     frames: u64,
     bytes: u64,
     chunks: u64,
+    /// The run goes on in the chunk being written: `end` is the last frame received, and
+    /// `frames`/`bytes` count the finished chunks only.
+    live: bool,
 }
 
 #[derive(Serialize)]
@@ -165,6 +168,8 @@ struct Run {
     frames: u64,
     bytes: u64,
     chunks: u64,
+    /// Whether the run includes the chunk being written.
+    live: bool,
 }
 
 /// Yields a camera's runs in time order, reading the index a page at a time.
@@ -193,6 +198,10 @@ impl Runs {
         }
     }
 
+    fn last_frame_us(&self) -> i64 {
+        self.state.camera(&self.camera).map_or(0, |c| c.stats.last_frame_us.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     fn next_row(&mut self) -> Result<Option<ChunkRow>> {
         if let Some(r) = self.page.next() {
             return Ok(Some(r));
@@ -200,7 +209,8 @@ impl Runs {
         if self.exhausted {
             return Ok(None);
         }
-        let rows = self.state.index.chunks_for_camera_page(&self.camera, self.from, self.to, self.cursor, PAGE)?;
+        let rows =
+            self.state.index.chunks_for_camera_page(&self.camera, (self.from, self.to), self.cursor, PAGE, true)?;
         self.exhausted = rows.len() < PAGE;
         if let Some(last) = rows.last() {
             self.cursor = (last.start_us, last.id);
@@ -211,13 +221,18 @@ impl Runs {
 
     fn next_run(&mut self) -> Result<Option<Run>> {
         while let Some(r) = self.next_row()? {
-            let this = Run { start: r.start_us, end: r.end_us, frames: r.frames, bytes: r.bytes, chunks: 1 };
+            let live = r.state == ChunkState::Open;
+            // The chunk being written reaches the camera's last frame; its counts are only
+            // known at the seal.
+            let end = if live { r.end_us.max(self.last_frame_us()) } else { r.end_us };
+            let this = Run { start: r.start_us, end, frames: r.frames, bytes: r.bytes, chunks: 1, live };
             match &mut self.pending {
                 Some(cur) if r.start_us - cur.end <= MAX_FRAME_GAP_US => {
-                    cur.end = cur.end.max(r.end_us);
+                    cur.end = cur.end.max(end);
                     cur.frames += r.frames;
                     cur.bytes += r.bytes;
                     cur.chunks += 1;
+                    cur.live |= live;
                 }
                 _ => {
                     if let Some(done) = self.pending.replace(this) {
@@ -278,6 +293,7 @@ pub fn recordings(state: Arc<AppState>, camera: String, from: i64, to: i64, limi
                         frames: r.frames,
                         bytes: r.bytes,
                         chunks: r.chunks,
+                        live: r.live,
                     },
                 );
                 emitted += 1;

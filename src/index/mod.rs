@@ -276,23 +276,25 @@ impl Index {
         )
     }
 
-    /// A page of a camera's chunks overlapping `[from_us, to_us]`, in (start, id) order,
-    /// after the keyset cursor `after` = (start_us, id). Lets the API stream any number of
-    /// rows in bounded memory.
+    /// A page of a camera's sealed chunks overlapping `[from_us, to_us]`, in (start, id)
+    /// order, after the keyset cursor `after` = (start_us, id); with `with_open`, the chunk
+    /// being written too (its row's end is only set at the seal, so it counts as reaching to
+    /// now). Lets the API stream any number of rows in bounded memory.
     pub fn chunks_for_camera_page(
         &self,
         camera: &str,
-        from_us: i64,
-        to_us: i64,
+        (from_us, to_us): (i64, i64),
         after: (i64, i64),
         limit: usize,
+        with_open: bool,
     ) -> Result<Vec<ChunkRow>> {
         self.query(
             &format!(
-                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE camera = ?1 AND state = 1 AND start_us <= ?3 AND end_us >= ?2
+                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE camera = ?1 AND start_us <= ?3
+                 AND ((state = 1 AND end_us >= ?2) OR (state = 0 AND ?7))
                  AND (start_us > ?4 OR (start_us = ?4 AND id > ?5)) ORDER BY start_us, id LIMIT ?6"
             ),
-            params![camera, from_us, to_us, after.0, after.1, limit as i64],
+            params![camera, from_us, to_us, after.0, after.1, limit as i64, with_open],
         )
     }
 
