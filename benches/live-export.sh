@@ -35,7 +35,9 @@ for r in "${ranges[@]}"; do
   frames=$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 "$name.mp4")
   for _ in 1 2 3 4 5 6 7; do
     curl -sf -o /dev/null -w '%{size_download} %{time_starttransfer} %{time_total}\n' "$url"
-  done | sort -k2 -n | sed -n 4p | while read -r size ttfb total; do
-    printf '%-7s %12s %10s %10s %8s\n' "$name" "$size" "$ttfb" "$total" "$frames"
-  done
+  done > times
+  size=$(head -1 times | cut -d' ' -f1)
+  ttfb=$(cut -d' ' -f2 times | sort -n | sed -n 4p)
+  total=$(cut -d' ' -f3 times | sort -n | sed -n 4p)
+  printf '%-7s %12s %10s %10s %8s\n' "$name" "$size" "$ttfb" "$total" "$frames"
 done
