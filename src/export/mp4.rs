@@ -498,6 +498,11 @@ mod tests {
         let plan = make_plan(&index, &storage, "cam", T0 + 12_340_000, to).unwrap();
         assert_eq!(plan.segments.len(), 1);
         assert_eq!((plan.first_ts(), plan.samples()), (T0 + 12_000_000, 39));
+
+        // The open chunk's file is gone (its disk was yanked): the sealed footage still exports.
+        std::fs::rename(&path, dir.path().join("yanked")).unwrap();
+        let plan = make_plan(&index, &storage, "cam", from, to).unwrap();
+        assert_eq!((plan.segments.len(), plan.samples()), (1, 50));
         drop(w);
     }
 

@@ -243,7 +243,15 @@ pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, t
         }
         let path = root.path().join(&row.rel_path);
         let (start_off, end_off) = if row.state == ChunkState::Open {
-            live_extent(&path, row.codec, from_us, to_us)?
+            match live_extent(&path, row.codec, from_us, to_us) {
+                Ok(extent) => extent,
+                Err(e) => {
+                    // Its disk may have just gone (the writer notices at its next sync);
+                    // the finished footage is still worth exporting.
+                    log::warn!("{e}; the chunk being written is left out of this export");
+                    continue;
+                }
+            }
         } else {
             let start = row.keyframes.iter().rev().find(|(ts, _)| *ts <= from_us).copied();
             (if row.start_us < from_us { start.map_or(0, |(_, off)| off) } else { 0 }, u64::MAX)
