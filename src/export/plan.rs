@@ -128,24 +128,33 @@ struct RegionScan {
     last_ts: i64,
 }
 
-/// Scans records from `start_off` up to `end_off`, stopping before the first record later
-/// than `to_us`.
-fn scan_region(path: &std::path::Path, codec: Codec, start_off: u64, end_off: u64, to_us: i64) -> Result<RegionScan> {
+impl RegionScan {
+    /// Nothing yet, from `start_off`.
+    fn at(start_off: u64) -> RegionScan {
+        RegionScan { end_off: start_off, records: 0, samples: 0, keyframes: 0, first_ts: None, last_ts: 0 }
+    }
+
+    /// Counts frame group `g`, which follows what was counted so far.
+    fn add(&mut self, g: &FrameGroup) {
+        self.records += g.records;
+        self.end_off = g.end;
+        self.keyframes += g.has_idr as u64;
+        if g.has_slice {
+            self.samples += 1;
+            self.last_ts = g.ts_us;
+            self.first_ts.get_or_insert(g.ts_us);
+        }
+    }
+}
+
+/// Scans records from `start_off`, stopping before the first record later than `to_us`.
+fn scan_region(path: &std::path::Path, codec: Codec, start_off: u64, to_us: i64) -> Result<RegionScan> {
     let r = ChunkReader::open_at(path, start_off).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    let mut groups = FrameGroups::new(r, Some(codec)).until(end_off, to_us);
-    let mut s = RegionScan { end_off: start_off, records: 0, samples: 0, keyframes: 0, first_ts: None, last_ts: 0 };
+    let mut groups = FrameGroups::new(r, Some(codec)).until(u64::MAX, to_us);
+    let mut s = RegionScan::at(start_off);
     loop {
         match groups.next_group() {
-            Ok(Some(g)) => {
-                s.records += g.records;
-                s.end_off = g.end;
-                s.keyframes += g.has_idr as u64;
-                if g.has_slice {
-                    s.samples += 1;
-                    s.last_ts = g.ts_us;
-                    s.first_ts.get_or_insert(g.ts_us);
-                }
-            }
+            Ok(Some(g)) => s.add(&g),
             Ok(None) => break,
             Err(ReadError::Io(e)) => return Err(Error::io(format!("reading {}", path.display()), e)),
             Err(e) => {
@@ -157,37 +166,40 @@ fn scan_region(path: &std::path::Path, codec: Codec, start_off: u64, end_off: u6
     Ok(s)
 }
 
-/// Where an export of a chunk still being written starts and ends: the start of the last
-/// keyframe group at or before `from_us` (or 0), and the end of the last frame group known
-/// to be complete (one followed by a later record, or by a frame after `to_us`).
-fn live_extent(path: &std::path::Path, codec: Codec, from_us: i64, to_us: i64) -> Result<(u64, u64)> {
+/// Scans a chunk still being written, in one pass: from the last keyframe group at or
+/// before `from_us` (or the start), up to the last frame group known to be whole (one
+/// followed by a later record, or by a frame after `to_us`). Returns where it starts.
+fn scan_live(path: &std::path::Path, codec: Codec, from_us: i64, to_us: i64) -> Result<(u64, RegionScan)> {
     let r = ChunkReader::open_at(path, 0).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     let mut groups = FrameGroups::new(r, Some(codec));
-    let (mut start_off, mut complete_end, mut last) = (0, 0, None::<FrameGroup>);
+    let (mut start_off, mut s) = (0, RegionScan::at(0));
+    // The last group read, not yet known to be whole.
+    let mut unproven: Option<FrameGroup> = None;
     loop {
         match groups.next_group() {
             Ok(Some(g)) => {
-                if let Some(prev) = last {
-                    complete_end = prev.end;
+                if let Some(prev) = unproven.take() {
+                    s.add(&prev);
                 }
                 if g.ts_us > to_us {
-                    return Ok((start_off, complete_end));
+                    break;
                 }
                 if g.has_idr && g.ts_us <= from_us {
-                    start_off = g.offset;
+                    (start_off, s) = (g.offset, RegionScan::at(g.offset));
                 }
-                last = Some(g);
+                unproven = Some(g);
             }
             // The end of what the writer has put on disk so far; a torn last record is
             // normal here, not damage.
-            Ok(None) | Err(ReadError::Truncated { .. }) => return Ok((start_off, complete_end)),
+            Ok(None) | Err(ReadError::Truncated { .. }) => break,
             Err(ReadError::Io(e)) => return Err(Error::io(format!("reading {}", path.display()), e)),
             Err(e) => {
-                log::warn!("{}: {e}; exporting up to byte {complete_end}", path.display());
-                return Ok((start_off, complete_end));
+                log::warn!("{}: {e}; exporting up to byte {}", path.display(), s.end_off);
+                break;
             }
         }
     }
+    Ok((start_off, s))
 }
 
 /// SPS, PPS and (H.265) VPS.
@@ -242,9 +254,10 @@ pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, t
             break; // the camera switched codec: the export ends at the switch
         }
         let path = root.path().join(&row.rel_path);
-        let (start_off, end_off) = if row.state == ChunkState::Open {
-            match live_extent(&path, row.codec, from_us, to_us) {
-                Ok(extent) => extent,
+        // The chunk being written is scanned now; a sealed one only if partly in range.
+        let (start_off, live) = if row.state == ChunkState::Open {
+            match scan_live(&path, row.codec, from_us, to_us) {
+                Ok((start_off, s)) => (start_off, Some(s)),
                 Err(e) => {
                     // Its disk may have just gone (the writer notices at its next sync);
                     // the finished footage is still worth exporting.
@@ -254,10 +267,9 @@ pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, t
             }
         } else {
             let start = row.keyframes.iter().rev().find(|(ts, _)| *ts <= from_us).copied();
-            (if row.start_us < from_us { start.map_or(0, |(_, off)| off) } else { 0 }, u64::MAX)
+            (if row.start_us < from_us { start.map_or(0, |(_, off)| off) } else { 0 }, None)
         };
-        let sealed = row.state == ChunkState::Sealed;
-        let whole = if sealed && start_off == 0 && row.end_us <= to_us { row.records } else { None };
+        let whole = if live.is_none() && start_off == 0 && row.end_us <= to_us { row.records } else { None };
         let seg = if let Some(records) = whole {
             Segment {
                 chunk_id: row.id,
@@ -271,7 +283,10 @@ pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, t
                 last_ts: row.end_us,
             }
         } else {
-            let s = scan_region(&path, row.codec, start_off, end_off, to_us)?;
+            let s = match live {
+                Some(s) => s,
+                None => scan_region(&path, row.codec, start_off, to_us)?,
+            };
             let Some(first_ts) = s.first_ts else { continue };
             Segment {
                 chunk_id: row.id,
