@@ -93,8 +93,10 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     }
     let watchdog = match crate::notify::watchdog_interval() {
         Some(interval) => {
-            // Disabled cameras never start; stale_loops skips them.
-            let cams = entries.clone();
+            // Only the loops that run are watched: a camera that is disabled, or whose start
+            // failed (logged above), has none, and must not starve the watchdog into
+            // restarting the service for ever.
+            let cams = entries.iter().filter(|(c, _)| cameras.iter().any(|h| h.id == c.id)).cloned().collect();
             let w = crate::watchdog::spawn(
                 notifier.clone(),
                 interval,
