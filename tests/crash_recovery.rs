@@ -26,9 +26,7 @@ fn sigkill_mid_recording_loses_nothing_on_disk() {
     let index = d.join("data/index.db");
 
     let svc = Service::start(&config, d);
-    wait_for(Duration::from_secs(60), "three sealed chunks", || {
-        (index.exists() && rows(&index).iter().filter(|r| r.state == ChunkState::Sealed).count() >= 3).then_some(())
-    });
+    wait_for(Duration::from_secs(60), "three sealed chunks", || (sealed_rows(&index).len() >= 3).then_some(()));
     // Let the open chunk get some frames, then crash.
     std::thread::sleep(Duration::from_millis(1500));
     svc.kill();

@@ -4,7 +4,6 @@
 mod common;
 use common::http::{get, request};
 use common::*;
-use edgenvr::index::ChunkState;
 use edgenvr::time::format_rfc3339;
 use std::path::Path;
 use std::process::Command;
@@ -54,11 +53,7 @@ fn raise_fd_limit(want: u64) {
 }
 
 fn sealed(d: &Path) -> Vec<edgenvr::index::ChunkRow> {
-    let ix = d.join("data/index.db");
-    if !ix.exists() {
-        return Vec::new();
-    }
-    rows(&ix).into_iter().filter(|r| r.state == ChunkState::Sealed).collect()
+    sealed_rows(&d.join("data/index.db"))
 }
 
 fn ffprobe(path: &Path) -> serde_json::Value {

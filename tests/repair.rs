@@ -4,7 +4,6 @@
 
 mod common;
 use common::*;
-use edgenvr::index::ChunkState;
 use std::time::Duration;
 
 #[test]
@@ -19,9 +18,7 @@ fn check_finds_and_repair_fixes_a_lost_index_a_torn_tail_and_a_missing_file() {
     .unwrap();
     let index = d.join("data/index.db");
     let svc = Service::start(&cfg, d);
-    wait_for(Duration::from_secs(60), "three sealed chunks", || {
-        (index.exists() && rows(&index).iter().filter(|r| r.state == ChunkState::Sealed).count() >= 3).then_some(())
-    });
+    wait_for(Duration::from_secs(60), "three sealed chunks", || (sealed_rows(&index).len() >= 3).then_some(()));
     assert!(svc.stop().success());
     let before = rows(&index);
     assert_eq!(check(&cfg, false).0, 0, "a clean recording checks clean");

@@ -155,6 +155,15 @@ pub fn rows(index: &Path) -> Vec<ChunkRow> {
     out
 }
 
+/// The sealed rows of the index at `index`; none while the service has not created it.
+pub fn sealed_rows(index: &Path) -> Vec<ChunkRow> {
+    if !index.exists() {
+        return Vec::new();
+    }
+    let ix = Index::open(index).unwrap();
+    ix.chunks_in_state(ChunkState::Sealed).unwrap()
+}
+
 /// The chunk files under `root`, sorted.
 pub fn chunk_files(root: &Path) -> Vec<PathBuf> {
     let mut v = Vec::new();
