@@ -263,9 +263,10 @@ impl Device {
         // SAFETY: plain-old-data structure.
         let mut p: v4l2_streamparm = unsafe { std::mem::zeroed() };
         p.type_ = buf_type;
+        let output = matches!(buf_type, buf_type::OUTPUT | buf_type::OUTPUT_MPLANE);
         // The capture and output members share their layout for timeperframe.
         // Writing a Copy union field is safe; which member counts follows `type_`.
-        if buf_type == buf_type::OUTPUT || buf_type == buf_type::OUTPUT_MPLANE {
+        if output {
             p.parm.output.timeperframe.numerator = 1000;
             p.parm.output.timeperframe.denominator = den;
         } else {
@@ -276,7 +277,7 @@ impl Device {
         unsafe { ioctl(self.fd(), vidioc::VIDIOC_S_PARM, &mut p) }.ok()?;
         // SAFETY: the driver filled the member matching `type_`.
         let tpf = unsafe {
-            if buf_type == buf_type::OUTPUT || buf_type == buf_type::OUTPUT_MPLANE {
+            if output {
                 p.parm.output.timeperframe
             } else {
                 p.parm.capture.timeperframe
