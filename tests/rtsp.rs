@@ -81,10 +81,16 @@ fn records_hd_multislice_and_h265_across_a_minute_boundary() {
     let cfg = config(d, &cams, "5s");
     let t_launch = now_us();
     let svc = Service::start(&cfg, d);
-    // Record until every camera has a chunk that starts after the next minute boundary.
-    let boundary = (t_launch / US_PER_MIN + 1) * US_PER_MIN;
+    // Record until every camera has crossed the minute boundary after its first frame (not
+    // the launch's: a launch a moment before the minute turns records its first frame after it).
+    let next_minute = |rows: &[ChunkRow]| rows.first().map(|r| (r.start_us / US_PER_MIN + 1) * US_PER_MIN);
     wait_for(Duration::from_secs(120), "every camera to cross a minute boundary", || {
-        cams.iter().all(|(id, _)| camera_rows(d, id).iter().any(|r| r.start_us >= boundary)).then_some(())
+        cams.iter()
+            .all(|(id, _)| {
+                let rows = camera_rows(d, id);
+                next_minute(&rows).is_some_and(|b| rows.iter().any(|r| r.start_us >= b))
+            })
+            .then_some(())
     });
     std::thread::sleep(Duration::from_secs(3));
     let t_stop = now_us();
@@ -104,6 +110,7 @@ fn records_hd_multislice_and_h265_across_a_minute_boundary() {
         assert!(rows.len() >= 2 && rows.iter().all(|r| r.state == ChunkState::Sealed), "{id}: {rows:#?}");
         assert!(rows.iter().all(|r| r.codec.as_str() == codec), "{id}: codec in the index");
         // The second chunk starts at the first keyframe at or after the minute boundary.
+        let boundary = next_minute(&rows).unwrap();
         let second = rows.iter().find(|r| r.start_us >= boundary).unwrap();
         assert!(second.start_us - boundary < 1_000_000 * gop as i64 / fps as i64 + 50_000, "{id}: late rotation");
         // Chunks follow each other frame to frame.
