@@ -33,6 +33,12 @@ height = 480
 fps = 15
 "#;
 
+/// Most cameras a config may have. Every fixed-size document of the API (status, cameras)
+/// holds them all, so this bounds its size.
+pub const MAX_CAMERAS: usize = 32;
+/// Most storage roots a config may have (bounded for the same reason as [`MAX_CAMERAS`]).
+pub const MAX_ROOTS: usize = 8;
+
 /// The whole, validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -170,7 +176,7 @@ pub struct V4l2Config {
     pub fps: Option<u32>,
     /// Wanted pixel format as a fourcc (`"H264"`, `"YUYV"`, `"MJPG"`, `"NV12"`, `"YU12"`);
     /// `None` prefers H.264 from the camera, then raw formats, then MJPEG.
-    pub format: Option<crate::v4l2::Fourcc>,
+    pub format: Option<crate::kernel::v4l2::Fourcc>,
     /// Which H.264 encoder raw frames go to.
     pub encoder: EncoderChoice,
     /// Target bitrate of the encoder, bits per second (`None`: scaled to the picture size).
@@ -312,11 +318,11 @@ impl Config {
             return Err(invalid("recording.max_age", "must be at least 2m (a chunk is one minute)"));
         }
 
-        if raw.storage.len() > crate::http::json::MAX_ROOTS {
-            return Err(invalid("storage", format!("at most {} roots are supported", crate::http::json::MAX_ROOTS)));
+        if raw.storage.len() > MAX_ROOTS {
+            return Err(invalid("storage", format!("at most {} roots are supported", MAX_ROOTS)));
         }
-        if raw.camera.len() > crate::http::json::MAX_CAMERAS {
-            return Err(invalid("camera", format!("at most {} cameras are supported", crate::http::json::MAX_CAMERAS)));
+        if raw.camera.len() > MAX_CAMERAS {
+            return Err(invalid("camera", format!("at most {} cameras are supported", MAX_CAMERAS)));
         }
         if raw.storage.is_empty() {
             return Err(invalid("storage", "at least one [[storage]] root is required"));
@@ -475,7 +481,7 @@ fn v4l2_from_raw(key: &dyn Fn(&str) -> String, c: &RawCamera) -> Result<V4l2Conf
     }
     let format = match &c.format {
         None => None,
-        Some(f) if f.len() == 4 && f.is_ascii() => crate::v4l2::Fourcc::parse(f),
+        Some(f) if f.len() == 4 && f.is_ascii() => crate::kernel::v4l2::Fourcc::parse(f),
         Some(f) => return Err(invalid(&key("format"), format!("{f:?} is not a fourcc like \"YUYV\" or \"H264\""))),
     };
     let encoder = match c.encoder.as_deref().unwrap_or("auto") {
@@ -630,7 +636,7 @@ mod tests {
         assert_eq!((a.width, a.fps, a.encoder, a.format), (None, None, EncoderChoice::Auto, None));
         let SourceConfig::V4l2(b) = &c.cameras[1].source else { panic!("not v4l2") };
         assert_eq!((b.width, b.height, b.fps), (Some(1280), Some(720), Some(30)));
-        assert_eq!((b.format, b.encoder), (Some(crate::v4l2::Fourcc::YUYV), EncoderChoice::Hardware));
+        assert_eq!((b.format, b.encoder), (Some(crate::kernel::v4l2::Fourcc::YUYV), EncoderChoice::Hardware));
         assert_eq!((b.bitrate, b.keyframe_interval), (Some(2_000_000), Some(60)));
     }
 

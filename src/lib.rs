@@ -11,45 +11,57 @@
 //!
 //! # Layout
 //!
-//! - [`source`]: frames in; [`encode`]: raw pictures → H.264; [`frame`]: the unit between.
-//! - [`chunk`]: the chunk file format, writer, reader and scanner.
-//! - [`index`]: the SQLite index; [`storage`]: storage roots; [`reaper`]: retention.
-//! - [`recovery`]: startup recovery and `check`; [`recorder`]: one camera's threads;
-//!   [`service`]: `run`; [`cli`]: the command line.
-//! - Plumbing: [`config`], [`error`], [`time`], [`clock`], [`shutdown`], [`status`],
-//!   [`logging`], [`h264`].
+//! The rooms, roughly in data-path order.
+//!
+//! - Plumbing used everywhere: [`error`] (the one error type), [`time`] (µs since the
+//!   epoch, civil dates), [`text`] (percent-decoding), [`shutdown`] (the one stop signal),
+//!   [`logging`], [`config`] (the TOML file, its limits and the embedded default).
+//! - [`media`]: what flows: [`media::h26x`] (codecs, NAL units) and [`media::frame`] (one
+//!   encoded access unit with its wall-clock time).
+//! - [`kernel`]: the kernel interfaces local cameras and the hardware encoder drive
+//!   ([`kernel::v4l2`]).
+//! - [`source`]: frames in: [`source::testsrc`], [`source::rtsp`], [`source::v4l2`]; their
+//!   timestamps ([`source::clock`]) and the bounded queue to the writer.
+//! - [`encode`]: raw pictures → H.264 (openh264 or the board's M2M encoder).
+//! - [`chunk`]: the chunk file format, its writer, reader and scanner.
+//! - [`index`]: the SQLite index of every chunk.
+//! - [`storage`]: storage roots and their health; [`storage::reaper`] (retention) and
+//!   [`storage::recovery`] (startup recovery and `check`).
+//! - [`export`]: reading footage back as MP4 or Annex B, with `Range`.
+//! - [`service`]: the running service (`edgenvr run`): [`service::recorder`] wires one
+//!   camera's threads, [`service::status`] holds live counters, [`service::watchdog`] and
+//!   [`service::notify`] talk to systemd.
+//! - [`http`]: the HTTP API; [`cli`]: the command line.
 //!
 //! Design notes live in `docs/design/`.
 
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout)]
 
+pub mod config;
 pub mod error;
+pub mod logging;
+pub mod shutdown;
+pub mod text;
+pub mod time;
+
+pub mod media;
+
+pub mod kernel;
+
+pub mod encode;
+pub mod source;
+
+pub mod chunk;
+pub mod index;
+pub mod storage;
 
 pub mod export;
 
-pub mod chunk;
-pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod encode;
-pub mod frame;
-pub mod h264;
-pub mod http;
-pub mod index;
-pub mod logging;
-pub mod notify;
-pub mod reaper;
-pub mod recorder;
-pub mod recovery;
 pub mod service;
-pub mod shutdown;
-pub mod source;
-pub mod status;
-pub mod storage;
+
+pub mod cli;
+pub mod http;
+
 #[cfg(test)]
 pub(crate) mod testutil;
-pub mod text;
-pub mod time;
-pub mod v4l2;
-pub mod watchdog;

@@ -2,8 +2,8 @@
 
 use crate::chunk::writer::{ChunkWriter, WriterContext};
 use crate::config::{FreeSpace, StorageConfig};
-use crate::h264::Codec;
 use crate::index::Index;
+use crate::media::h26x::Codec;
 use crate::storage::Storage;
 use std::sync::Arc;
 

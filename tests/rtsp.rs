@@ -6,8 +6,8 @@ mod common;
 mod rtsp_peers;
 
 use common::*;
-use edgenvr::h264::Codec;
 use edgenvr::index::{ChunkRow, ChunkState};
+use edgenvr::media::h26x::Codec;
 use edgenvr::time::{now_us, US_PER_MIN};
 use rtsp_peers::*;
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@
 mod common;
 
 use common::{annex_b, chunk_files, ffmpeg_decode, rows, sh};
-use edgenvr::h264::{split_annex_b, Codec, NalKind};
+use edgenvr::media::h26x::{split_annex_b, Codec, NalKind};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

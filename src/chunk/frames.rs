@@ -4,7 +4,7 @@
 
 use super::format::HEADER_LEN;
 use super::reader::{ChunkReader, ReadError};
-use crate::h264::{Codec, NalKind};
+use crate::media::h26x::{Codec, NalKind};
 use std::io::Read;
 
 /// One timestamp's records.

@@ -3,7 +3,7 @@
 
 use super::frames::FrameGroups;
 use super::reader::{ChunkReader, ReadError};
-use crate::h264::Codec;
+use crate::media::h26x::Codec;
 use std::path::Path;
 
 /// What a scan learned about a chunk file.

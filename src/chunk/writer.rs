@@ -22,10 +22,10 @@
 use super::format::append_record;
 use super::path::rel_path;
 use crate::error::{Error, ErrorKind};
-use crate::frame::EncodedFrame;
-use crate::h264::{Codec, NalKind};
 use crate::index::{Index, NewChunk, Seal};
-use crate::status::CameraStats;
+use crate::media::frame::EncodedFrame;
+use crate::media::h26x::{Codec, NalKind};
+use crate::service::status::CameraStats;
 use crate::storage::{sync_dir, Root, Storage};
 use crate::time::minute_of;
 use std::fs::{File, OpenOptions};

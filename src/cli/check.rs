@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub fn run(config: &Config, repair: bool) -> Result<i32> {
     let index = Arc::new(Index::open(&config.index_path)?);
     let storage = Arc::new(Storage::open(&config.storage, &index)?);
-    let report = crate::recovery::check(&index, &storage, repair)?;
+    let report = crate::storage::recovery::check(&index, &storage, repair)?;
     for p in &report.problems {
         println!("{p}");
     }

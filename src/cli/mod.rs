@@ -167,7 +167,7 @@ pub fn main(args: Vec<String>) -> i32 {
         }
         Command::Probe { json } => {
             crate::logging::init(a.log_level);
-            let inv = crate::v4l2::probe::inventory();
+            let inv = crate::kernel::v4l2::probe::inventory();
             if json {
                 match serde_json::to_string_pretty(&inv) {
                     Ok(s) => println!("{s}"),
@@ -177,7 +177,7 @@ pub fn main(args: Vec<String>) -> i32 {
                     }
                 }
             } else {
-                print!("{}", crate::v4l2::probe::render_text(&inv));
+                print!("{}", crate::kernel::v4l2::probe::render_text(&inv));
             }
             return 0;
         }

@@ -6,9 +6,9 @@ use super::m2m::{open_device, write_i420, write_native, CodedBuffer, M2mEncoder,
 use super::raw::{Converter, RawFrame};
 use super::{EncoderParams, H264Encoder};
 use crate::error::Result;
-use crate::frame::EncodedFrame;
-use crate::h264::Codec;
-use crate::v4l2::Fourcc;
+use crate::kernel::v4l2::Fourcc;
+use crate::media::frame::EncodedFrame;
+use crate::media::h26x::Codec;
 use std::path::Path;
 use std::time::Duration;
 

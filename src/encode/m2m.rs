@@ -9,10 +9,10 @@
 use crate::encode::raw::RawFrame;
 use crate::encode::yuv::I420;
 use crate::error::{Error, ErrorKind, Result};
-use crate::v4l2::device::{buf_type, Layout};
-use crate::v4l2::probe::{m2m_info, M2mInfo};
-use crate::v4l2::queue::{MmapQueue, FLAG_ERROR, FLAG_KEYFRAME};
-use crate::v4l2::{Device, Fourcc};
+use crate::kernel::v4l2::device::{buf_type, Layout};
+use crate::kernel::v4l2::probe::{m2m_info, M2mInfo};
+use crate::kernel::v4l2::queue::{MmapQueue, FLAG_ERROR, FLAG_KEYFRAME};
+use crate::kernel::v4l2::{Device, Fourcc};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use v4l::v4l_sys as sys;
@@ -355,7 +355,7 @@ pub fn write_native(raw: &RawFrame<'_>, buf: &mut [u8], layout: &Layout, plane_r
 mod tests {
     use super::*;
     use crate::encode::convert::{i420_to_yuyv, yu12_to_i420, yuyv_to_i420};
-    use crate::v4l2::Device;
+    use crate::kernel::v4l2::Device;
 
     fn picture(w: usize, h: usize) -> I420 {
         let mut pic = I420::new(w, h);

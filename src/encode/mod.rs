@@ -17,7 +17,7 @@ pub mod software;
 pub mod yuv;
 
 use crate::error::Result;
-use crate::frame::EncodedFrame;
+use crate::media::frame::EncodedFrame;
 use raw::RawFrame;
 
 /// An H.264 encoder fed with camera pictures, whichever engine runs it.

@@ -4,7 +4,7 @@ use super::convert::{nv12_to_i420, yu12_to_i420, yuyv_to_i420};
 use super::mjpeg::MjpegDecoder;
 use super::yuv::I420;
 use crate::error::{Error, ErrorKind, Result};
-use crate::v4l2::Fourcc;
+use crate::kernel::v4l2::Fourcc;
 
 /// One raw or MJPEG picture, borrowed from a capture buffer.
 #[derive(Copy, Clone, Debug)]

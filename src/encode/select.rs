@@ -54,7 +54,7 @@ impl std::fmt::Debug for Selected {
 mod tests {
     use super::*;
     use crate::encode::raw::RawFrame;
-    use crate::frame::EncodedFrame;
+    use crate::media::frame::EncodedFrame;
 
     struct Named(&'static str);
     impl H264Encoder for Named {

@@ -5,8 +5,8 @@
 
 use super::yuv::I420;
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::EncodedFrame;
-use crate::h264::Codec;
+use crate::media::frame::EncodedFrame;
+use crate::media::h26x::Codec;
 use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, RateControlMode};
 use openh264::formats::YUVSlices;
 use openh264::OpenH264API;
@@ -123,7 +123,8 @@ mod tests {
             if i == 0 {
                 let kinds: Vec<_> = f.nals().map(|n| Codec::H264.classify(n)).collect();
                 assert!(
-                    kinds.contains(&crate::h264::NalKind::Sps) && kinds.contains(&crate::h264::NalKind::Pps),
+                    kinds.contains(&crate::media::h26x::NalKind::Sps)
+                        && kinds.contains(&crate::media::h26x::NalKind::Pps),
                     "{kinds:?}"
                 );
             }

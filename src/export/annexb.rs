@@ -4,7 +4,7 @@
 use super::plan::Plan;
 use super::stream::{Layout, Part, PartReader, Timing};
 use super::VirtualFile;
-use crate::h264::Codec;
+use crate::media::h26x::Codec;
 
 /// An Annex B export.
 pub struct AnnexBFile {

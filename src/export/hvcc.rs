@@ -175,7 +175,7 @@ mod tests {
             .output()
             .expect("ffmpeg runs");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let nals = crate::h264::split_annex_b(&out.stdout);
+        let nals = crate::media::h26x::split_annex_b(&out.stdout);
         let find = |t: u8| nals.iter().find(|n| (n[0] >> 1) & 0x3f == t).unwrap_or_else(|| panic!("type {t}")).to_vec();
         (find(32), find(33), find(34))
     }

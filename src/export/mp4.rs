@@ -26,7 +26,7 @@ use super::plan::Plan;
 use super::stream::{Layout, Part, PartReader, Table, Timing};
 use super::VirtualFile;
 use crate::error::{Error, ErrorKind, Result};
-use crate::h264::Codec;
+use crate::media::h26x::Codec;
 
 /// The media and movie timescale.
 pub const TIMESCALE: u32 = 90_000;
@@ -422,7 +422,7 @@ mod tests {
         for i in 0..u32_at(co64.1 + 12) as usize {
             let off = u64_at(co64.1 + 16 + 8 * i) as usize;
             assert!(off >= mdat.1 + 16 && off < mdat.1 + mdat.2);
-            assert_eq!(Codec::H264.classify(&full[off + 4..off + 6]), crate::h264::NalKind::Sps, "segment {i}");
+            assert_eq!(Codec::H264.classify(&full[off + 4..off + 6]), crate::media::h26x::NalKind::Sps, "segment {i}");
         }
         // Sample sizes add up to the mdat payload.
         let sizes: u64 = (0..samples as usize).map(|i| u32_at(stsz.1 + 20 + 4 * i) as u64).sum();
@@ -514,7 +514,7 @@ mod tests {
         let records: u64 = plan.segments.iter().map(|s| s.records).sum();
         let f = crate::export::annexb::AnnexBFile::new(plan);
         let all = read_all(&f, 0, f.len());
-        let nals = crate::h264::split_annex_b(&all);
+        let nals = crate::media::h26x::split_annex_b(&all);
         assert_eq!(nals.len() as u64, records);
         assert_eq!(read_all(&f, 100, 200), all[100..200]);
     }

@@ -16,8 +16,8 @@
 use crate::chunk::frames::{FrameGroup, FrameGroups};
 use crate::chunk::reader::{ChunkReader, ReadError};
 use crate::error::{Error, ErrorKind, Result};
-use crate::h264::{Codec, NalKind};
 use crate::index::{ChunkState, Index};
+use crate::media::h26x::{Codec, NalKind};
 use crate::storage::Storage;
 use crate::time::format_rfc3339;
 use std::path::PathBuf;

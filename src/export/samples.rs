@@ -8,7 +8,7 @@ use super::plan::Segment;
 use crate::chunk::frames::FrameGroups;
 use crate::chunk::reader::ChunkReader;
 use crate::error::{Error, ErrorKind, Result};
-use crate::h264::Codec;
+use crate::media::h26x::Codec;
 
 /// One frame of an export.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -1,19 +1,15 @@
 //! The fixed-shape JSON documents (status, health, cameras), serialised with serde-json-core
 //! into a fixed-size buffer: their memory does not grow with input. The config caps cameras
-//! and roots so every document fits (see `MAX_CAMERAS`, `MAX_ROOTS`).
+//! and roots ([`MAX_CAMERAS`], [`MAX_ROOTS`]) so every document fits in [`DOC_BYTES`].
 
 use super::state::AppState;
-use crate::config::SourceConfig;
-use crate::status::CameraState;
+use crate::config::{SourceConfig, MAX_CAMERAS, MAX_ROOTS};
+use crate::service::status::CameraState;
 use crate::time::{format_rfc3339, now_us};
 use heapless::{String as HString, Vec as HVec};
 use serde::Serialize;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// Most cameras a config may have (the status document holds them all).
-pub const MAX_CAMERAS: usize = 32;
-/// Most storage roots a config may have.
-pub const MAX_ROOTS: usize = 8;
 /// Size of the buffer a document is serialised into.
 pub const DOC_BYTES: usize = 48 * 1024;
 

@@ -3,8 +3,8 @@
 
 use crate::config::{CameraConfig, Config};
 use crate::index::Index;
-use crate::reaper::ReaperStats;
-use crate::status::CameraStats;
+use crate::service::status::CameraStats;
+use crate::storage::reaper::ReaperStats;
 use crate::storage::Storage;
 use std::sync::Arc;
 use std::time::Instant;

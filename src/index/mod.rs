@@ -11,7 +11,7 @@ pub mod keyframes;
 pub mod upgrade;
 
 use crate::error::{Error, Result};
-use crate::h264::Codec;
+use crate::media::h26x::Codec;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};

@@ -4,13 +4,15 @@
 //! - [`testsrc`]: the built-in synthetic camera (pattern + burned-in clock, openh264).
 //! - [`rtsp`]: IP cameras over RTSP (retina), stored without re-encoding.
 //! - [`v4l2`]: local cameras (UVC webcams), H.264 stored as is, raw and MJPEG encoded.
+//! - [`clock`]: maps each source's own clock onto wall-clock timestamps.
 
+pub mod clock;
 pub mod rtsp;
 pub mod testsrc;
 pub mod v4l2;
 
-use crate::frame::EncodedFrame;
-use crate::status::CameraStats;
+use crate::media::frame::EncodedFrame;
+use crate::service::status::CameraStats;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 
@@ -121,7 +123,7 @@ impl Drop for FrameSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::h264::Codec;
+    use crate::media::h26x::Codec;
     use std::sync::atomic::Ordering::Relaxed;
 
     fn frame(key: bool) -> EncodedFrame {

@@ -21,13 +21,13 @@
 //! make us buffer is `frame_timeout` times the link rate.
 
 use super::{FrameSender, Sent};
-use crate::clock::StreamClock;
 use crate::config::RtspConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::frame::EncodedFrame;
-use crate::h264::Codec;
+use crate::media::frame::EncodedFrame;
+use crate::media::h26x::Codec;
+use crate::service::status::{CameraState, CameraStats};
 use crate::shutdown::Shutdown;
-use crate::status::{CameraState, CameraStats};
+use crate::source::clock::StreamClock;
 use futures::StreamExt;
 use retina::client::{Credentials, PlayOptions, SessionGroup, SessionOptions, SetupOptions, Transport};
 use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion};

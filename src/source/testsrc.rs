@@ -8,13 +8,13 @@
 //! flat picture.
 
 use super::{FrameSender, Sent};
-use crate::clock::StreamClock;
 use crate::config::TestsrcConfig;
 use crate::encode::software::{SoftwareEncoder, SoftwareEncoderConfig};
 use crate::encode::yuv::I420;
 use crate::error::Result;
+use crate::service::status::CameraStats;
 use crate::shutdown::Shutdown;
-use crate::status::CameraStats;
+use crate::source::clock::StreamClock;
 use crate::time::format_rfc3339;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

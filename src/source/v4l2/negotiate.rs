@@ -12,8 +12,8 @@
 //! 4. Between formats: the higher achievable rate wins, then H.264 > YUYV > NV12 > YU12 >
 //!    MJPEG (no re-encode first, then no JPEG decode).
 
-use crate::v4l2::probe::FormatOffer;
-use crate::v4l2::Fourcc;
+use crate::kernel::v4l2::probe::FormatOffer;
+use crate::kernel::v4l2::Fourcc;
 
 /// Formats edgenvr records, most preferred first.
 pub const SUPPORTED: [Fourcc; 5] = [Fourcc::H264, Fourcc::YUYV, Fourcc::NV12, Fourcc::YU12, Fourcc::MJPG];
@@ -130,7 +130,7 @@ pub fn choose(offers: &[FormatOffer], want: &Wanted) -> Result<Choice, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::v4l2::probe::SizeOffer;
+    use crate::kernel::v4l2::probe::SizeOffer;
 
     fn offer(fourcc: Fourcc, sizes: &[(u32, u32, &[f64])]) -> FormatOffer {
         FormatOffer {

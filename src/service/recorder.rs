@@ -13,11 +13,11 @@
 use crate::chunk::writer::{ChunkWriter, WriterContext};
 use crate::config::{CameraConfig, SourceConfig};
 use crate::error::{Error, Result};
-use crate::h264::Codec;
+use crate::media::h26x::Codec;
+use crate::service::status::{CameraState, CameraStats};
 use crate::shutdown::Shutdown;
 use crate::source::rtsp::RtspRuntime;
 use crate::source::{testsrc, FrameSender, QUEUE_BATCHES};
-use crate::status::{CameraState, CameraStats};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;

@@ -1,11 +1,17 @@
-//! Storage roots: where chunk files may be written, in order of preference, and whether each
-//! is usable right now.
+//! The disk side: storage roots (this module), retention ([`reaper`]) and bringing index
+//! and files back into agreement ([`recovery`]: at startup and for `edgenvr check`).
+//!
+//! Storage roots are where chunk files may be written, in order of preference, with whether
+//! each is usable right now.
 //!
 //! A root is usable when its directory exists (or can be created, unless `require_mount`),
 //! is on a different filesystem than `/` when `require_mount` is set, and its filesystem is
 //! not read-only. A root on which a write fails is marked failed for
 //! [`FAILED_RETRY`]; new chunks go to the first usable root, so recording moves to the next
 //! root at once and moves back when the preferred one returns (a re-plugged USB disk).
+
+pub mod reaper;
+pub mod recovery;
 
 use crate::config::StorageConfig;
 use crate::error::{Error, ErrorKind, Result};

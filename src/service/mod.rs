@@ -1,18 +1,27 @@
-//! `edgenvr run`: opens the index, recovers from the last stop, starts the reaper and every
-//! enabled camera, and waits for the shutdown signal.
+//! The running service, `edgenvr run`: opens the index, recovers from the last stop, starts
+//! the reaper and every enabled camera, and waits for the shutdown signal.
+//!
+//! - [`recorder`]: one camera's threads (source → bounded queue → chunk writer).
+//! - [`status`]: live counters written along the data path, read by status and health.
+//! - [`watchdog`] and [`notify`]: systemd's readiness and watchdog protocol.
 //!
 //! Shutdown order: sources stop → writers drain their queues and seal their chunks → the
 //! reaper stops → the index connection closes (last commit done by the writers).
+
+pub mod notify;
+pub mod recorder;
+pub mod status;
+pub mod watchdog;
 
 use crate::chunk::writer::WriterContext;
 use crate::config::Config;
 use crate::config::SourceConfig;
 use crate::error::Result;
 use crate::index::Index;
-use crate::reaper::Reaper;
-use crate::recorder::{start_camera, CameraHandle, Sources};
+use crate::service::recorder::{start_camera, CameraHandle, Sources};
 use crate::shutdown::Shutdown;
 use crate::source::rtsp::RtspRuntime;
+use crate::storage::reaper::Reaper;
 use crate::storage::Storage;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +30,7 @@ use std::time::Duration;
 pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     let index = Arc::new(Index::open(&config.index_path)?);
     let storage = Arc::new(Storage::open(&config.storage, &index)?);
-    crate::recovery::recover_at_startup(&index, &storage)?;
+    crate::storage::recovery::recover_at_startup(&index, &storage)?;
     if storage.pick_for_write().is_none() {
         log::error!("no storage root is writable now; cameras will record as soon as one is");
     }
@@ -52,7 +61,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     }
     // Every configured camera with its counters (idle ones for cameras that did not start),
     // for the API and the watchdog.
-    let entries: Vec<(crate::config::CameraConfig, Arc<crate::status::CameraStats>)> = config
+    let entries: Vec<(crate::config::CameraConfig, Arc<crate::service::status::CameraStats>)> = config
         .cameras
         .iter()
         .map(|c| (c.clone(), cameras.iter().find(|h| h.id == c.id).map(|h| h.stats.clone()).unwrap_or_default()))
@@ -86,18 +95,18 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
         }
     };
     // Tell systemd we are up, and feed its watchdog while recording is healthy.
-    let notifier = crate::notify::Notifier::from_env();
+    let notifier = crate::service::notify::Notifier::from_env();
     let ready = format!("READY=1\nSTATUS=recording {} camera(s)", cameras.len());
     if let Err(e) = notifier.notify(&ready) {
         log::warn!("cannot notify systemd: {e}");
     }
-    let watchdog = match crate::notify::watchdog_interval() {
+    let watchdog = match crate::service::notify::watchdog_interval() {
         Some(interval) => {
             // Only the loops that run are watched: a camera that is disabled, or whose start
             // failed (logged above), has none, and must not starve the watchdog into
             // restarting the service for ever.
             let cams = entries.iter().filter(|(c, _)| cameras.iter().any(|h| h.id == c.id)).cloned().collect();
-            let w = crate::watchdog::spawn(
+            let w = crate::service::watchdog::spawn(
                 notifier.clone(),
                 interval,
                 cams,

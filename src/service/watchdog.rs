@@ -6,9 +6,9 @@
 //! starves, and systemd restarts the service (`Restart=on-failure`).
 
 use crate::config::{CameraConfig, SourceConfig};
-use crate::notify::Notifier;
+use crate::service::notify::Notifier;
+use crate::service::status::{mono_ms, CameraStats};
 use crate::shutdown::Shutdown;
-use crate::status::{mono_ms, CameraStats};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +33,9 @@ pub fn stale_loops(
 ) -> Vec<String> {
     let mut why = Vec::new();
     // A camera this build cannot record runs no loops: nothing of it can be stuck.
-    for (cam, s) in cams.iter().filter(|(c, s)| c.enabled && s.state() != crate::status::CameraState::Unsupported) {
+    for (cam, s) in
+        cams.iter().filter(|(c, s)| c.enabled && s.state() != crate::service::status::CameraState::Unsupported)
+    {
         let (src_limit, wr_limit) = limits(cam, sync_interval);
         for (name, beat, limit) in [
             ("source", s.source_beat_ms.load(Relaxed), src_limit),
@@ -122,7 +124,7 @@ mod tests {
         let cfg =
             Config::parse("[[storage]]\npath = \"/x\"\n[[camera]]\nid = \"usb\"\ndevice = \"/dev/video0\"\n").unwrap();
         let stats = Arc::new(CameraStats::default());
-        stats.set_state(crate::status::CameraState::Unsupported);
+        stats.set_state(crate::service::status::CameraState::Unsupported);
         let cams = vec![(cfg.cameras[0].clone(), stats)];
         assert!(stale_loops(&cams, Duration::from_secs(2), 10_000_000, 0).is_empty());
     }

@@ -13,7 +13,7 @@ use crate::chunk::path::{parse_rel_path, EXTENSION};
 use crate::chunk::scan::{scan_file, ChunkSummary};
 use crate::error::{Error, Result};
 use crate::index::{ChunkRow, ChunkState, Index, NewChunk, Seal};
-use crate::reaper::Reaper;
+use crate::storage::reaper::Reaper;
 use crate::storage::{Root, Storage};
 use crate::time::{Civil, US_PER_DAY};
 use std::fs::OpenOptions;
@@ -133,7 +133,7 @@ fn seal_from(id: i64, s: &ChunkSummary) -> Seal {
 /// caller removes it when repairing).
 fn examine(
     path: &Path,
-    codec: Option<crate::h264::Codec>,
+    codec: Option<crate::media::h26x::Codec>,
     repair: bool,
     report: &mut Report,
 ) -> Result<Option<ChunkSummary>> {
@@ -242,7 +242,7 @@ fn index_file(index: &Index, root: &Root, rel: &Path, abs: &Path, repair: bool, 
             root_id: root.id,
             rel_path: rel,
             start_us: s.start_us,
-            codec: s.codec.unwrap_or(crate::h264::Codec::H264),
+            codec: s.codec.unwrap_or(crate::media::h26x::Codec::H264),
         };
         index.insert_sealed(&n, &seal_from(0, &s))?;
         report.repaired += 1;

@@ -238,8 +238,8 @@ impl Reaper {
 mod tests {
     use super::*;
     use crate::config::{FreeSpace, StorageConfig};
-    use crate::h264::Codec;
     use crate::index::{NewChunk, Seal};
+    use crate::media::h26x::Codec;
     use std::path::Path;
 
     fn add_chunk(ix: &Index, root: &Path, root_id: i64, minute: i64, bytes: usize) -> i64 {

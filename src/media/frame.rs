@@ -1,6 +1,6 @@
 //! The unit that flows from a source to the chunk writer: one encoded frame.
 
-use crate::h264::{Codec, NalKind};
+use crate::media::h26x::{Codec, NalKind};
 use std::ops::Range;
 
 /// One encoded video frame (an access unit): its NAL units without start codes, its
@@ -31,7 +31,7 @@ impl EncodedFrame {
     /// Builds a frame from an Annex B access unit; `keyframe` is derived from the NAL types.
     pub fn from_annex_b(ts_us: i64, codec: Codec, annex_b: &[u8]) -> EncodedFrame {
         let mut f = EncodedFrame::new(ts_us, codec);
-        for nal in crate::h264::split_annex_b(annex_b) {
+        for nal in crate::media::h26x::split_annex_b(annex_b) {
             f.push_nal(nal);
         }
         f
