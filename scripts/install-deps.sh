@@ -9,6 +9,8 @@ what=${1:-test}
 
 build_pkgs=(nasm pkg-config libclang1-14)
 test_pkgs=(ffmpeg e2fsprogs util-linux mount sqlite3 iproute2 iptables chromium systemd
+  # the test command's checks (scripts/module-cycles.py, scripts/code-size.py)
+  python3
   # GStreamer's RTSP server, the real peer of the ingest tests (tests/fixtures/rtsp_server.py)
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)

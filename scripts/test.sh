@@ -15,6 +15,8 @@ for f in $(grep -rhoE 'docs/[A-Za-z0-9_./-]+\.md' src tests | sort -u); do
   [[ -f $f ]] || { echo "cited but missing: $f"; missing=1; }
 done
 ((missing == 0))
+# No two files may depend on each other, directly or around a loop.
+python3 scripts/module-cycles.py
 
 echo "== yocto layer"
 scripts/check-yocto.sh

@@ -1,10 +1,11 @@
 //! A session with a V4L2 stateful memory-to-memory encoder: raw pictures go into the OUTPUT
 //! queue, coded frames come out of the CAPTURE queue, single- or multi-planar.
 //!
-//! It is codec-neutral on purpose: the Pi's `bcm2835-codec` makes H.264 ([`super::hardware`]),
-//! and the same code drives vicodec's FWHT encoder in the arm64 VM test, so everything but
-//! the codec itself (formats, controls, buffer flow, timestamps, keyframe flags) is proven
-//! on a real kernel. Memory is fixed at open: [`INPUT_BUFFERS`] + [`CODED_BUFFERS`].
+//! It is codec-neutral on purpose: the Pi's `bcm2835-codec` makes H.264 through it (the
+//! `hardware` encoder is built on this module, which does not know it), and the same code
+//! drives vicodec's FWHT encoder in the arm64 VM test, so everything but the codec itself
+//! (formats, controls, buffer flow, timestamps, keyframe flags) is proven on a real kernel.
+//! Memory is fixed at open: [`INPUT_BUFFERS`] + [`CODED_BUFFERS`].
 
 use crate::encode::raw::RawFrame;
 use crate::encode::yuv::I420;

@@ -2,10 +2,11 @@
 //! message to the socket named in `$NOTIFY_SOCKET` (a path, or `@name` for the abstract
 //! namespace). Used for `READY=1`, `STOPPING=1`, `STATUS=...` and the watchdog.
 //!
-//! The watchdog is fed only while recording is actually healthy ([`crate::service::watchdog`]): every
-//! enabled camera's source and writer loops must have made progress recently. A camera
-//! that is down but retrying counts as progress; a wedged loop does not, so systemd restarts
-//! the service instead of seeing a happy watchdog.
+//! The watchdog is fed only while recording is actually healthy: every enabled camera's
+//! source and writer loops must have made progress recently. A camera that is down but
+//! retrying counts as progress; a wedged loop does not, so systemd restarts the service
+//! instead of seeing a happy watchdog. The `watchdog` module decides that and sends through
+//! this one, which does not know it.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
