@@ -5,6 +5,7 @@
 //! error (`storage[1].min_free: "10 %" is not a size ...`). A config error stops the service
 //! before it records anything: recording with a half-understood config would be worse.
 
+use crate::err;
 use crate::error::{Error, ErrorKind, Result};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -271,7 +272,7 @@ fn yes() -> bool {
 }
 
 fn invalid(key: &str, why: impl std::fmt::Display) -> Error {
-    Error::new(ErrorKind::InvalidArgument, format!("{key}: {why}"))
+    err!(InvalidArgument, "{key}: {why}")
 }
 
 impl Config {
@@ -283,7 +284,7 @@ impl Config {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| Error::io(format!("cannot read config file {}", p.display()), e))?;
-                Config::parse(&text).map_err(|e| Error::new(e.kind(), format!("config {}: {}", p.display(), e)))
+                Config::parse(&text).map_err(|e| Error::new(e.kind(), format!("config {}", p.display())).with_source(e))
             }
         }
     }

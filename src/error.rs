@@ -3,7 +3,14 @@
 //!
 //! Low-level parsers (the chunk format, NAL handling) return small specific enums; callers
 //! turn those into an [`Error`] once, adding the camera, file and offset. The kind picks the
-//! process exit code (in `main`) and, later, the HTTP status (in one function of `http`).
+//! process exit code (`cli::main`) and the HTTP status (`http::status_for`, the one place
+//! that mapping lives).
+//!
+//! Use it as designed:
+//! - `err!(Kind, "format {args}")` builds one, `bail!(Kind, ...)` returns one;
+//! - a cause goes in with [`Error::with_source`] (or [`Error::io`], [`Error::db`]), not into
+//!   the message: `Display` prints the whole chain, `message: cause: cause's cause`;
+//! - what reaches a user (a log line, an HTTP body, the CLI) is `Display`, never `{e:?}`.
 
 use std::fmt;
 
@@ -45,9 +52,10 @@ impl Error {
         Error { kind, msg: msg.into(), source: None }
     }
 
-    /// Attaches the underlying cause, which `Display` prints after the message.
-    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+    /// Attaches the underlying cause, which `Display` prints after the message. Takes any
+    /// error, boxed or not (some libraries hand out `Box<dyn Error + Send + Sync>`).
+    pub fn with_source(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        self.source = Some(source.into());
         self
     }
 

@@ -43,6 +43,19 @@ pub enum HeaderError {
     BadTimestamp(u64),
 }
 
+impl std::fmt::Display for HeaderError {
+    /// Says what is wrong in words, for logs and `check` (never Rust syntax).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderError::BadVersion(v) => write!(f, "version byte is {v}, not {VERSION}"),
+            HeaderError::TooLong(len) => write!(f, "length {len} is over the {MAX_NAL_LEN}-byte limit"),
+            HeaderError::BadTimestamp(ts) => write!(f, "timestamp {ts} µs is out of range"),
+        }
+    }
+}
+
+impl std::error::Error for HeaderError {}
+
 /// Encodes a header into `out`.
 pub fn encode_header(ts_us: i64, len: usize, out: &mut [u8; HEADER_LEN]) {
     out[0] = VERSION;
@@ -103,6 +116,12 @@ mod tests {
         h[1] = 0x80;
         h[9..].copy_from_slice(&[0; 8]);
         assert!(matches!(decode_header(&h), Err(HeaderError::BadTimestamp(_))));
+    }
+
+    #[test]
+    fn header_errors_read_as_words() {
+        assert_eq!(HeaderError::BadVersion(1).to_string(), "version byte is 1, not 0");
+        assert_eq!(HeaderError::TooLong(1 << 40).to_string(), "length 1099511627776 is over the 33554432-byte limit");
     }
 
     proptest! {

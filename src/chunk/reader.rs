@@ -36,7 +36,7 @@ impl std::fmt::Display for ReadError {
                 write!(f, "record at byte {offset} is cut short (torn write)")
             }
             ReadError::BadHeader { offset, why } => {
-                write!(f, "record at byte {offset} is invalid: {why:?}")
+                write!(f, "record at byte {offset} is invalid: {why}")
             }
             ReadError::Io(e) => write!(f, "read failed: {e}"),
         }

@@ -21,6 +21,7 @@
 
 use super::format::append_record;
 use super::path::rel_path;
+use crate::err;
 use crate::error::{Error, ErrorKind};
 use crate::index::{Index, NewChunk, Seal};
 use crate::media::frame::EncodedFrame;
@@ -483,10 +484,7 @@ impl ChunkWriter {
             }
             seq += 1;
             if seq > 1000 {
-                return Err((
-                    Error::new(ErrorKind::Internal, format!("no free chunk name for {}", rel.display())),
-                    false,
-                ));
+                return Err((err!(Internal, "no free chunk name for {}", rel.display()), false));
             }
         };
         let abs = root.path().join(&rel);
@@ -537,8 +535,7 @@ impl ChunkWriter {
 /// Whether the open file is still the file at its path (same device and inode).
 fn still_reachable(o: &OpenChunk) -> Result<(), Error> {
     use std::os::unix::fs::MetadataExt;
-    let gone =
-        |why: &str| Error::new(ErrorKind::Io, format!("{} {why}; was its disk unmounted?", o.abs_path.display()));
+    let gone = |why: &str| err!(Io, "{} {why}; was its disk unmounted?", o.abs_path.display());
     let open = o.file.metadata().map_err(|e| Error::io(format!("fstat {}", o.abs_path.display()), e))?;
     match std::fs::metadata(&o.abs_path) {
         Ok(m) if m.dev() == open.dev() && m.ino() == open.ino() => Ok(()),

@@ -4,11 +4,12 @@
 //! stdout defaults to MP4 unless `--format` says otherwise.
 
 use crate::config::Config;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::export::{annexb::AnnexBFile, mp4::Mp4File, plan::make_plan, VirtualFile};
 use crate::index::Index;
 use crate::storage::Storage;
 use crate::time::parse_time;
+use crate::{bail, err};
 use std::io::Write;
 
 /// Options of `export`.
@@ -27,7 +28,7 @@ pub struct ExportArgs {
 }
 
 fn need<'a>(v: &'a Option<String>, name: &str) -> Result<&'a str> {
-    v.as_deref().ok_or_else(|| Error::new(ErrorKind::InvalidArgument, format!("export needs {name}")))
+    v.as_deref().ok_or_else(|| err!(InvalidArgument, "export needs {name}"))
 }
 
 /// Runs the export; returns the exit code.
@@ -35,9 +36,7 @@ pub fn run(config: &Config, a: &ExportArgs) -> Result<i32> {
     let camera = need(&a.camera, "--camera ID")?;
     let time = |v: &Option<String>, name: &str| -> Result<i64> {
         let s = need(v, name)?;
-        parse_time(s).ok_or_else(|| {
-            Error::new(ErrorKind::InvalidArgument, format!("{name} {s:?} is not RFC 3339 or Unix seconds"))
-        })
+        parse_time(s).ok_or_else(|| err!(InvalidArgument, "{name} {s:?} is not RFC 3339 or Unix seconds"))
     };
     let (from, to) = (time(&a.from, "--from")?, time(&a.to, "--to")?);
     let output = need(&a.output, "-o FILE (or - for stdout)")?;
@@ -53,10 +52,7 @@ pub fn run(config: &Config, a: &ExportArgs) -> Result<i32> {
         "mp4" => Box::new(Mp4File::new(plan)?),
         "h264" | "h265" | "264" | "265" | "hevc" => Box::new(AnnexBFile::new(plan)),
         f => {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                format!("unknown export format {f:?}: use mp4, h264 or h265"),
-            ))
+            bail!(InvalidArgument, "unknown export format {f:?}: use mp4, h264 or h265")
         }
     };
     let mut out: Box<dyn Write> = if output == "-" {

@@ -9,6 +9,7 @@ mod export;
 mod status;
 
 use crate::config::Config;
+use crate::err;
 use crate::error::{Error, ErrorKind};
 use log::LevelFilter;
 use std::path::PathBuf;
@@ -76,7 +77,7 @@ pub enum Command {
 }
 
 fn usage_error(msg: impl std::fmt::Display) -> Error {
-    Error::new(ErrorKind::InvalidArgument, format!("{msg}\n\n{USAGE}"))
+    err!(InvalidArgument, "{msg}\n\n{USAGE}")
 }
 
 /// Parses arguments (without the program name).
@@ -187,8 +188,9 @@ pub fn main(args: Vec<String>) -> i32 {
     let config = match Config::load(a.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
+            // Logging is set up: the log line is the one report (stderr, or the journal with
+            // its priority under systemd).
             log::error!("{e}");
-            eprintln!("edgenvr: {e}");
             return 2;
         }
     };

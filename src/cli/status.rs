@@ -6,7 +6,8 @@
 #![allow(clippy::print_stdout)] // the CLI talks to people on stdout
 
 use crate::config::Config;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
+use crate::{bail, err};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -24,11 +25,7 @@ fn get(config: &Config, path: &str) -> Result<(u16, Vec<u8>)> {
         );
     }
     let unreachable = |e: std::io::Error| {
-        Error::new(
-            ErrorKind::Io,
-            format!("the service does not answer at {addr}; is it running? (systemctl status edgenvr)"),
-        )
-        .with_source(e)
+        err!(Io, "the service does not answer at {addr}; is it running? (systemctl status edgenvr)").with_source(e)
     };
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(unreachable)?;
     s.set_read_timeout(Some(Duration::from_secs(10))).map_err(unreachable)?;
@@ -36,15 +33,12 @@ fn get(config: &Config, path: &str) -> Result<(u16, Vec<u8>)> {
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n").map_err(unreachable)?;
     let mut raw = Vec::new();
     s.take(MAX_REPLY).read_to_end(&mut raw).map_err(unreachable)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| Error::new(ErrorKind::Io, "malformed HTTP reply"))?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| err!(Io, "malformed HTTP reply"))?;
     let status = std::str::from_utf8(&raw[..split])
         .ok()
         .and_then(|h| h.split(' ').nth(1))
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| Error::new(ErrorKind::Io, "malformed HTTP status line"))?;
+        .ok_or_else(|| err!(Io, "malformed HTTP status line"))?;
     Ok((status, raw[split + 4..].to_vec()))
 }
 
@@ -63,10 +57,7 @@ fn human_bytes(b: u64) -> String {
 pub fn run(config: &Config, json: bool) -> Result<i32> {
     let (code, body) = get(config, "/api/v1/status")?;
     if code != 200 {
-        return Err(Error::new(
-            ErrorKind::Io,
-            format!("the service answered {code}: {}", String::from_utf8_lossy(&body)),
-        ));
+        bail!(Io, "the service answered {code}: {}", String::from_utf8_lossy(&body));
     }
     let (health_code, health) = get(config, "/api/v1/health")?;
     if json {
@@ -74,7 +65,7 @@ pub fn run(config: &Config, json: bool) -> Result<i32> {
         return Ok(if health_code == 200 { 0 } else { 1 });
     }
     let st: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| Error::new(ErrorKind::Io, format!("bad status JSON: {e}")))?;
+        serde_json::from_slice(&body).map_err(|e| err!(Io, "bad status JSON").with_source(e))?;
     let h: serde_json::Value = serde_json::from_slice(&health).unwrap_or_default();
     let s = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
     println!(

@@ -9,11 +9,12 @@
 
 use crate::encode::raw::RawFrame;
 use crate::encode::yuv::I420;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::kernel::v4l2::device::{buf_type, Layout};
 use crate::kernel::v4l2::probe::{m2m_info, M2mInfo};
 use crate::kernel::v4l2::queue::{MmapQueue, FLAG_ERROR, FLAG_KEYFRAME};
 use crate::kernel::v4l2::{Device, Fourcc};
+use crate::{bail, err};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use v4l::v4l_sys as sys;
@@ -101,8 +102,7 @@ fn controls(p: &M2mParams) -> Vec<(u32, i32, &'static str)> {
 /// its queues, so a caller can choose the input format before starting a session on it.
 pub fn open_device(path: &Path) -> Result<(Device, M2mInfo)> {
     let dev = Device::open(path)?;
-    let info = m2m_info(&dev)?
-        .ok_or_else(|| Error::new(ErrorKind::Media, format!("{} is not a memory-to-memory device", path.display())))?;
+    let info = m2m_info(&dev)?.ok_or_else(|| err!(Media, "{} is not a memory-to-memory device", path.display()))?;
     Ok((dev, info))
 }
 
@@ -116,17 +116,16 @@ impl M2mEncoder {
     /// Starts an encoder session on a device from [`open_device`].
     pub fn start(dev: Device, info: &M2mInfo, p: &M2mParams) -> Result<M2mEncoder> {
         if !info.output.contains(&p.coded) || !info.input.contains(&p.input) {
-            return Err(Error::new(
-                ErrorKind::Media,
-                format!(
-                    "{} does not encode {} to {} (it takes {:?}, makes {:?})",
-                    dev.path().display(),
-                    p.input,
-                    p.coded,
-                    info.input,
-                    info.output
-                ),
-            ));
+            let list = |v: &[Fourcc]| v.iter().map(Fourcc::to_string).collect::<Vec<_>>().join(", ");
+            bail!(
+                Media,
+                "{} does not encode {} to {} (it takes {}; makes {})",
+                dev.path().display(),
+                p.input,
+                p.coded,
+                list(&info.input),
+                list(&info.output)
+            );
         }
         let (out_t, cap_t) = if info.mplane {
             (buf_type::OUTPUT_MPLANE, buf_type::CAPTURE_MPLANE)
@@ -140,19 +139,17 @@ impl M2mEncoder {
         dev.set_format(cap_t, p.coded, p.width, p.height, coded_size)?;
         let input = dev.set_format(out_t, p.input, p.width, p.height, 0)?;
         if input.fourcc != p.input || (input.width, input.height) != (p.width, p.height) {
-            return Err(Error::new(
-                ErrorKind::Media,
-                format!(
-                    "{} changed the input to {} {}x{} (asked {} {}x{})",
-                    dev.path().display(),
-                    input.fourcc,
-                    input.width,
-                    input.height,
-                    p.input,
-                    p.width,
-                    p.height
-                ),
-            ));
+            bail!(
+                Media,
+                "{} changed the input to {} {}x{} (asked {} {}x{})",
+                dev.path().display(),
+                input.fourcc,
+                input.width,
+                input.height,
+                p.input,
+                p.width,
+                p.height
+            );
         }
         let plane_rows = input.plane_rows();
         let _ = dev.set_frame_rate(out_t, p.fps as f64);
@@ -215,21 +212,16 @@ impl M2mEncoder {
         while self.free_inputs.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(Error::new(
-                    ErrorKind::Media,
-                    format!(
-                        "{}: the encoder returned no input buffer for {} s",
-                        self.dev.path().display(),
-                        STALL.as_secs()
-                    ),
-                ));
+                bail!(
+                    Media,
+                    "{}: the encoder returned no input buffer for {} s",
+                    self.dev.path().display(),
+                    STALL.as_secs()
+                );
             }
             let ev = self.dev.poll(libc::POLLIN | libc::POLLOUT, left.as_millis() as i32)?;
             if ev & libc::POLLERR != 0 && ev & (libc::POLLIN | libc::POLLOUT) == 0 {
-                return Err(Error::new(
-                    ErrorKind::Media,
-                    format!("{}: the encoder reported an error", self.dev.path().display()),
-                ));
+                bail!(Media, "{}: the encoder reported an error", self.dev.path().display());
             }
             self.reap(out)?;
         }
@@ -276,11 +268,11 @@ pub fn write_i420(pic: &I420, buf: &mut [u8], layout: &Layout, plane_rows: usize
     let (w, h) = (pic.width, pic.height);
     let bpl = layout.bytesperline as usize;
     let (y, u, v) = pic.planes();
-    let short = || Error::new(ErrorKind::Media, format!("encoder buffer too small for {w}x{h} {}", layout.fourcc));
+    let short = || err!(Media, "encoder buffer too small for {w}x{h} {}", layout.fourcc);
     let need = match layout.fourcc {
         Fourcc::YU12 => bpl * plane_rows + bpl / 2 * (plane_rows / 2) * 2,
         Fourcc::NV12 => bpl * plane_rows + bpl * (plane_rows / 2),
-        f => return Err(Error::new(ErrorKind::Media, format!("cannot write I420 into {f}"))),
+        f => bail!(Media, "cannot write I420 into {f}"),
     };
     if bpl < w || buf.len() < need {
         return Err(short());
@@ -317,7 +309,7 @@ pub fn write_i420(pic: &I420, buf: &mut [u8], layout: &Layout, plane_rows: usize
 pub fn write_native(raw: &RawFrame<'_>, buf: &mut [u8], layout: &Layout, plane_rows: usize) -> Result<usize> {
     raw.validate()?;
     if raw.fourcc != layout.fourcc {
-        return Err(Error::new(ErrorKind::Media, format!("{} frame for a {} encoder", raw.fourcc, layout.fourcc)));
+        bail!(Media, "{} frame for a {} encoder", raw.fourcc, layout.fourcc);
     }
     let bpl = layout.bytesperline as usize;
     let (w, h) = (raw.width, raw.height);
@@ -337,12 +329,12 @@ pub fn write_native(raw: &RawFrame<'_>, buf: &mut [u8], layout: &Layout, plane_r
                 (w / 2, h / 2, su + ss * (raw.plane_rows / 2), du + ds * (plane_rows / 2), ss, ds),
             ]
         }
-        f => return Err(Error::new(ErrorKind::Media, format!("{f} cannot be fed to an encoder as is"))),
+        f => bail!(Media, "{f} cannot be fed to an encoder as is"),
     };
     let mut end = 0;
     for (bytes, rows, so, d0, ss, ds) in planes {
         if ds < bytes || d0 + ds * (rows - 1) + bytes > buf.len() {
-            return Err(Error::new(ErrorKind::Media, format!("encoder buffer too small for {w}x{h} {}", raw.fourcc)));
+            bail!(Media, "encoder buffer too small for {w}x{h} {}", raw.fourcc);
         }
         for r in 0..rows {
             buf[d0 + r * ds..d0 + r * ds + bytes].copy_from_slice(&raw.data[so + r * ss..so + r * ss + bytes]);

@@ -6,7 +6,8 @@
 
 use super::convert::ycbcr444_to_i420;
 use super::yuv::I420;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
+use crate::{bail, err};
 use zune_jpeg::zune_core::bytestream::ZCursor;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
@@ -54,18 +55,14 @@ impl MjpegDecoder {
             jpeg
         };
         let mut d = JpegDecoder::new_with_options(ZCursor::new(jpeg), options);
-        d.decode_headers().map_err(|e| Error::new(ErrorKind::Media, format!("bad MJPEG frame: {e:?}")))?;
-        let (w, h) = d.dimensions().ok_or_else(|| Error::new(ErrorKind::Media, "MJPEG frame without a size"))?;
+        d.decode_headers().map_err(|e| err!(Media, "bad MJPEG frame").with_source(e))?;
+        let (w, h) = d.dimensions().ok_or_else(|| err!(Media, "MJPEG frame without a size"))?;
         if (w, h) != (dst.width, dst.height) {
-            return Err(Error::new(
-                ErrorKind::Media,
-                format!("MJPEG frame is {w}x{h}, the camera was set to {}x{}", dst.width, dst.height),
-            ));
+            bail!(Media, "MJPEG frame is {w}x{h}, the camera was set to {}x{}", dst.width, dst.height);
         }
-        let size = d.output_buffer_size().ok_or_else(|| Error::new(ErrorKind::Media, "MJPEG frame without a size"))?;
+        let size = d.output_buffer_size().ok_or_else(|| err!(Media, "MJPEG frame without a size"))?;
         self.scratch.resize(size, 0);
-        d.decode_into(&mut self.scratch)
-            .map_err(|e| Error::new(ErrorKind::Media, format!("bad MJPEG frame: {e:?}")))?;
+        d.decode_into(&mut self.scratch).map_err(|e| err!(Media, "bad MJPEG frame").with_source(e))?;
         match d.output_colorspace() {
             Some(ColorSpace::YCbCr) => ycbcr444_to_i420(&self.scratch, dst),
             Some(ColorSpace::Luma) => {
@@ -73,7 +70,10 @@ impl MjpegDecoder {
                 dst.data[..n].copy_from_slice(&self.scratch[..n]);
                 dst.data[n..].fill(128);
             }
-            other => return Err(Error::new(ErrorKind::Media, format!("MJPEG frame decodes to {other:?}, not YCbCr"))),
+            other => {
+                log::debug!("MJPEG frame decodes to {other:?}");
+                bail!(Media, "MJPEG frame decodes to neither YCbCr nor greyscale")
+            }
         }
         Ok(())
     }

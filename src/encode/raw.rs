@@ -3,7 +3,8 @@
 use super::convert::{nv12_to_i420, yu12_to_i420, yuyv_to_i420};
 use super::mjpeg::MjpegDecoder;
 use super::yuv::I420;
-use crate::error::{Error, ErrorKind, Result};
+use crate::bail;
+use crate::error::Result;
 use crate::kernel::v4l2::Fourcc;
 
 /// One raw or MJPEG picture, borrowed from a capture buffer.
@@ -29,10 +30,7 @@ impl RawFrame<'_> {
     pub fn validate(&self) -> Result<()> {
         // First, so the sizes below cannot underflow.
         if self.width == 0 || self.height == 0 || self.width % 2 != 0 || self.height % 2 != 0 {
-            return Err(Error::new(
-                ErrorKind::Media,
-                format!("{}x{} is not an even picture size", self.width, self.height),
-            ));
+            bail!(Media, "{}x{} is not an even picture size", self.width, self.height);
         }
         let need = match self.fourcc {
             Fourcc::YUYV => self.stride * (self.height - 1) + self.width * 2,
@@ -42,22 +40,20 @@ impl RawFrame<'_> {
                 self.stride * self.plane_rows + cs * (self.plane_rows / 2) + cs * (self.height / 2 - 1) + self.width / 2
             }
             Fourcc::MJPG => 2,
-            f => return Err(Error::new(ErrorKind::Media, format!("pixel format {f} is not supported"))),
+            f => bail!(Media, "pixel format {f} is not supported"),
         };
         let min_stride = if self.fourcc == Fourcc::YUYV { self.width * 2 } else { self.width };
         if (self.fourcc != Fourcc::MJPG && (self.stride < min_stride || self.plane_rows < self.height))
             || self.data.len() < need
         {
-            return Err(Error::new(
-                ErrorKind::Media,
-                format!(
-                    "short {} frame: {} bytes, {need} needed for {}x{}",
-                    self.fourcc,
-                    self.data.len(),
-                    self.width,
-                    self.height
-                ),
-            ));
+            bail!(
+                Media,
+                "short {} frame: {} bytes, {need} needed for {}x{}",
+                self.fourcc,
+                self.data.len(),
+                self.width,
+                self.height
+            );
         }
         Ok(())
     }
@@ -86,7 +82,7 @@ impl Converter {
             Fourcc::NV12 => nv12_to_i420(raw.data, raw.stride, raw.plane_rows, &mut self.pic),
             Fourcc::YU12 => yu12_to_i420(raw.data, raw.stride, raw.plane_rows, &mut self.pic),
             Fourcc::MJPG => self.mjpeg.decode(raw.data, &mut self.pic)?,
-            f => return Err(Error::new(ErrorKind::Media, format!("pixel format {f} is not supported"))),
+            f => bail!(Media, "pixel format {f} is not supported"),
         }
         Ok(&self.pic)
     }

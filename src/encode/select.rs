@@ -7,7 +7,8 @@
 
 use super::H264Encoder;
 use crate::config::EncoderChoice;
-use crate::error::{Error, ErrorKind, Result};
+use crate::err;
+use crate::error::Result;
 use std::path::{Path, PathBuf};
 
 /// The chosen encoder, and a note when `auto` had to fall back.
@@ -29,9 +30,9 @@ pub fn select(
         (EncoderChoice::Software, _) | (EncoderChoice::Auto, None) => {
             Ok(Selected { encoder: open_software()?, fallback: None })
         }
-        (EncoderChoice::Hardware, None) => Err(Error::new(
-            ErrorKind::NotFound,
-            "encoder = \"hardware\" but this board has no V4L2 H.264 encoder (`edgenvr probe` lists what it has)",
+        (EncoderChoice::Hardware, None) => Err(err!(
+            NotFound,
+            "encoder = \"hardware\" but this board has no V4L2 H.264 encoder (`edgenvr probe` lists what it has)"
         )),
         (EncoderChoice::Hardware, Some(p)) => Ok(Selected { encoder: open_hardware(&p)?, fallback: None }),
         (EncoderChoice::Auto, Some(p)) => match open_hardware(&p) {
@@ -71,7 +72,7 @@ mod tests {
         Ok(Box::new(Named("hw")))
     }
     fn hw_fails(_: &Path) -> Result<Box<dyn H264Encoder>> {
-        Err(Error::new(ErrorKind::Media, "VIDIOC_STREAMON: EBUSY"))
+        Err(err!(Media, "VIDIOC_STREAMON: EBUSY"))
     }
     fn sw() -> Result<Box<dyn H264Encoder>> {
         Ok(Box::new(Named("sw")))

@@ -4,7 +4,8 @@
 //! cameras. Single-threaded per camera so one camera cannot take every core.
 
 use super::yuv::I420;
-use crate::error::{Error, ErrorKind, Result};
+use crate::err;
+use crate::error::Result;
 use crate::media::frame::EncodedFrame;
 use crate::media::h26x::Codec;
 use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, RateControlMode};
@@ -42,7 +43,7 @@ impl SoftwareEncoder {
             .scene_change_detect(false)
             .num_threads(1);
         let enc = Encoder::with_api_config(OpenH264API::from_source(), config)
-            .map_err(|e| Error::new(ErrorKind::Media, format!("starting openh264 encoder: {e}")))?;
+            .map_err(|e| err!(Media, "starting openh264 encoder").with_source(e))?;
         Ok(SoftwareEncoder { enc, count: 0, fps: cfg.fps.max(1) })
     }
 
@@ -62,7 +63,7 @@ impl SoftwareEncoder {
         let bs = self
             .enc
             .encode_at(&src, openh264::Timestamp::from_millis(ms))
-            .map_err(|e| Error::new(ErrorKind::Media, format!("openh264 encode failed: {e}")))?;
+            .map_err(|e| err!(Media, "openh264 encode failed").with_source(e))?;
         let mut annex_b = Vec::new();
         bs.write_vec(&mut annex_b);
         if annex_b.is_empty() {

@@ -9,8 +9,9 @@
 //! claims its parameter-set arrays are complete; the parameter sets also stay in-band, as
 //! they do for H.264, so a change of resolution inside an export still decodes.
 
-use crate::error::{Error, ErrorKind, Result};
-use h264_reader::rbsp::{BitRead, BitReader, ByteReader};
+use crate::error::{Error, Result};
+use crate::{bail, err};
+use h264_reader::rbsp::{BitRead, BitReader, BitReaderError, ByteReader};
 use std::io::Read;
 use std::num::NonZeroUsize;
 
@@ -37,7 +38,18 @@ pub struct HevcSps {
 }
 
 fn bad(what: impl std::fmt::Display) -> Error {
-    Error::new(ErrorKind::DataLoss, format!("cannot parse the H.265 SPS: {what}"))
+    err!(DataLoss, "cannot parse the H.265 SPS: {what}")
+}
+
+/// What stopped h264-reader's bit reader, in words: its errors have only `Debug`, which
+/// must not reach a user.
+pub(crate) fn bit_reader_problem(e: &BitReaderError) -> String {
+    match e {
+        BitReaderError::ReaderErrorFor(field, _) => format!("it ends before {field}"),
+        BitReaderError::ExpGolombTooLarge(field) => format!("{field} does not fit in 32 bits"),
+        BitReaderError::RemainingData => "it goes on after its end".to_owned(),
+        BitReaderError::Unaligned => "it is not byte-aligned where it must be".to_owned(),
+    }
 }
 
 impl HevcSps {
@@ -49,9 +61,9 @@ impl HevcSps {
         let mut rbsp = Vec::with_capacity(nal.len());
         ByteReader::skipping_bytes(nal, NonZeroUsize::new(2).expect("2 is not zero"))
             .read_to_end(&mut rbsp)
-            .map_err(bad)?;
+            .map_err(|e| err!(DataLoss, "cannot read the H.265 SPS").with_source(e))?;
         let mut r = BitReader::new(&rbsp[..]);
-        let e = |e: h264_reader::rbsp::BitReaderError| bad(format!("{e:?}"));
+        let e = |e: BitReaderError| bad(bit_reader_problem(&e));
         r.skip(4, "sps_video_parameter_set_id").map_err(e)?;
         let max_sub_layers_minus1: u8 = r.read(3, "sps_max_sub_layers_minus1").map_err(e)?;
         let temporal_id_nested = r.read_bool("sps_temporal_id_nesting_flag").map_err(e)?;
@@ -132,10 +144,7 @@ impl HevcSps {
 pub fn hvcc_box(sps: &HevcSps, vps: &[u8], sps_nal: &[u8], pps: &[u8]) -> Result<Vec<u8>> {
     let arrays = [(32u8, vps), (33, sps_nal), (34, pps)];
     if let Some((kind, _)) = arrays.iter().find(|(_, n)| n.len() > u16::MAX as usize || n.is_empty()) {
-        return Err(Error::new(
-            ErrorKind::DataLoss,
-            format!("H.265 parameter set of type {kind} is empty or too long"),
-        ));
+        bail!(DataLoss, "H.265 parameter set of type {kind} is empty or too long");
     }
     let len = 8 + 23 + arrays.iter().map(|(_, n)| 3 + 2 + n.len()).sum::<usize>();
     let mut out = Vec::with_capacity(len);

@@ -25,8 +25,10 @@
 use super::plan::Plan;
 use super::stream::{Layout, Part, PartReader, Table, Timing};
 use super::VirtualFile;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::media::h26x::Codec;
+use crate::{bail, err};
+use h264_reader::nal::sps::SpsError;
 
 /// The media and movie timescale.
 pub const TIMESCALE: u32 = 90_000;
@@ -69,8 +71,29 @@ fn dimensions(sps: &[u8]) -> Result<(u32, u32)> {
     use h264_reader::nal::Nal;
     let nal = h264_reader::nal::RefNal::new(sps, &[], true);
     let parsed = h264_reader::nal::sps::SeqParameterSet::from_bits(nal.rbsp_bits())
-        .map_err(|e| Error::new(ErrorKind::DataLoss, format!("cannot parse the SPS: {e:?}")))?;
-    parsed.pixel_dimensions().map_err(|e| Error::new(ErrorKind::DataLoss, format!("bad SPS dimensions: {e:?}")))
+        .map_err(|e| err!(DataLoss, "cannot parse the SPS: {}", sps_problem(&e)))?;
+    parsed.pixel_dimensions().map_err(|e| err!(DataLoss, "bad SPS dimensions: {}", sps_problem(&e)))
+}
+
+/// What is wrong with an H.264 SPS, in words (h264-reader's errors have only `Debug`).
+fn sps_problem(e: &SpsError) -> String {
+    use h264_reader::nal::sps::{PicOrderCntError, ScalingMatrixError};
+    match e {
+        SpsError::RbspReaderError(e)
+        | SpsError::PicOrderCnt(PicOrderCntError::ReaderError(e))
+        | SpsError::ScalingMatrix(ScalingMatrixError::ReaderError(e)) => super::hvcc::bit_reader_problem(e),
+        SpsError::BitDepthOutOfRange(v) => format!("bit_depth_luma_minus8 = {v} is out of range"),
+        SpsError::PicOrderCnt(_) => "its picture order count fields are out of range".to_owned(),
+        SpsError::ScalingMatrix(_) => "its scaling matrix is out of range".to_owned(),
+        SpsError::Log2MaxFrameNumMinus4OutOfRange(v) => format!("log2_max_frame_num_minus4 = {v} is out of range"),
+        SpsError::BadSeqParamSetId(_) | SpsError::UnknownSeqParamSetId(_) => {
+            "its seq_parameter_set_id is out of range".to_owned()
+        }
+        SpsError::FieldValueTooLarge { name, value } => format!("{name} = {value} is too large"),
+        SpsError::FieldValueTooSmall { name, value } => format!("{name} = {value} is too small"),
+        SpsError::CroppingError(_) => "its cropping window is larger than the picture".to_owned(),
+        SpsError::CpbCountOutOfRange(v) => format!("cpb_cnt_minus1 = {v} is out of range"),
+    }
 }
 
 /// The `avcC` box of an H.264 export.
@@ -92,13 +115,13 @@ fn sample_entry(plan: &Plan) -> Result<(&'static [u8; 4], u32, u32, Vec<u8>)> {
     match plan.codec {
         Codec::H264 => {
             if plan.sps.len() < 4 {
-                return Err(Error::new(ErrorKind::DataLoss, "SPS too short"));
+                bail!(DataLoss, "SPS too short");
             }
             let (width, height) = dimensions(&plan.sps)?;
             Ok((b"avc1", width, height, avcc_box(plan)))
         }
         Codec::H265 => {
-            let vps = plan.vps.as_deref().ok_or_else(|| Error::new(ErrorKind::DataLoss, "no H.265 VPS"))?;
+            let vps = plan.vps.as_deref().ok_or_else(|| err!(DataLoss, "no H.265 VPS"))?;
             let sps = super::hvcc::HevcSps::parse(&plan.sps)?;
             let hvcc = super::hvcc::hvcc_box(&sps, vps, &plan.sps, &plan.pps)?;
             Ok((b"hvc1", sps.width, sps.height, hvcc))
@@ -163,7 +186,7 @@ impl Mp4File {
         let ftyp_len = 32u64;
         let mdat_payload_start = ftyp_len + moov_len + 16;
         if moov_len > u32::MAX as u64 {
-            return Err(Error::new(ErrorKind::InvalidArgument, "export too large for one MP4; use a shorter range"));
+            bail!(InvalidArgument, "export too large for one MP4; use a shorter range");
         }
 
         let mut head = Vec::with_capacity(1024);
@@ -308,6 +331,7 @@ mod tests {
     use super::*;
     use crate::encode::software::{SoftwareEncoder, SoftwareEncoderConfig};
     use crate::encode::yuv::I420;
+    use crate::error::ErrorKind;
     use crate::export::plan::make_plan;
     use crate::index::Index;
     use crate::storage::Storage;

@@ -15,11 +15,12 @@
 
 use crate::chunk::frames::{FrameGroup, FrameGroups};
 use crate::chunk::reader::{ChunkReader, ReadError};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::index::{ChunkState, Index};
 use crate::media::h26x::{Codec, NalKind};
 use crate::storage::Storage;
 use crate::time::format_rfc3339;
+use crate::{bail, err};
 use std::path::PathBuf;
 
 /// The longest range one export may cover.
@@ -227,23 +228,17 @@ fn parameter_sets(seg: &Segment, codec: Codec) -> Result<ParameterSets> {
     }
     match (sps, pps) {
         (Some(s), Some(p)) => Ok((s, p, vps)),
-        _ => Err(Error::new(
-            ErrorKind::DataLoss,
-            format!("{}: no parameter sets before the first keyframe", seg.path.display()),
-        )),
+        _ => Err(err!(DataLoss, "{}: no parameter sets before the first keyframe", seg.path.display())),
     }
 }
 
 /// Plans an export of `camera` from `from_us` to `to_us`.
 pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, to_us: i64) -> Result<Plan> {
     if from_us >= to_us {
-        return Err(Error::new(ErrorKind::InvalidArgument, "from must be before to"));
+        bail!(InvalidArgument, "from must be before to");
     }
     if to_us - from_us > MAX_RANGE_US {
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            "a range may cover at most 24 hours; export longer spans in parts",
-        ));
+        bail!(InvalidArgument, "a range may cover at most 24 hours; export longer spans in parts");
     }
     let rows = index.chunks_for_camera(camera, from_us, to_us)?;
     let mut segments = Vec::new();
@@ -306,10 +301,12 @@ pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, t
         }
     }
     let Some(codec) = codec else {
-        return Err(Error::new(
-            ErrorKind::NotFound,
-            format!("camera {camera} has no footage between {} and {}", format_rfc3339(from_us), format_rfc3339(to_us)),
-        ));
+        bail!(
+            NotFound,
+            "camera {camera} has no footage between {} and {}",
+            format_rfc3339(from_us),
+            format_rfc3339(to_us)
+        );
     };
     let (sps, pps, vps) = parameter_sets(&segments[0], codec)?;
     Ok(Plan { camera: camera.to_owned(), codec, from_us, to_us, segments, sps, pps, vps })

@@ -7,8 +7,9 @@
 use super::plan::Segment;
 use crate::chunk::frames::FrameGroups;
 use crate::chunk::reader::ChunkReader;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::media::h26x::Codec;
+use crate::{bail, err};
 
 /// One frame of an export.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -28,9 +29,7 @@ pub fn segment_samples(seg: &Segment, codec: Codec) -> Result<Vec<Sample>> {
     let mut groups = FrameGroups::new(r, Some(codec)).until(seg.end_off, i64::MAX);
     let mut out: Vec<Sample> = Vec::with_capacity(seg.samples as usize);
     let mut carry = 0u64;
-    while let Some(g) =
-        groups.next_group().map_err(|e| Error::new(ErrorKind::DataLoss, format!("{}: {e}", seg.path.display())))?
-    {
+    while let Some(g) = groups.next_group().map_err(|e| err!(DataLoss, "{}", seg.path.display()).with_source(e))? {
         let size = g.nal_bytes + 4 * g.records;
         if g.has_slice {
             out.push(Sample { ts_us: g.ts_us, size: (size + carry) as u32, key: g.has_idr });
@@ -45,15 +44,13 @@ pub fn segment_samples(seg: &Segment, codec: Codec) -> Result<Vec<Sample>> {
         }
     }
     if out.len() as u64 != seg.samples {
-        return Err(Error::new(
-            ErrorKind::DataLoss,
-            format!(
-                "{}: {} frames on disk, {} indexed; run `edgenvr check --repair`",
-                seg.path.display(),
-                out.len(),
-                seg.samples
-            ),
-        ));
+        bail!(
+            DataLoss,
+            "{}: {} frames on disk, {} indexed; run `edgenvr check --repair`",
+            seg.path.display(),
+            out.len(),
+            seg.samples
+        );
     }
     Ok(out)
 }
@@ -85,8 +82,8 @@ impl RecordStream {
         let h = self
             .reader
             .next_appending(out)
-            .map_err(|e| Error::new(ErrorKind::DataLoss, format!("{}: {e}", self.path.display())))?
-            .ok_or_else(|| Error::new(ErrorKind::DataLoss, format!("{}: shorter than indexed", self.path.display())))?;
+            .map_err(|e| err!(DataLoss, "{}", self.path.display()).with_source(e))?
+            .ok_or_else(|| err!(DataLoss, "{}: shorter than indexed", self.path.display()))?;
         let prefix = if self.start_codes { [0, 0, 0, 1] } else { (h.len as u32).to_be_bytes() };
         out[..4].copy_from_slice(&prefix);
         Ok(true)
@@ -99,7 +96,7 @@ impl RecordStream {
         let mut skipped = 0;
         let mut p = Vec::new();
         while self.reader.good_len() < self.end_off {
-            let err = |e| Error::new(ErrorKind::DataLoss, format!("{}: {e}", self.path.display()));
+            let err = |e| err!(DataLoss, "{}", self.path.display()).with_source(e);
             let Some(h) = self.reader.peek_header().map_err(err)? else { break };
             if skipped + 4 + h.len > target {
                 break;

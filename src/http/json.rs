@@ -4,6 +4,7 @@
 
 use super::state::AppState;
 use crate::config::{SourceConfig, MAX_CAMERAS, MAX_ROOTS};
+use crate::err;
 use crate::service::status::CameraState;
 use crate::time::{format_rfc3339, now_us};
 use heapless::{String as HString, Vec as HVec};
@@ -165,9 +166,7 @@ pub fn status(state: &AppState, buf: &mut [u8]) -> crate::error::Result<usize> {
             last_error: health.last_error.as_deref().or(usable.as_ref().err().map(|e| e.msg())).map(msg),
         });
     }
-    serde_json_core::to_slice(&doc, buf).map_err(|e| {
-        crate::error::Error::new(crate::error::ErrorKind::Internal, format!("status document too large: {e}"))
-    })
+    serde_json_core::to_slice(&doc, buf).map_err(|e| err!(Internal, "status document too large").with_source(e))
 }
 
 #[derive(Serialize)]
@@ -199,9 +198,8 @@ pub fn health(state: &AppState, buf: &mut [u8]) -> crate::error::Result<(bool, u
         let _ = reasons.push(msg("no storage root is writable"));
     }
     let doc = HealthDoc { healthy: reasons.is_empty(), reasons };
-    let n = serde_json_core::to_slice(&doc, buf).map_err(|e| {
-        crate::error::Error::new(crate::error::ErrorKind::Internal, format!("health document too large: {e}"))
-    })?;
+    let n =
+        serde_json_core::to_slice(&doc, buf).map_err(|e| err!(Internal, "health document too large").with_source(e))?;
     Ok((doc.healthy, n))
 }
 
@@ -217,8 +215,7 @@ pub fn cameras(state: &AppState, buf: &mut [u8]) -> crate::error::Result<usize> 
     for c in state.cameras.iter().take(MAX_CAMERAS) {
         let _ = doc.cameras.push(camera_doc(c, now));
     }
-    serde_json_core::to_slice(&doc, buf)
-        .map_err(|e| crate::error::Error::new(crate::error::ErrorKind::Internal, format!("camera list too large: {e}")))
+    serde_json_core::to_slice(&doc, buf).map_err(|e| err!(Internal, "camera list too large").with_source(e))
 }
 
 #[derive(Serialize)]

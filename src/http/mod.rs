@@ -15,6 +15,7 @@ pub mod range;
 pub mod state;
 pub mod warden;
 
+use crate::err;
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{annexb::AnnexBFile, mp4::Mp4File, plan::make_plan, RawFile, VirtualFile};
 use crate::shutdown::Shutdown;
@@ -54,7 +55,7 @@ pub fn start(listener: TcpListener, state: Arc<AppState>, shutdown: &Shutdown) -
     let addr = listener.local_addr().map_err(|e| Error::io("reading the listen address", e))?;
     let server = Arc::new(
         tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("starting the HTTP server on {addr}: {e}")))?,
+            .map_err(|e| err!(Io, "starting the HTTP server on {addr}").with_source(e))?,
     );
     let mut threads = Vec::new();
     for i in 0..WORKERS {

@@ -4,7 +4,8 @@
 //! `i + 1`; a new database runs every step. A database newer than this binary is refused
 //! rather than written by code that does not understand it.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::bail;
+use crate::error::{Error, Result};
 use rusqlite::Connection;
 
 /// The upgrade steps, in order. Version 0 is an empty database.
@@ -27,10 +28,7 @@ pub fn upgrade(conn: &mut Connection) -> Result<()> {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| Error::db("reading schema version", e))?;
         if version > CURRENT_VERSION {
-            return Err(Error::new(
-                ErrorKind::Database,
-                format!("index schema version {version} is newer than this edgenvr understands ({CURRENT_VERSION}); upgrade edgenvr"),
-            ));
+            bail!(Database, "index schema version {version} is newer than this edgenvr understands ({CURRENT_VERSION}); upgrade edgenvr");
         }
         if version == CURRENT_VERSION {
             return Ok(());

@@ -22,7 +22,8 @@
 
 use super::{FrameSender, Sent};
 use crate::config::RtspConfig;
-use crate::error::{Error, ErrorKind, Result};
+use crate::err;
+use crate::error::{Error, Result};
 use crate::media::frame::EncodedFrame;
 use crate::media::h26x::Codec;
 use crate::service::status::{CameraState, CameraStats};
@@ -111,7 +112,7 @@ impl RtspRuntime {
 /// [`redact`]. The `username`/`password` keys override the URL's.
 pub fn split_credentials(cfg: &RtspConfig) -> Result<(url::Url, Option<Credentials>)> {
     let mut url = url::Url::parse(&cfg.url)
-        .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("bad RTSP URL {}: {e}", redact(&cfg.url))))?;
+        .map_err(|e| err!(InvalidArgument, "bad RTSP URL {}", redact(&cfg.url)).with_source(e))?;
     let decode = |s: &str| crate::text::percent_decode(s, false);
     let url_user = (!url.username().is_empty()).then(|| decode(url.username()));
     let url_pass = url.password().map(decode);
@@ -206,8 +207,8 @@ async fn session(
     let (url, creds) = split_credentials(cfg)?;
     let where_ = redact(&cfg.url);
     let first_deadline = Instant::now() + cfg.first_frame_timeout;
-    let timed_out = |what: &str| Error::new(ErrorKind::Media, format!("{where_}: {what}"));
-    let rtsp_err = |what: &str, e: retina::Error| Error::new(ErrorKind::Media, format!("{where_}: {what}: {e}"));
+    let timed_out = |what: &str| err!(Media, "{where_}: {what}");
+    let rtsp_err = |what: &str, e: retina::Error| err!(Media, "{where_}: {what}").with_source(e);
 
     let opts = SessionOptions::default()
         .creds(creds)
@@ -229,7 +230,8 @@ async fn session(
         .ok_or_else(|| {
             let found: Vec<String> =
                 described.streams().iter().map(|s| format!("{}/{}", s.media(), s.encoding_name())).collect();
-            Error::new(ErrorKind::Media, format!("{where_}: no H.264 or H.265 video stream (found {found:?})"))
+            let found = found.join(", ");
+            err!(Media, "{where_}: no H.264 or H.265 video stream (found: {found})")
         })?;
     let transport =
         if cfg.transport == "udp" { Transport::Udp(Default::default()) } else { Transport::Tcp(Default::default()) };
@@ -278,7 +280,7 @@ async fn session(
         stats.bytes_received.fetch_add(data.len() as u64, Relaxed);
         stats.frames_received.fetch_add(1, Relaxed);
         let mut frame = EncodedFrame::from_length_prefixed(ts, codec, data)
-            .map_err(|why| Error::new(ErrorKind::Media, format!("{where_}: malformed frame: {why}")))?;
+            .map_err(|why| err!(Media, "{where_}: malformed frame: {why}"))?;
         frame.keyframe |= rap && frame.has_slice();
         frame.discontinuity = frames_sent == 0;
         match out.send(frame) {

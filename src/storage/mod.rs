@@ -13,8 +13,9 @@
 pub mod reaper;
 pub mod recovery;
 
+use crate::bail;
 use crate::config::StorageConfig;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::index::Index;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -91,13 +92,11 @@ impl Root {
         let p = self.path();
         if !p.is_dir() {
             if self.config.require_mount {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "storage root {} is not present; check that its disk is plugged in and mounted",
-                        p.display()
-                    ),
-                ));
+                bail!(
+                    NotFound,
+                    "storage root {} is not present; check that its disk is plugged in and mounted",
+                    p.display()
+                );
             }
             std::fs::create_dir_all(p).map_err(|e| Error::io(format!("creating storage root {}", p.display()), e))?;
         }
@@ -106,25 +105,17 @@ impl Root {
             match (dev(p), dev(Path::new("/"))) {
                 (Ok(a), Ok(b)) if a != b => {}
                 _ => {
-                    return Err(Error::new(
-                        ErrorKind::NotFound,
-                        format!(
-                            "storage root {} is not on a mounted disk (require_mount); check the mount",
-                            p.display()
-                        ),
-                    ))
+                    bail!(
+                        NotFound,
+                        "storage root {} is not on a mounted disk (require_mount); check the mount",
+                        p.display()
+                    )
                 }
             }
         }
         let space = statvfs(p).map_err(|e| Error::io(format!("statvfs {}", p.display()), e))?;
         if space.read_only {
-            return Err(Error::new(
-                ErrorKind::Io,
-                format!(
-                    "storage root {} is on a read-only filesystem; check the disk (fsck) or remount it",
-                    p.display()
-                ),
-            ));
+            bail!(Io, "storage root {} is on a read-only filesystem; check the disk (fsck) or remount it", p.display());
         }
         Ok(space)
     }
@@ -203,6 +194,7 @@ impl Storage {
 mod tests {
     use super::*;
     use crate::config::FreeSpace;
+    use crate::err;
 
     fn cfg(p: &Path, require_mount: bool) -> StorageConfig {
         StorageConfig { path: p.to_owned(), min_free: FreeSpace::Percent(1.0), max_bytes: None, require_mount }
@@ -218,7 +210,7 @@ mod tests {
         let first = s.pick_for_write().unwrap();
         assert_eq!(first.path(), a);
         assert!(a.is_dir(), "non-mount roots are created");
-        first.mark_failed(&Error::new(ErrorKind::Io, "boom"));
+        first.mark_failed(&err!(Io, "boom"));
         assert_eq!(s.pick_for_write().unwrap().path(), b);
         assert_eq!(s.root(s.roots()[0].id).unwrap().health().failures, 1);
     }

@@ -1,6 +1,7 @@
 //! An open V4L2 device node and the ioctls that describe and configure it.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::bail;
+use crate::error::{Error, Result};
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
@@ -225,14 +226,12 @@ impl Device {
             // SAFETY: the driver filled the member matching `type_`.
             let p = unsafe { f.fmt.pix_mp };
             if p.num_planes != 1 {
-                return Err(Error::new(
-                    ErrorKind::Media,
-                    format!(
-                        "{}: {fourcc} uses {} planes; only one-buffer layouts are supported",
-                        self.path.display(),
-                        p.num_planes
-                    ),
-                ));
+                bail!(
+                    Media,
+                    "{}: {fourcc} uses {} planes; only one-buffer layouts are supported",
+                    self.path.display(),
+                    p.num_planes
+                );
             }
             Layout {
                 fourcc: Fourcc::from_u32(p.pixelformat),

@@ -6,7 +6,8 @@
 //! its buffers, ignoring errors (a yanked device fails all three, and must not panic).
 
 use super::device::{buf_type, ioctl, Device};
-use crate::error::{Error, ErrorKind, Result};
+use crate::bail;
+use crate::error::Result;
 use std::io;
 use std::os::fd::RawFd;
 use v4l::v4l2::vidioc;
@@ -64,7 +65,7 @@ impl MmapQueue {
         // SAFETY: REQBUFS takes a v4l2_requestbuffers.
         unsafe { ioctl(dev.fd(), vidioc::VIDIOC_REQBUFS, &mut req) }.map_err(|e| dev.err("VIDIOC_REQBUFS", e))?;
         if req.count == 0 {
-            return Err(Error::new(ErrorKind::Media, format!("{}: the driver gave no buffers", dev.path().display())));
+            bail!(Media, "{}: the driver gave no buffers", dev.path().display());
         }
         let mut q = MmapQueue { fd: dev.fd(), buf_type, maps: Vec::new(), streaming: false };
         for index in 0..req.count {

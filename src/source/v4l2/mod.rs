@@ -24,7 +24,7 @@ use crate::encode::raw::RawFrame;
 use crate::encode::select::select;
 use crate::encode::software::SoftwareH264;
 use crate::encode::{EncoderParams, H264Encoder};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
 use crate::kernel::v4l2::device::{buf_type, caps};
 use crate::kernel::v4l2::probe::{camera_offers, find_h264_encoder};
 use crate::kernel::v4l2::queue::{MmapQueue, FLAG_ERROR};
@@ -34,6 +34,7 @@ use crate::media::h26x::Codec;
 use crate::service::status::CameraStats;
 use crate::shutdown::Shutdown;
 use crate::source::clock::StreamClock;
+use crate::{bail, err};
 use negotiate::{choose, Wanted};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -56,31 +57,30 @@ pub fn run(
     let dev = Device::open(&cfg.device)?;
     let cap = dev.capability()?;
     if cap.device_caps & caps::VIDEO_CAPTURE == 0 || cap.device_caps & caps::STREAMING == 0 {
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!("{} ({}) is not a streaming single-planar capture device", cfg.device.display(), cap.card),
-        ));
+        bail!(
+            InvalidArgument,
+            "{} ({}) is not a streaming single-planar capture device",
+            cfg.device.display(),
+            cap.card
+        );
     }
     let offers = camera_offers(&dev)?;
     let want = Wanted { format: cfg.format, size: cfg.width.zip(cfg.height), fps: cfg.fps };
-    let choice = choose(&offers, &want).map_err(|why| {
-        Error::new(ErrorKind::InvalidArgument, format!("{} ({}): {why}", cfg.device.display(), cap.card))
-    })?;
+    let choice = choose(&offers, &want)
+        .map_err(|why| err!(InvalidArgument, "{} ({}): {why}", cfg.device.display(), cap.card))?;
     let layout = dev.set_format(buf_type::CAPTURE, choice.fourcc, choice.width, choice.height, 0)?;
     if layout.fourcc != choice.fourcc || (layout.width, layout.height) != (choice.width, choice.height) {
-        return Err(Error::new(
-            ErrorKind::Media,
-            format!(
-                "{}: asked for {} {}x{}, the driver set {} {}x{}",
-                cfg.device.display(),
-                choice.fourcc,
-                choice.width,
-                choice.height,
-                layout.fourcc,
-                layout.width,
-                layout.height
-            ),
-        ));
+        bail!(
+            Media,
+            "{}: asked for {} {}x{}, the driver set {} {}x{}",
+            cfg.device.display(),
+            choice.fourcc,
+            choice.width,
+            choice.height,
+            layout.fourcc,
+            layout.width,
+            layout.height
+        );
     }
     let fps = choice.fps.and_then(|f| dev.set_frame_rate(buf_type::CAPTURE, f)).or(choice.fps).unwrap_or(30.0);
     if let Some(w) = cfg.fps.filter(|&w| (w as f64 - fps).abs() > 0.01) {
@@ -155,16 +155,10 @@ pub fn run(
             let ev = dev.poll(libc::POLLIN, 1000)?;
             if ev & libc::POLLIN == 0 {
                 if ev & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
-                    return Err(Error::new(
-                        ErrorKind::Io,
-                        format!("{}: device error (unplugged?)", cfg.device.display()),
-                    ));
+                    bail!(Io, "{}: device error (unplugged?)", cfg.device.display());
                 }
                 if last_frame.elapsed() >= FRAME_TIMEOUT {
-                    return Err(Error::new(
-                        ErrorKind::Media,
-                        format!("{}: no frame for {} s", cfg.device.display(), FRAME_TIMEOUT.as_secs()),
-                    ));
+                    bail!(Media, "{}: no frame for {} s", cfg.device.display(), FRAME_TIMEOUT.as_secs());
                 }
                 continue;
             }
@@ -268,7 +262,7 @@ impl Session {
             None => {
                 let f = EncodedFrame::from_annex_b(ts, Codec::H264, raw.data);
                 if !f.has_slice() {
-                    return Err(Error::new(ErrorKind::Media, "H.264 buffer without a picture"));
+                    bail!(Media, "H.264 buffer without a picture");
                 }
                 self.frames.push(f);
                 None
