@@ -155,12 +155,23 @@ pub struct RtspConfig {
     pub username: Option<String>,
     /// Password, if not in the URL.
     pub password: Option<String>,
-    /// `"tcp"` (interleaved, default) or `"udp"`.
-    pub transport: String,
+    /// How RTP reaches us.
+    pub transport: Transport,
     /// Give up on a connection that has not delivered a frame this long after connecting.
     pub first_frame_timeout: Duration,
     /// Give up on a connection that has been silent this long.
     pub frame_timeout: Duration,
+}
+
+/// `transport = "tcp" | "udp"` of an RTSP camera.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// RTP interleaved in the RTSP connection: one TCP connection, passes NAT and firewalls,
+    /// no loss to reorder. The default.
+    #[default]
+    Tcp,
+    /// RTP over UDP: less latency on a clean LAN, loses packets on a busy one.
+    Udp,
 }
 
 /// Settings of a V4L2 camera (see `docs/design/v4l2.md`).
@@ -435,10 +446,11 @@ fn camera_from_raw(i: usize, c: RawCamera) -> Result<CameraConfig> {
         if !url.starts_with("rtsp://") && !url.starts_with("rtsps://") {
             return Err(invalid(&key("url"), "must start with rtsp://"));
         }
-        let transport = c.transport.unwrap_or_else(|| "tcp".into());
-        if transport != "tcp" && transport != "udp" {
-            return Err(invalid(&key("transport"), format!("{transport:?} must be \"tcp\" or \"udp\"")));
-        }
+        let transport = match c.transport.as_deref() {
+            None | Some("tcp") => Transport::Tcp,
+            Some("udp") => Transport::Udp,
+            Some(other) => return Err(invalid(&key("transport"), format!("{other:?} must be \"tcp\" or \"udp\""))),
+        };
         let timeout = |k: &str, v: &Option<String>, default: &str| -> Result<Duration> {
             let d = parse_duration(v.as_deref().unwrap_or(default)).map_err(|why| invalid(&key(k), why))?;
             if d < Duration::from_millis(500) || d > Duration::from_secs(600) {
@@ -622,7 +634,16 @@ mod tests {
         assert_eq!(c.recording.max_age, Some(Duration::from_secs(30 * 86_400)));
         assert_eq!(c.storage[0].min_free, FreeSpace::Bytes(2 << 30));
         assert_eq!(c.storage[0].max_bytes, Some(500 << 30));
-        assert!(matches!(c.cameras[0].source, SourceConfig::Rtsp(ref r) if r.transport == "tcp"));
+        assert!(matches!(c.cameras[0].source, SourceConfig::Rtsp(ref r) if r.transport == Transport::Tcp));
+    }
+
+    #[test]
+    fn rtsp_transport_is_parsed_into_its_enum() {
+        let c = Config::parse(
+            "[[storage]]\npath = \"/x\"\n[[camera]]\nid = \"a\"\nurl = \"rtsp://h/s\"\ntransport = \"udp\"\n",
+        )
+        .unwrap();
+        assert!(matches!(c.cameras[0].source, SourceConfig::Rtsp(ref r) if r.transport == Transport::Udp));
     }
 
     #[test]
@@ -659,6 +680,7 @@ mod tests {
                 "camera[1].id",
             ),
             ("[[camera]]\nid = \"a\"\nurl = \"http://x\"\n", "camera[0].url"),
+            ("[[camera]]\nid = \"a\"\nurl = \"rtsp://x\"\ntransport = \"UDP\"\n", "camera[0].transport"),
             ("[recording]\nsync_intervl = \"2s\"\n", "sync_intervl"),
             ("[[camera]]\nid = \"a\"\ndevice = \"video0\"\n", "camera[0].device"),
             ("[[camera]]\nid = \"a\"\ndevice = \"/dev/video0\"\nwidth = 640\n", "camera[0].width"),

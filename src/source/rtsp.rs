@@ -21,7 +21,7 @@
 //! make us buffer is `frame_timeout` times the link rate.
 
 use super::{FrameSender, Sent};
-use crate::config::RtspConfig;
+use crate::config::{RtspConfig, Transport};
 use crate::err;
 use crate::error::{Error, Result};
 use crate::media::frame::EncodedFrame;
@@ -30,7 +30,7 @@ use crate::service::status::{CameraState, CameraStats};
 use crate::shutdown::Shutdown;
 use crate::source::clock::StreamClock;
 use futures::StreamExt;
-use retina::client::{Credentials, PlayOptions, SessionGroup, SessionOptions, SetupOptions, Transport};
+use retina::client::{Credentials, PlayOptions, SessionGroup, SessionOptions, SetupOptions};
 use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -233,8 +233,10 @@ async fn session(
             let found = found.join(", ");
             err!(Media, "{where_}: no H.264 or H.265 video stream (found: {found})")
         })?;
-    let transport =
-        if cfg.transport == "udp" { Transport::Udp(Default::default()) } else { Transport::Tcp(Default::default()) };
+    let transport = match cfg.transport {
+        Transport::Tcp => retina::client::Transport::Tcp(Default::default()),
+        Transport::Udp => retina::client::Transport::Udp(Default::default()),
+    };
     timeout_at(first_deadline, described.setup(i, SetupOptions::default().transport(transport).frame_format(FORMAT)))
         .await
         .map_err(|_| timed_out("no answer to SETUP within first_frame_timeout"))?
@@ -300,7 +302,7 @@ mod tests {
             url: url.into(),
             username: None,
             password: None,
-            transport: "tcp".into(),
+            transport: Transport::Tcp,
             first_frame_timeout: Duration::from_secs(30),
             frame_timeout: Duration::from_secs(5),
         }
