@@ -4,7 +4,7 @@
 
 use super::m2m::{open_device, write_i420, write_native, CodedBuffer, M2mEncoder, M2mParams};
 use super::raw::{Converter, RawFrame};
-use super::{EncoderParams, H264Encoder};
+use super::{EncoderLabel, EncoderParams, H264Encoder};
 use crate::error::Result;
 use crate::kernel::v4l2::Fourcc;
 use crate::media::frame::EncodedFrame;
@@ -66,8 +66,8 @@ impl HardwareH264 {
 }
 
 impl H264Encoder for HardwareH264 {
-    fn name(&self) -> &'static str {
-        "v4l2-m2m"
+    fn label(&self) -> EncoderLabel {
+        EncoderLabel::V4l2M2m
     }
 
     fn encode(&mut self, raw: &RawFrame<'_>, ts_us: i64, out: &mut Vec<EncodedFrame>) -> Result<()> {

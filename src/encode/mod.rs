@@ -20,10 +20,38 @@ use crate::error::Result;
 use crate::media::frame::EncodedFrame;
 use raw::RawFrame;
 
+/// What produces a camera's stored video, as status and the logs name it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EncoderLabel {
+    /// Nothing: stored as the camera sent it (RTSP).
+    None,
+    /// Nothing: a V4L2 camera's own H.264, stored as delivered.
+    CameraH264,
+    /// openh264 on the CPU.
+    Openh264,
+    /// openh264, because the board's hardware encoder failed to start (`encoder = "auto"`).
+    Openh264Fallback,
+    /// The board's V4L2 memory-to-memory H.264 encoder.
+    V4l2M2m,
+}
+
+impl EncoderLabel {
+    /// The text status and the logs show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncoderLabel::None => "none",
+            EncoderLabel::CameraH264 => "none (camera H.264)",
+            EncoderLabel::Openh264 => "openh264",
+            EncoderLabel::Openh264Fallback => "openh264 (hardware failed)",
+            EncoderLabel::V4l2M2m => "v4l2-m2m",
+        }
+    }
+}
+
 /// An H.264 encoder fed with camera pictures, whichever engine runs it.
 pub trait H264Encoder: Send {
-    /// Its name for logs and status (`"openh264"`, `"v4l2-m2m"`).
-    fn name(&self) -> &'static str;
+    /// Which engine it is, for logs and status.
+    fn label(&self) -> EncoderLabel;
 
     /// Encodes one picture taken at `ts_us` (µs since the epoch), appending whatever
     /// frames are ready to `out`. An encoder may return a picture's frame on a later call.

@@ -47,7 +47,7 @@ pub fn select(
 
 impl std::fmt::Debug for Selected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Selected").field("encoder", &self.encoder.name()).field("fallback", &self.fallback).finish()
+        f.debug_struct("Selected").field("encoder", &self.encoder.label()).field("fallback", &self.fallback).finish()
     }
 }
 
@@ -55,11 +55,15 @@ impl std::fmt::Debug for Selected {
 mod tests {
     use super::*;
     use crate::encode::raw::RawFrame;
+    use crate::encode::EncoderLabel;
     use crate::media::frame::EncodedFrame;
 
-    struct Named(&'static str);
+    const HW: EncoderLabel = EncoderLabel::V4l2M2m;
+    const SW: EncoderLabel = EncoderLabel::Openh264;
+
+    struct Named(EncoderLabel);
     impl H264Encoder for Named {
-        fn name(&self) -> &'static str {
+        fn label(&self) -> EncoderLabel {
             self.0
         }
         fn encode(&mut self, _: &RawFrame<'_>, _: i64, _: &mut Vec<EncodedFrame>) -> Result<()> {
@@ -69,13 +73,13 @@ mod tests {
     }
 
     fn hw_ok(_: &Path) -> Result<Box<dyn H264Encoder>> {
-        Ok(Box::new(Named("hw")))
+        Ok(Box::new(Named(HW)))
     }
     fn hw_fails(_: &Path) -> Result<Box<dyn H264Encoder>> {
         Err(err!(Media, "VIDIOC_STREAMON: EBUSY"))
     }
     fn sw() -> Result<Box<dyn H264Encoder>> {
-        Ok(Box::new(Named("sw")))
+        Ok(Box::new(Named(SW)))
     }
 
     fn pick(choice: EncoderChoice, found: bool, hw: fn(&Path) -> Result<Box<dyn H264Encoder>>) -> Result<Selected> {
@@ -85,11 +89,11 @@ mod tests {
     #[test]
     fn auto_prefers_hardware_and_falls_back_saying_why() {
         let s = pick(EncoderChoice::Auto, true, hw_ok).unwrap();
-        assert_eq!((s.encoder.name(), s.fallback), ("hw", None));
+        assert_eq!((s.encoder.label(), s.fallback), (HW, None));
         let s = pick(EncoderChoice::Auto, false, hw_ok).unwrap();
-        assert_eq!((s.encoder.name(), s.fallback), ("sw", None));
+        assert_eq!((s.encoder.label(), s.fallback), (SW, None));
         let s = pick(EncoderChoice::Auto, true, hw_fails).unwrap();
-        assert_eq!(s.encoder.name(), "sw");
+        assert_eq!(s.encoder.label(), SW);
         let why = s.fallback.unwrap();
         assert!(why.contains("/dev/video11") && why.contains("EBUSY") && why.contains("openh264"), "{why}");
     }
@@ -99,8 +103,8 @@ mod tests {
         assert!(pick(EncoderChoice::Hardware, true, hw_fails).unwrap_err().to_string().contains("EBUSY"));
         let e = pick(EncoderChoice::Hardware, false, hw_ok).unwrap_err();
         assert!(e.to_string().contains("no V4L2 H.264 encoder"), "{e}");
-        assert_eq!(pick(EncoderChoice::Hardware, true, hw_ok).unwrap().encoder.name(), "hw");
+        assert_eq!(pick(EncoderChoice::Hardware, true, hw_ok).unwrap().encoder.label(), HW);
         let s = pick(EncoderChoice::Software, true, |_| panic!("software must not open the hardware")).unwrap();
-        assert_eq!(s.encoder.name(), "sw");
+        assert_eq!(s.encoder.label(), SW);
     }
 }

@@ -93,8 +93,8 @@ impl SoftwareH264 {
 }
 
 impl super::H264Encoder for SoftwareH264 {
-    fn name(&self) -> &'static str {
-        "openh264"
+    fn label(&self) -> super::EncoderLabel {
+        super::EncoderLabel::Openh264
     }
 
     fn encode(&mut self, raw: &super::raw::RawFrame<'_>, ts_us: i64, out: &mut Vec<EncodedFrame>) -> Result<()> {

@@ -114,7 +114,7 @@ fn camera_doc<'a>(c: &'a super::state::CameraEntry, now: i64) -> CameraDoc<'a> {
         gaps: s.gaps.load(Relaxed),
         connects: s.connects.load(Relaxed),
         chunks: s.chunks_sealed.load(Relaxed),
-        encoder: s.encoder(),
+        encoder: s.encoder().map_or("", |e| e.as_str()),
         last_error: s.last_error().map(|e| msg(&e)),
     }
 }

@@ -12,6 +12,7 @@
 
 use crate::chunk::writer::{ChunkWriter, WriterContext};
 use crate::config::{CameraConfig, SourceConfig};
+use crate::encode::EncoderLabel;
 use crate::error::{Error, Result};
 use crate::media::h26x::Codec;
 use crate::service::status::{CameraState, CameraStats};
@@ -65,7 +66,11 @@ pub fn start_camera(cam: &CameraConfig, ctx: WriterContext, sources: &Sources) -
     let floor_us = ctx.index.camera_last_end(&cam.id)?;
     let mut writer = ChunkWriter::new(&cam.id, codec, ctx.clone(), stats.clone());
     let wr_stats = stats.clone();
-    stats.set_encoder(if matches!(cam.source, SourceConfig::Testsrc(_)) { "openh264" } else { "none" });
+    stats.set_encoder(if matches!(cam.source, SourceConfig::Testsrc(_)) {
+        EncoderLabel::Openh264
+    } else {
+        EncoderLabel::None
+    });
     let tick = ctx.sync_interval;
     let wr = std::thread::Builder::new()
         .name(format!("wr-{}", cam.id))

@@ -2,6 +2,7 @@
 //!
 //! Plain atomics and a small mutex-guarded text field: writers never wait on readers.
 
+use crate::encode::EncoderLabel;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 
@@ -75,8 +76,8 @@ pub struct CameraStats {
     /// Recorded bitrate over the last few seconds, bits per second (written by the writer
     /// thread).
     pub bitrate_bps: AtomicU64,
-    /// What encodes this camera's video: "openh264", or "none" when stored as received.
-    pub encoder: Mutex<&'static str>,
+    /// What encodes this camera's video (`None` until its source started).
+    encoder: Mutex<Option<EncoderLabel>>,
     /// [`mono_ms`] when the source loop last made progress (a frame, a retry, an item).
     pub source_beat_ms: AtomicU64,
     /// [`mono_ms`] when the writer loop last made progress (a batch or a tick).
@@ -112,14 +113,14 @@ impl CameraStats {
         self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The encoder in use, for status.
-    pub fn encoder(&self) -> &'static str {
+    /// The encoder in use, for status (`None` before the camera's source started).
+    pub fn encoder(&self) -> Option<EncoderLabel> {
         *self.encoder.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records which encoder produces this camera's video.
-    pub fn set_encoder(&self, e: &'static str) {
-        *self.encoder.lock().unwrap_or_else(|p| p.into_inner()) = e;
+    pub fn set_encoder(&self, e: EncoderLabel) {
+        *self.encoder.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
     }
 
     /// The current state.

@@ -23,7 +23,7 @@ use crate::encode::hardware::HardwareH264;
 use crate::encode::raw::RawFrame;
 use crate::encode::select::select;
 use crate::encode::software::SoftwareH264;
-use crate::encode::{EncoderParams, H264Encoder};
+use crate::encode::{EncoderLabel, EncoderParams, H264Encoder};
 use crate::error::{ErrorKind, Result};
 use crate::kernel::v4l2::device::{buf_type, caps};
 use crate::kernel::v4l2::probe::{camera_offers, find_h264_encoder};
@@ -88,7 +88,7 @@ pub fn run(
     }
     let fps_int = (fps.round() as u32).max(1);
     let mut encoder: Option<Box<dyn H264Encoder>> = if layout.fourcc == Fourcc::H264 {
-        stats.set_encoder("none (camera H.264)");
+        stats.set_encoder(EncoderLabel::CameraH264);
         None
     } else {
         let params = EncoderParams {
@@ -111,9 +111,9 @@ pub fn run(
         if let Some(why) = &sel.fallback {
             log::warn!("{}: {why}", cfg.device.display());
             stats.set_error(why);
-            stats.set_encoder("openh264 (hardware failed)");
+            stats.set_encoder(EncoderLabel::Openh264Fallback);
         } else {
-            stats.set_encoder(sel.encoder.name());
+            stats.set_encoder(sel.encoder.label());
         }
         Some(sel.encoder)
     };
@@ -124,7 +124,7 @@ pub fn run(
         layout.fourcc,
         layout.width,
         layout.height,
-        encoder.as_ref().map_or("stored as delivered", |e| e.name())
+        encoder.as_ref().map_or("stored as delivered", |e| e.label().as_str())
     );
     let mut queue = MmapQueue::new(&dev, buf_type::CAPTURE, CAPTURE_BUFFERS)?;
     for i in 0..queue.len() {
