@@ -15,12 +15,11 @@ pub mod watchdog;
 
 use crate::chunk::writer::WriterContext;
 use crate::config::Config;
-use crate::config::SourceConfig;
 use crate::error::Result;
 use crate::index::Index;
-use crate::service::recorder::{start_camera, CameraHandle, Sources};
+use crate::service::recorder::{start_camera, CameraHandle};
 use crate::shutdown::Shutdown;
-use crate::source::rtsp::RtspRuntime;
+use crate::source::start::Runtimes;
 use crate::storage::reaper::Reaper;
 use crate::storage::Storage;
 use std::sync::Arc;
@@ -47,14 +46,10 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
         sync_interval: config.recording.sync_interval,
     };
 
-    let any_rtsp = config.cameras.iter().any(|c| c.enabled && matches!(c.source, SourceConfig::Rtsp(_)));
-    let sources = Sources {
-        shutdown: shutdown.clone(),
-        rtsp: if any_rtsp { Some(RtspRuntime::start(&shutdown)?) } else { None },
-    };
+    let runtimes = Runtimes::start(&config.cameras, &shutdown)?;
     let mut cameras: Vec<CameraHandle> = Vec::new();
     for cam in config.cameras.iter().filter(|c| c.enabled) {
-        match start_camera(cam, ctx.clone(), &sources) {
+        match start_camera(cam, ctx.clone(), &runtimes, &shutdown) {
             Ok(h) => cameras.push(h),
             Err(e) => log::error!("camera {}: cannot start: {e}", cam.id),
         }
@@ -132,9 +127,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     if let Some(w) = watchdog {
         let _ = w.join();
     }
-    if let Some(rt) = sources.rtsp {
-        rt.join();
-    }
+    runtimes.join();
     for c in cameras {
         c.join();
     }

@@ -1,20 +1,54 @@
-//! Where frames come from. Each source runs on its own thread, produces [`EncodedFrame`]s
-//! and hands them to its camera's writer through a bounded queue ([`FrameSender`]).
+//! Where frames come from. Each camera's [`Source`] produces [`EncodedFrame`]s and hands
+//! them to its writer through a bounded queue ([`FrameSender`]), under a supervisor that
+//! retries it after errors.
 //!
 //! - [`testsrc`]: the built-in synthetic camera (pattern + burned-in clock, openh264).
 //! - [`rtsp`]: IP cameras over RTSP (retina), stored without re-encoding.
 //! - [`v4l2`]: local cameras (UVC webcams), H.264 stored as is, raw and MJPEG encoded.
 //! - [`clock`]: maps each source's own clock onto wall-clock timestamps.
+//! - [`supervisor`]: the one retry loop: back-off, status, logging, watchdog beats.
+//! - [`start`]: which [`Source`] a `[[camera]]` gets, and the runtimes sources share.
 
 pub mod clock;
 pub mod rtsp;
+pub mod start;
+pub mod supervisor;
 pub mod testsrc;
 pub mod v4l2;
 
+use crate::encode::EncoderLabel;
+use crate::error::Result;
 use crate::media::frame::EncodedFrame;
 use crate::service::status::CameraStats;
+use crate::shutdown::Shutdown;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// A camera's source, whatever its kind: the recorder starts one without knowing which.
+pub trait Source: Send {
+    /// What encodes its video, for status, until a session knows better.
+    fn encoder(&self) -> EncoderLabel;
+
+    /// Starts its supervised loop, which records until shutdown or until the writer goes
+    /// away. Returns the loop's thread, or `None` when it runs as a task on a shared
+    /// runtime (RTSP).
+    fn start(self: Box<Self>, feed: Feed) -> Result<Option<JoinHandle<()>>>;
+}
+
+/// What a source is handed when it starts.
+pub struct Feed {
+    /// The camera's id, for logs and thread names.
+    pub camera: String,
+    /// The bounded queue to the camera's writer.
+    pub out: FrameSender,
+    /// Timestamps must start after this: the camera's newest recorded frame.
+    pub floor_us: Option<i64>,
+    /// The camera's live counters.
+    pub stats: Arc<CameraStats>,
+    /// Stops thread-based sources.
+    pub shutdown: Shutdown,
+}
 
 /// Batches a camera's queue holds between source and writer. With [`BATCH_BYTES`] this
 /// bounds the memory a stalled disk can make a camera hold to about 4 MiB.

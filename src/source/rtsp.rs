@@ -1,7 +1,8 @@
 //! IP cameras over RTSP, with retina on one current-thread tokio runtime shared by every
 //! RTSP camera (one thread however many cameras).
 //!
-//! Per camera, a supervised loop (independent of every other camera):
+//! Per camera, a supervised loop (independent of every other camera; the retry rules are
+//! the [`supervisor`](super::supervisor)'s, with this kind's [`RETRY`] policy):
 //!
 //! ```text
 //!  connect: DESCRIBE → SETUP (video stream, TCP or UDP) → PLAY ─┐
@@ -20,8 +21,10 @@
 //! hostile server that never ends a frame is cut off by `frame_timeout`, so the most it can
 //! make us buffer is `frame_timeout` times the link rate.
 
-use super::{FrameSender, Sent};
+use super::supervisor::{Policy, Reset, Supervisor};
+use super::{Feed, FrameSender, Sent, Source};
 use crate::config::{RtspConfig, Transport};
+use crate::encode::EncoderLabel;
 use crate::err;
 use crate::error::{Error, Result};
 use crate::media::frame::EncodedFrame;
@@ -38,12 +41,15 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
-/// First retry delay.
-const MIN_BACKOFF: Duration = Duration::from_millis(500);
-/// Longest retry delay: a camera that comes back records again within about this long.
-const MAX_BACKOFF: Duration = Duration::from_secs(4);
-/// A session that delivered frames this long resets the back-off.
-const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+/// How an RTSP camera is retried: a camera that comes back records again within about 4 s;
+/// a session that lasted 30 s starts the wait over. Status shows `connecting` until the
+/// session's first frame.
+pub const RETRY: Policy = Policy {
+    min: Duration::from_millis(500),
+    max: Duration::from_secs(4),
+    reset: Reset::After(Duration::from_secs(30)),
+    attempt_state: CameraState::Connecting,
+};
 
 /// Length-prefixed NALs, parameter sets before every keyframe.
 const FORMAT: FrameFormat = FrameFormat {
@@ -88,23 +94,34 @@ impl RtspRuntime {
         Ok(RtspRuntime { handle, stop, group: Arc::new(SessionGroup::default()), thread })
     }
 
-    /// Starts recording one camera on the runtime.
-    pub fn spawn_camera(
-        &self,
-        id: String,
-        cfg: RtspConfig,
-        out: FrameSender,
-        floor_us: Option<i64>,
-        stats: Arc<CameraStats>,
-    ) {
-        let stop = self.stop.clone();
-        let group = self.group.clone();
-        self.handle.spawn(run_camera(id, cfg, out, floor_us, stats, stop, group));
+    /// A camera that will run on this runtime.
+    pub fn camera(&self, cfg: RtspConfig) -> RtspCamera {
+        RtspCamera { cfg, handle: self.handle.clone(), stop: self.stop.clone(), group: self.group.clone() }
     }
 
     /// Waits for the runtime thread (after shutdown fired).
     pub fn join(self) {
         let _ = self.thread.join();
+    }
+}
+
+/// An RTSP camera as a [`Source`]: a task on the shared runtime.
+pub struct RtspCamera {
+    cfg: RtspConfig,
+    handle: tokio::runtime::Handle,
+    stop: watch::Receiver<bool>,
+    group: Arc<SessionGroup>,
+}
+
+impl Source for RtspCamera {
+    fn encoder(&self) -> EncoderLabel {
+        EncoderLabel::None
+    }
+
+    fn start(self: Box<Self>, feed: Feed) -> Result<Option<std::thread::JoinHandle<()>>> {
+        let RtspCamera { cfg, handle, stop, group } = *self;
+        handle.spawn(run_camera(feed, cfg, stop, group));
+        Ok(None)
     }
 }
 
@@ -148,21 +165,13 @@ fn scrub(msg: &str, cfg: &RtspConfig) -> String {
     s
 }
 
-async fn run_camera(
-    id: String,
-    cfg: RtspConfig,
-    mut out: FrameSender,
-    mut floor_us: Option<i64>,
-    stats: Arc<CameraStats>,
-    mut stop: watch::Receiver<bool>,
-    group: Arc<SessionGroup>,
-) {
-    let mut backoff = MIN_BACKOFF;
+/// The camera's supervised loop: sessions until shutdown or until the writer goes away.
+async fn run_camera(feed: Feed, cfg: RtspConfig, mut stop: watch::Receiver<bool>, group: Arc<SessionGroup>) {
+    let Feed { camera, mut out, floor_us, stats, .. } = feed;
+    let mut sup = Supervisor::new(&camera, RETRY, stats.clone(), floor_us);
     loop {
-        stats.beat_source();
-        stats.set_state(CameraState::Connecting);
+        let floor_us = sup.start_attempt();
         stats.connects.fetch_add(1, Relaxed);
-        let started = Instant::now();
         let r = tokio::select! {
             r = session(&cfg, &mut out, floor_us, &stats, &group) => r,
             _ = stop.wait_for(|s| *s) => return,
@@ -171,27 +180,13 @@ async fn run_camera(
         if out.flush() == Sent::Closed {
             return;
         }
-        match r {
-            Ok(()) => return, // the writer is gone: shutting down
-            Err(e) => {
-                let msg = scrub(&e.to_string(), &cfg);
-                log::warn!("camera {id}: {msg}; retrying in {} ms", backoff.as_millis());
-                stats.set_error(&msg);
-            }
-        }
-        stats.set_state(CameraState::Retrying);
-        if started.elapsed() > HEALTHY_SESSION {
-            backoff = MIN_BACKOFF;
-        }
+        // `Ok`: the writer is gone, shutting down.
+        let Err(e) = r else { return };
+        // Credentials never reach the log or status.
+        let wait = sup.after_failure(&scrub(&e.to_string(), &cfg));
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|s| *s) => return,
-        }
-        stats.beat_source();
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-        let last = stats.last_frame_us.load(Relaxed);
-        if last > 0 {
-            floor_us = Some(floor_us.map_or(last, |f| f.max(last)));
         }
     }
 }

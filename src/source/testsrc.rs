@@ -7,17 +7,33 @@
 //! noise, so the encoder's bitrate behaves like a real camera's instead of collapsing on a
 //! flat picture.
 
+use super::supervisor::{Policy, Reset, ThreadSource};
 use super::{FrameSender, Sent};
 use crate::config::TestsrcConfig;
 use crate::encode::software::{SoftwareEncoder, SoftwareEncoderConfig};
 use crate::encode::yuv::I420;
+use crate::encode::EncoderLabel;
 use crate::error::Result;
-use crate::service::status::CameraStats;
+use crate::service::status::{CameraState, CameraStats};
 use crate::shutdown::Shutdown;
 use crate::source::clock::StreamClock;
 use crate::time::format_rfc3339;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How the synthetic camera is retried. It fails only when its encoder cannot start, which
+/// a retry rarely cures: the wait grows to a minute and never resets.
+pub const RETRY: Policy = Policy {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(60),
+    reset: Reset::Never,
+    attempt_state: CameraState::Recording,
+};
+
+/// The synthetic camera as a [`Source`](super::Source): one thread, `src-{camera}`.
+pub fn source(config: TestsrcConfig) -> ThreadSource<TestsrcConfig> {
+    ThreadSource { prefix: "src", policy: RETRY, encoder: EncoderLabel::Openh264, config, attempt: run }
+}
 
 /// 5x7 glyphs, one byte per row, bit 4 = leftmost column.
 fn glyph(c: char) -> [u8; 7] {
@@ -117,7 +133,7 @@ pub fn run(
     cfg: &TestsrcConfig,
     floor_us: Option<i64>,
     out: &mut FrameSender,
-    stats: Arc<CameraStats>,
+    stats: &Arc<CameraStats>,
     shutdown: &Shutdown,
 ) -> Result<()> {
     let mut enc = SoftwareEncoder::new(SoftwareEncoderConfig {

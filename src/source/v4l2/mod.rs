@@ -17,6 +17,7 @@
 
 pub mod negotiate;
 
+use super::supervisor::{Policy, Reset, ThreadSource};
 use super::{FrameSender, Sent};
 use crate::config::V4l2Config;
 use crate::encode::hardware::HardwareH264;
@@ -31,7 +32,7 @@ use crate::kernel::v4l2::queue::{MmapQueue, FLAG_ERROR};
 use crate::kernel::v4l2::{Device, Fourcc};
 use crate::media::frame::EncodedFrame;
 use crate::media::h26x::Codec;
-use crate::service::status::CameraStats;
+use crate::service::status::{CameraState, CameraStats};
 use crate::shutdown::Shutdown;
 use crate::source::clock::StreamClock;
 use crate::{bail, err};
@@ -44,6 +45,22 @@ use std::time::{Duration, Instant};
 pub const CAPTURE_BUFFERS: u32 = 4;
 /// A camera that delivers nothing for this long is reopened.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a V4L2 camera is retried: a retry is one failed `open`, cheap enough to repeat every
+/// 2 s, so a camera plugged back in records again within that; a session that streamed
+/// starts the wait over.
+pub const RETRY: Policy = Policy {
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(2),
+    reset: Reset::WhenStreamed,
+    attempt_state: CameraState::Recording,
+};
+
+/// A V4L2 camera as a [`Source`](super::Source): one thread, `v4l-{camera}`, that captures
+/// and encodes. Its encoder is known once a session has negotiated the format.
+pub fn source(config: V4l2Config) -> ThreadSource<V4l2Config> {
+    ThreadSource { prefix: "v4l", policy: RETRY, encoder: EncoderLabel::None, config, attempt: run }
+}
 
 /// Opens the camera and records until shutdown, an error, or the writer going away. Returns
 /// `Ok` only for shutdown or a closed writer.
