@@ -15,6 +15,10 @@ pub const US_PER_MIN: i64 = 60 * US_PER_SEC;
 /// Microseconds in one day.
 pub const US_PER_DAY: i64 = 86_400 * US_PER_SEC;
 
+/// A wall clock: µs since the epoch now. The real one is [`now_us`]; code that decides by
+/// the time of day takes one, so its tests can fix the time.
+pub type WallClock = fn() -> i64;
+
 /// The system's wall clock now, in µs since the epoch (negative before 1970).
 pub fn now_us() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {

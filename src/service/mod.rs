@@ -34,7 +34,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
         log::error!("no storage root is writable now; cameras will record as soon as one is");
     }
 
-    let reaper = Reaper::new(index.clone(), storage.clone(), config.recording.max_age);
+    let reaper = Reaper::new(index.clone(), storage.clone(), config.recording.max_age, crate::time::now_us);
     let reaper_stats = reaper.stats.clone();
     let (reaper_handle, reaper_join) =
         reaper.spawn(shutdown.clone()).map_err(|e| crate::error::Error::io("spawning reaper", e))?;

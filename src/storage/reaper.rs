@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::index::{ChunkRow, ChunkState, Index};
 use crate::shutdown::Shutdown;
 use crate::storage::{statvfs, sync_dir, Storage};
-use crate::time::now_us;
+use crate::time::WallClock;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -65,14 +65,17 @@ pub struct Reaper {
     index: Arc<Index>,
     storage: Arc<Storage>,
     max_age: Option<Duration>,
+    /// What "now" is for the age limit and the counters.
+    clock: WallClock,
     /// Counters, shared with status.
     pub stats: Arc<ReaperStats>,
 }
 
 impl Reaper {
-    /// A reaper over `storage`.
-    pub fn new(index: Arc<Index>, storage: Arc<Storage>, max_age: Option<Duration>) -> Reaper {
-        Reaper { index, storage, max_age, stats: Arc::default() }
+    /// A reaper over `storage` that tells the time by `clock` (the service passes
+    /// [`crate::time::now_us`]).
+    pub fn new(index: Arc<Index>, storage: Arc<Storage>, max_age: Option<Duration>, clock: WallClock) -> Reaper {
+        Reaper { index, storage, max_age, clock, stats: Arc::default() }
     }
 
     /// Starts the reaper thread; it runs every [`INTERVAL`] and when poked. It stops when
@@ -136,7 +139,7 @@ impl Reaper {
             }
         }
         if let Some(age) = self.max_age {
-            let cutoff = now_us() - age.as_micros() as i64;
+            let cutoff = (self.clock)() - age.as_micros() as i64;
             loop {
                 // Only chunks on roots that are present: a yanked disk's files cannot be
                 // removed, and dropping their rows would orphan them.
@@ -153,7 +156,7 @@ impl Reaper {
             }
         }
         self.stats.runs.fetch_add(1, Relaxed);
-        self.stats.last_run_us.store(now_us(), Relaxed);
+        self.stats.last_run_us.store((self.clock)(), Relaxed);
         *self.stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
     }
@@ -242,78 +245,85 @@ mod tests {
     use crate::media::h26x::Codec;
     use std::path::Path;
 
-    fn add_chunk(ix: &Index, root: &Path, root_id: i64, minute: i64, bytes: usize) -> i64 {
-        let ts = 1_795_272_960_000_000 + minute * 60_000_000;
+    /// 2026-11-21T14:56:00Z: minute 0 of the fixtures.
+    const T0: i64 = 1_795_272_960_000_000;
+    const MINUTE: i64 = 60_000_000;
+
+    /// A chunk file of `bytes` at minute `minute`, registered as sealed (59 s long) or,
+    /// with `open`, as the chunk being written.
+    fn add_chunk(ix: &Index, root: &Path, root_id: i64, minute: i64, bytes: usize, open: bool) -> i64 {
+        let ts = T0 + minute * MINUTE;
         let rel = crate::chunk::path::rel_path("c", ts, 0);
         let abs = root.join(&rel);
         std::fs::create_dir_all(abs.parent().unwrap()).unwrap();
         std::fs::write(&abs, vec![0u8; bytes]).unwrap();
         let n = NewChunk { camera: "c", root_id, rel_path: &rel, start_us: ts, codec: Codec::H264 };
-        ix.insert_sealed(
-            &n,
-            &Seal { start_us: ts, end_us: ts + 59_000_000, bytes: bytes as u64, frames: 1, ..Default::default() },
-        )
-        .unwrap()
+        if open {
+            return ix.rotate(None, Some(&n)).unwrap().unwrap();
+        }
+        let seal = Seal { start_us: ts, end_us: ts + 59_000_000, bytes: bytes as u64, frames: 1, ..Default::default() };
+        ix.insert_sealed(&n, &seal).unwrap()
+    }
+
+    /// An index and one root at `dir` with a byte budget.
+    fn fixture(dir: &Path, max_bytes: Option<u64>) -> (Arc<Index>, Arc<Storage>, i64) {
+        let ix = Arc::new(Index::open_in_memory().unwrap());
+        let cfg =
+            StorageConfig { path: dir.to_owned(), min_free: FreeSpace::Bytes(0), max_bytes, require_mount: false };
+        let storage = Arc::new(Storage::open(&[cfg], &ix).unwrap());
+        let root_id = storage.roots()[0].id;
+        (ix, storage, root_id)
+    }
+
+    fn exists(ix: &Index, id: i64) -> bool {
+        ix.chunk(id).unwrap().is_some()
     }
 
     #[test]
     fn byte_budget_deletes_oldest_first_and_spares_open_chunks() {
         let d = tempfile::tempdir().unwrap();
-        let ix = Arc::new(Index::open_in_memory().unwrap());
-        let cfg = StorageConfig {
-            path: d.path().to_owned(),
-            min_free: FreeSpace::Bytes(0),
-            max_bytes: Some(2500),
-            require_mount: false,
-        };
-        let storage = Arc::new(Storage::open(&[cfg], &ix).unwrap());
-        let root_id = storage.roots()[0].id;
-        let ids: Vec<i64> = (0..4).map(|m| add_chunk(&ix, d.path(), root_id, m, 1000)).collect();
-        let reaper = Reaper::new(ix.clone(), storage, None);
+        let (ix, storage, root_id) = fixture(d.path(), Some(2500));
+        // The chunk being written is the oldest of all (a camera stuck on one file), so
+        // "oldest first" would take it first if it were not spared.
+        let open = add_chunk(&ix, d.path(), root_id, -1, 1000, true);
+        let ids: Vec<i64> = (0..4).map(|m| add_chunk(&ix, d.path(), root_id, m, 1000, false)).collect();
+        let reaper = Reaper::new(ix.clone(), storage, None, crate::time::now_us);
         reaper.run_once().unwrap();
-        // 4000 bytes, budget 2500: the two oldest go.
-        assert!(ix.chunk(ids[0]).unwrap().is_none() && ix.chunk(ids[1]).unwrap().is_none());
-        assert!(ix.chunk(ids[2]).unwrap().is_some());
-        assert!(!d.path().join(crate::chunk::path::rel_path("c", 1_795_272_960_000_000, 0)).exists());
+        // 4000 sealed bytes, budget 2500: the two oldest sealed chunks go.
+        assert!(!exists(&ix, ids[0]) && !exists(&ix, ids[1]));
+        assert!(exists(&ix, ids[2]) && exists(&ix, ids[3]));
+        assert!(!d.path().join(crate::chunk::path::rel_path("c", T0, 0)).exists());
         assert_eq!(reaper.stats.chunks_deleted.load(Relaxed), 2);
+        assert!(exists(&ix, open), "the open chunk's row is spared");
+        assert!(d.path().join(crate::chunk::path::rel_path("c", T0 - MINUTE, 0)).exists(), "and its file");
     }
 
     #[test]
-    fn max_age_removes_old_footage() {
+    fn max_age_removes_footage_that_ended_before_the_cutoff() {
         let d = tempfile::tempdir().unwrap();
-        let ix = Arc::new(Index::open_in_memory().unwrap());
-        let cfg = StorageConfig {
-            path: d.path().to_owned(),
-            min_free: FreeSpace::Bytes(0),
-            max_bytes: None,
-            require_mount: false,
-        };
-        let storage = Arc::new(Storage::open(&[cfg], &ix).unwrap());
-        let root_id = storage.roots()[0].id;
-        // Chunks in Nov 2026 are in the future today or not; use a minute far in the past.
-        let old = add_chunk(&ix, d.path(), root_id, -60 * 24 * 365 * 10, 10);
-        let reaper = Reaper::new(ix.clone(), storage, Some(Duration::from_secs(86_400 * 365)));
+        let (ix, storage, root_id) = fixture(d.path(), None);
+        let open = add_chunk(&ix, d.path(), root_id, -1, 10, true);
+        let ids: Vec<i64> = (0..8).map(|m| add_chunk(&ix, d.path(), root_id, m, 10, false)).collect();
+        // Now is minute 10 and footage is kept 5 minutes: the cutoff is minute 5, which
+        // chunk 4 (ending at 4:59) is before and chunk 5 (starting at 5:00) is not.
+        let now: WallClock = || T0 + 10 * MINUTE;
+        let reaper = Reaper::new(ix.clone(), storage, Some(Duration::from_secs(5 * 60)), now);
         reaper.run_once().unwrap();
-        assert!(ix.chunk(old).unwrap().is_none());
+        let kept: Vec<bool> = ids.iter().map(|&id| exists(&ix, id)).collect();
+        assert_eq!(kept, [false, false, false, false, false, true, true, true]);
+        assert!(exists(&ix, open), "the chunk being written is never reaped, however old");
+        assert_eq!(reaper.stats.last_run_us.load(Relaxed), now(), "the run is stamped by the same clock");
     }
 
     #[test]
     fn interrupted_deletion_is_finished() {
         let d = tempfile::tempdir().unwrap();
-        let ix = Arc::new(Index::open_in_memory().unwrap());
-        let cfg = StorageConfig {
-            path: d.path().to_owned(),
-            min_free: FreeSpace::Bytes(0),
-            max_bytes: None,
-            require_mount: false,
-        };
-        let storage = Arc::new(Storage::open(&[cfg], &ix).unwrap());
-        let root_id = storage.roots()[0].id;
-        let id = add_chunk(&ix, d.path(), root_id, 0, 10);
+        let (ix, storage, root_id) = fixture(d.path(), None);
+        let id = add_chunk(&ix, d.path(), root_id, 0, 10, false);
         ix.mark_deleting(&[id]).unwrap(); // crash here
-        let reaper = Reaper::new(ix.clone(), storage, None);
+        let reaper = Reaper::new(ix.clone(), storage, None, crate::time::now_us);
         assert_eq!(reaper.finish_deletions().unwrap(), vec![id]);
-        assert!(ix.chunk(id).unwrap().is_none());
+        assert!(!exists(&ix, id));
         assert!(!d.path().join("c/20261121").exists(), "the emptied day directory is pruned");
     }
 }

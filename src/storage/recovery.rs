@@ -162,7 +162,7 @@ fn examine(
 /// Startup recovery: finishes deletions, recovers open chunks, indexes lost recent files.
 pub fn recover_at_startup(index: &Arc<Index>, storage: &Arc<Storage>) -> Result<Report> {
     let mut report = Report::default();
-    let reaper = Reaper::new(index.clone(), storage.clone(), None);
+    let reaper = Reaper::new(index.clone(), storage.clone(), None, crate::time::now_us);
     let finished = reaper.finish_deletions()?;
     report.repaired += finished.len();
     report.problems.extend(finished.into_iter().map(|id| Problem::Unfinished { id }));
