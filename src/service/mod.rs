@@ -1,5 +1,6 @@
-//! The running service, `edgenvr run`: opens the index, recovers from the last stop, starts
-//! the reaper and every enabled camera, and waits for the shutdown signal.
+//! The running service, `edgenvr run`, in the steps [`run`] lists: open the index and the
+//! storage roots (recovering from the last stop), start the reaper, every enabled camera and
+//! the HTTP API, tell systemd, wait for the shutdown signal, stop.
 //!
 //! - [`recorder`]: one camera's threads (source → bounded queue → chunk writer).
 //! - [`status`]: live counters written along the data path, read by status and health.
@@ -14,131 +15,195 @@ pub mod status;
 pub mod watchdog;
 
 use crate::chunk::writer::WriterContext;
-use crate::config::Config;
-use crate::error::Result;
+use crate::config::{CameraConfig, Config};
+use crate::error::{Error, Result};
+use crate::http::state::{AppState, CameraEntry};
+use crate::http::HttpHandle;
 use crate::index::Index;
+use crate::service::notify::Notifier;
 use crate::service::recorder::{start_camera, CameraHandle};
+use crate::service::status::CameraStats;
 use crate::shutdown::Shutdown;
 use crate::source::start::Runtimes;
-use crate::storage::reaper::Reaper;
+use crate::storage::reaper::{Reaper, ReaperHandle, ReaperStats};
 use crate::storage::Storage;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Runs the recorder until `shutdown` fires.
+/// Runs the recorder until `shutdown` fires: each step below is one function, in the order
+/// the service comes up; `stop` takes it down in the order the module doc gives.
 pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
+    let (index, storage) = open_index_and_storage(config)?;
+    let reaper = start_reaper(config, &index, &storage, &shutdown)?;
+    let cameras = start_cameras(config, &index, &storage, &reaper.handle, &shutdown)?;
+    let api = start_api(config, &index, &storage, &cameras, &reaper.stats, &shutdown);
+    let notifier = Notifier::from_env();
+    let watchdog = notify_ready(&notifier, config, &cameras, &shutdown)?;
+    log::info!(
+        "recording {} camera(s) to {}; index {}",
+        cameras.handles.len(),
+        config.storage.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>().join(", "),
+        config.index_path.display()
+    );
+    while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
+    stop(&notifier, watchdog, cameras, api, reaper);
+    log::info!("stopped; {} index transactions", index.transactions());
+    Ok(())
+}
+
+/// Opens the index and the storage roots and recovers what the last stop left open.
+fn open_index_and_storage(config: &Config) -> Result<(Arc<Index>, Arc<Storage>)> {
     let index = Arc::new(Index::open(&config.index_path)?);
     let storage = Arc::new(Storage::open(&config.storage, &index)?);
     crate::storage::recovery::recover_at_startup(&index, &storage)?;
     if storage.pick_for_write().is_none() {
         log::error!("no storage root is writable now; cameras will record as soon as one is");
     }
+    Ok((index, storage))
+}
 
+/// The reaper thread, its wake-up handle and its counters.
+struct RunningReaper {
+    handle: ReaperHandle,
+    thread: JoinHandle<()>,
+    stats: Arc<ReaperStats>,
+}
+
+fn start_reaper(
+    config: &Config,
+    index: &Arc<Index>,
+    storage: &Arc<Storage>,
+    shutdown: &Shutdown,
+) -> Result<RunningReaper> {
     let reaper = Reaper::new(index.clone(), storage.clone(), config.recording.max_age, crate::time::now_us);
-    let reaper_stats = reaper.stats.clone();
-    let (reaper_handle, reaper_join) =
-        reaper.spawn(shutdown.clone()).map_err(|e| crate::error::Error::io("spawning reaper", e))?;
-    let poke = reaper_handle.clone();
+    let stats = reaper.stats.clone();
+    let (handle, thread) = reaper.spawn(shutdown.clone()).map_err(|e| Error::io("spawning reaper", e))?;
+    Ok(RunningReaper { handle, thread, stats })
+}
+
+/// The enabled cameras that started (one that cannot start is logged and left out), and
+/// the runtimes their sources share.
+struct Cameras {
+    runtimes: Runtimes,
+    handles: Vec<CameraHandle>,
+}
+
+impl Cameras {
+    /// The counters of a started camera.
+    fn stats(&self, id: &str) -> Option<&Arc<CameraStats>> {
+        self.handles.iter().find(|h| h.id == id).map(|h| &h.stats)
+    }
+}
+
+fn start_cameras(
+    config: &Config,
+    index: &Arc<Index>,
+    storage: &Arc<Storage>,
+    reaper: &ReaperHandle,
+    shutdown: &Shutdown,
+) -> Result<Cameras> {
+    let poke = reaper.clone();
     let ctx = WriterContext {
         storage: storage.clone(),
         index: index.clone(),
         on_space_pressure: Arc::new(move || poke.poke()),
         sync_interval: config.recording.sync_interval,
     };
-
-    let runtimes = Runtimes::start(&config.cameras, &shutdown)?;
-    let mut cameras: Vec<CameraHandle> = Vec::new();
+    let runtimes = Runtimes::start(&config.cameras, shutdown)?;
+    let mut handles = Vec::new();
     for cam in config.cameras.iter().filter(|c| c.enabled) {
-        match start_camera(cam, ctx.clone(), &runtimes, &shutdown) {
-            Ok(h) => cameras.push(h),
+        match start_camera(cam, ctx.clone(), &runtimes, shutdown) {
+            Ok(h) => handles.push(h),
             Err(e) => log::error!("camera {}: cannot start: {e}", cam.id),
         }
     }
-    // Every configured camera with its counters (idle ones for cameras that did not start),
-    // for the API and the watchdog.
-    let entries: Vec<(crate::config::CameraConfig, Arc<crate::service::status::CameraStats>)> = config
+    Ok(Cameras { runtimes, handles })
+}
+
+/// Starts the HTTP API. Recording matters more than the API: a port in use is logged, not
+/// fatal.
+fn start_api(
+    config: &Config,
+    index: &Arc<Index>,
+    storage: &Arc<Storage>,
+    cameras: &Cameras,
+    reaper: &Arc<ReaperStats>,
+    shutdown: &Shutdown,
+) -> Option<HttpHandle> {
+    // Every configured camera with its counters (idle ones for cameras that did not start).
+    let entries = config
         .cameras
         .iter()
-        .map(|c| (c.clone(), cameras.iter().find(|h| h.id == c.id).map(|h| h.stats.clone()).unwrap_or_default()))
-        .collect();
-    let state = Arc::new(crate::http::state::AppState {
+        .map(|c| CameraEntry { config: c.clone(), stats: cameras.stats(&c.id).cloned().unwrap_or_default() });
+    let state = Arc::new(AppState {
         config: config.clone(),
         index: index.clone(),
         storage: storage.clone(),
-        cameras: entries
-            .iter()
-            .map(|(config, stats)| crate::http::state::CameraEntry { config: config.clone(), stats: stats.clone() })
-            .collect(),
-        reaper: reaper_stats,
+        cameras: entries.collect(),
+        reaper: reaper.clone(),
         started: std::time::Instant::now(),
     });
-    // Recording matters more than the API: a port in use is logged, not fatal.
-    let http = match std::net::TcpListener::bind(config.server.listen) {
-        Ok(l) => match crate::http::start(l, state, &shutdown) {
-            Ok(h) => Some(h),
-            Err(e) => {
-                log::error!("{e}");
-                None
-            }
-        },
-        Err(e) => {
+    let listener = std::net::TcpListener::bind(config.server.listen)
+        .map_err(|e| {
             log::error!(
                 "cannot listen on {} (server.listen): {e}; recording without the HTTP API",
                 config.server.listen
-            );
-            None
-        }
-    };
-    // Tell systemd we are up, and feed its watchdog while recording is healthy.
-    let notifier = crate::service::notify::Notifier::from_env();
-    let ready = format!("READY=1\nSTATUS=recording {} camera(s)", cameras.len());
+            )
+        })
+        .ok()?;
+    crate::http::start(listener, state, shutdown).map_err(|e| log::error!("{e}")).ok()
+}
+
+/// Tells systemd we are up, and starts feeding its watchdog (when it asked for one) while
+/// recording is healthy.
+fn notify_ready(
+    notifier: &Notifier,
+    config: &Config,
+    cameras: &Cameras,
+    shutdown: &Shutdown,
+) -> Result<Option<JoinHandle<()>>> {
+    let ready = format!("READY=1\nSTATUS=recording {} camera(s)", cameras.handles.len());
     if let Err(e) = notifier.notify(&ready) {
         log::warn!("cannot notify systemd: {e}");
     }
-    let watchdog = match crate::service::notify::watchdog_interval() {
-        Some(interval) => {
-            // Only the loops that run are watched: a camera that is disabled, or whose start
-            // failed (logged above), has none, and must not starve the watchdog into
-            // restarting the service for ever.
-            let cams = entries.iter().filter(|(c, _)| cameras.iter().any(|h| h.id == c.id)).cloned().collect();
-            let w = crate::service::watchdog::spawn(
-                notifier.clone(),
-                interval,
-                cams,
-                config.recording.sync_interval,
-                shutdown.clone(),
-            )
-            .map_err(|e| crate::error::Error::io("spawning the watchdog", e))?;
-            log::info!("systemd watchdog every {} ms", interval.as_millis() / 2);
-            Some(w)
-        }
-        None => None,
-    };
-    log::info!(
-        "recording {} camera(s) to {}; index {}",
-        cameras.len(),
-        config.storage.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>().join(", "),
-        config.index_path.display()
-    );
+    let Some(interval) = crate::service::notify::watchdog_interval() else { return Ok(None) };
+    // Only the loops that run are watched: a camera that is disabled, or whose start failed
+    // (logged), has none, and must not starve the watchdog into restarting the service for
+    // ever.
+    let watched: Vec<(CameraConfig, Arc<CameraStats>)> =
+        config.cameras.iter().filter_map(|c| Some((c.clone(), cameras.stats(&c.id)?.clone()))).collect();
+    let sync = config.recording.sync_interval;
+    let w = crate::service::watchdog::spawn(notifier.clone(), interval, watched, sync, shutdown.clone())
+        .map_err(|e| Error::io("spawning the watchdog", e))?;
+    log::info!("systemd watchdog every {} ms", interval.as_millis() / 2);
+    Ok(Some(w))
+}
 
-    while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
+/// Takes the service down after shutdown fired: sources stop (their threads and the RTSP
+/// runtime end), writers seal their chunks, then the API and the reaper stop.
+fn stop(
+    notifier: &Notifier,
+    watchdog: Option<JoinHandle<()>>,
+    cameras: Cameras,
+    api: Option<HttpHandle>,
+    reaper: RunningReaper,
+) {
     log::info!("stopping: sealing open chunks");
     let _ = notifier.notify("STOPPING=1\nSTATUS=stopping: sealing open chunks");
     if let Some(w) = watchdog {
         let _ = w.join();
     }
-    runtimes.join();
-    for c in cameras {
+    cameras.runtimes.join();
+    for c in cameras.handles {
         c.join();
     }
-    if let Some(h) = http {
+    if let Some(h) = api {
         h.join();
     }
-    reaper_handle.poke();
-    drop(reaper_handle);
-    let _ = reaper_join.join();
-    log::info!("stopped; {} index transactions", index.transactions());
-    Ok(())
+    reaper.handle.poke();
+    drop(reaper.handle);
+    let _ = reaper.thread.join();
 }
 
 /// Blocks SIGINT and SIGTERM in the calling thread (and so in every thread it spawns
