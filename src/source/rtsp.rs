@@ -33,8 +33,8 @@ use crate::service::status::{CameraState, CameraStats};
 use crate::shutdown::Shutdown;
 use crate::source::clock::StreamClock;
 use futures::StreamExt;
-use retina::client::{Credentials, PlayOptions, SessionGroup, SessionOptions, SetupOptions};
-use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion};
+use retina::client::{Credentials, Demuxed, PlayOptions, SessionGroup, SessionOptions, SetupOptions};
+use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion, VideoFrame};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,20 +199,31 @@ async fn session(
     stats: &CameraStats,
     group: &Arc<SessionGroup>,
 ) -> Result<()> {
+    let first_deadline = Instant::now() + cfg.first_frame_timeout;
+    let (demuxed, stream, codec) = play(cfg, group, first_deadline).await?;
+    receive(cfg, demuxed, (stream, codec), first_deadline, out, floor_us, stats).await
+}
+
+/// An error of the session with the camera at `where_` (a URL without credentials).
+fn failed(where_: &str, what: &str) -> Error {
+    err!(Media, "{where_}: {what}")
+}
+
+/// DESCRIBE → SETUP (the first H.264 or H.265 video stream) → PLAY, all before
+/// `first_deadline`: the playing stream, its index and codec.
+async fn play(cfg: &RtspConfig, group: &Arc<SessionGroup>, first_deadline: Instant) -> Result<(Demuxed, usize, Codec)> {
     let (url, creds) = split_credentials(cfg)?;
     let where_ = redact(&cfg.url);
-    let first_deadline = Instant::now() + cfg.first_frame_timeout;
-    let timed_out = |what: &str| err!(Media, "{where_}: {what}");
-    let rtsp_err = |what: &str, e: retina::Error| err!(Media, "{where_}: {what}").with_source(e);
-
+    let timed_out = |step: &str| failed(&where_, &format!("no answer to {step} within first_frame_timeout"));
+    let rtsp_err = |step: &str, e: retina::Error| failed(&where_, &format!("{step} failed")).with_source(e);
     let opts = SessionOptions::default()
         .creds(creds)
         .user_agent(format!("edgenvr/{}", env!("CARGO_PKG_VERSION")))
         .session_group(group.clone());
     let mut described = timeout_at(first_deadline, retina::client::Session::describe(url, opts))
         .await
-        .map_err(|_| timed_out("no answer to DESCRIBE within first_frame_timeout"))?
-        .map_err(|e| rtsp_err("DESCRIBE failed", e))?;
+        .map_err(|_| timed_out("DESCRIBE"))?
+        .map_err(|e| rtsp_err("DESCRIBE", e))?;
     let (i, codec) = described
         .streams()
         .iter()
@@ -225,8 +236,7 @@ async fn session(
         .ok_or_else(|| {
             let found: Vec<String> =
                 described.streams().iter().map(|s| format!("{}/{}", s.media(), s.encoding_name())).collect();
-            let found = found.join(", ");
-            err!(Media, "{where_}: no H.264 or H.265 video stream (found: {found})")
+            failed(&where_, &format!("no H.264 or H.265 video stream (found: {})", found.join(", ")))
         })?;
     let transport = match cfg.transport {
         Transport::Tcp => retina::client::Transport::Tcp(Default::default()),
@@ -234,30 +244,44 @@ async fn session(
     };
     timeout_at(first_deadline, described.setup(i, SetupOptions::default().transport(transport).frame_format(FORMAT)))
         .await
-        .map_err(|_| timed_out("no answer to SETUP within first_frame_timeout"))?
-        .map_err(|e| rtsp_err("SETUP failed", e))?;
+        .map_err(|_| timed_out("SETUP"))?
+        .map_err(|e| rtsp_err("SETUP", e))?;
     let playing = timeout_at(first_deadline, described.play(PlayOptions::default()))
         .await
-        .map_err(|_| timed_out("no answer to PLAY within first_frame_timeout"))?
-        .map_err(|e| rtsp_err("PLAY failed", e))?;
-    let mut demuxed = playing.demuxed().map_err(|e| rtsp_err("cannot depacketize the stream", e))?;
+        .map_err(|_| timed_out("PLAY"))?
+        .map_err(|e| rtsp_err("PLAY", e))?;
+    let demuxed = playing.demuxed().map_err(|e| failed(&where_, "cannot depacketize the stream").with_source(e))?;
     log::info!("{where_}: playing {} stream {i}", codec.as_str());
+    Ok((demuxed, i, codec))
+}
 
+/// Hands the playing stream's frames to the writer until an error, a silence longer than
+/// the timeouts, or the writer going away (`Ok`).
+async fn receive(
+    cfg: &RtspConfig,
+    mut demuxed: Demuxed,
+    (stream, codec): (usize, Codec),
+    first_deadline: Instant,
+    out: &mut FrameSender,
+    floor_us: Option<i64>,
+    stats: &CameraStats,
+) -> Result<()> {
+    let where_ = redact(&cfg.url);
     let mut clock = StreamClock::new(floor_us, true);
     let mut deadline = first_deadline;
     let mut first = true;
     let mut frames_sent = 0u64;
     loop {
         let item = match timeout_at(deadline, demuxed.next()).await {
-            Err(_) if first => return Err(timed_out("no frame within first_frame_timeout")),
-            Err(_) => return Err(timed_out("no frame within frame_timeout; the camera went silent")),
-            Ok(None) => return Err(timed_out("the server ended the stream")),
-            Ok(Some(Err(e))) => return Err(rtsp_err("stream failed", e)),
+            Err(_) if first => return Err(failed(&where_, "no frame within first_frame_timeout")),
+            Err(_) => return Err(failed(&where_, "no frame within frame_timeout; the camera went silent")),
+            Ok(None) => return Err(failed(&where_, "the server ended the stream")),
+            Ok(Some(Err(e))) => return Err(failed(&where_, "stream failed").with_source(e)),
             Ok(Some(Ok(item))) => item,
         };
         stats.beat_source();
         let CodecItem::VideoFrame(v) = item else { continue };
-        if v.stream_id() != i {
+        if v.stream_id() != stream {
             continue;
         }
         deadline = Instant::now() + cfg.frame_timeout;
@@ -265,20 +289,7 @@ async fn session(
             stats.set_state(CameraState::Recording);
             first = false;
         }
-        if v.loss() > 0 {
-            log::debug!("{where_}: {} RTP packets lost before this frame", v.loss());
-            stats.gaps.fetch_add(1, Relaxed);
-        }
-        let t = v.timestamp();
-        let src_us = (t.elapsed() as i128 * 1_000_000 / t.clock_rate().get() as i128) as i64;
-        let ts = clock.ts(src_us);
-        let rap = v.is_random_access_point();
-        let data = v.into_data();
-        stats.bytes_received.fetch_add(data.len() as u64, Relaxed);
-        stats.frames_received.fetch_add(1, Relaxed);
-        let mut frame = EncodedFrame::from_length_prefixed(ts, codec, data)
-            .map_err(|why| err!(Media, "{where_}: malformed frame: {why}"))?;
-        frame.keyframe |= rap && frame.has_slice();
+        let mut frame = to_frame(v, codec, &mut clock, stats, &where_).map_err(|why| failed(&where_, &why))?;
         frame.discontinuity = frames_sent == 0;
         match out.send(frame) {
             Sent::Closed => return Ok(()),
@@ -286,6 +297,31 @@ async fn session(
             Sent::Dropped => {}
         }
     }
+}
+
+/// One frame from retina as the writer takes it, timestamped by `clock` from its RTP time.
+fn to_frame(
+    v: VideoFrame,
+    codec: Codec,
+    clock: &mut StreamClock,
+    stats: &CameraStats,
+    where_: &str,
+) -> std::result::Result<EncodedFrame, String> {
+    if v.loss() > 0 {
+        log::debug!("{where_}: {} RTP packets lost before this frame", v.loss());
+        stats.gaps.fetch_add(1, Relaxed);
+    }
+    let t = v.timestamp();
+    let src_us = (t.elapsed() as i128 * 1_000_000 / t.clock_rate().get() as i128) as i64;
+    let ts = clock.ts(src_us);
+    let rap = v.is_random_access_point();
+    let data = v.into_data();
+    stats.bytes_received.fetch_add(data.len() as u64, Relaxed);
+    stats.frames_received.fetch_add(1, Relaxed);
+    let mut frame =
+        EncodedFrame::from_length_prefixed(ts, codec, data).map_err(|why| format!("malformed frame: {why}"))?;
+    frame.keyframe |= rap && frame.has_slice();
+    Ok(frame)
 }
 
 #[cfg(test)]
