@@ -67,29 +67,7 @@ impl HevcSps {
         r.skip(4, "sps_video_parameter_set_id").map_err(e)?;
         let max_sub_layers_minus1: u8 = r.read(3, "sps_max_sub_layers_minus1").map_err(e)?;
         let temporal_id_nested = r.read_bool("sps_temporal_id_nesting_flag").map_err(e)?;
-        let mut general_ptl = [0u8; 12];
-        for b in &mut general_ptl {
-            *b = r.read(8, "general_profile_tier_level").map_err(e)?;
-        }
-        // Sub-layer profile/level presence, then the sub-layer fields it announces.
-        let mut present = [(false, false); 7];
-        for p in present.iter_mut().take(max_sub_layers_minus1 as usize) {
-            *p = (
-                r.read_bool("sub_layer_profile_present_flag").map_err(e)?,
-                r.read_bool("sub_layer_level_present_flag").map_err(e)?,
-            );
-        }
-        if max_sub_layers_minus1 > 0 {
-            r.skip(2 * (8 - max_sub_layers_minus1 as u32), "reserved_zero_2bits").map_err(e)?;
-        }
-        for &(profile, level) in present.iter().take(max_sub_layers_minus1 as usize) {
-            if profile {
-                r.skip(88, "sub_layer_profile").map_err(e)?;
-            }
-            if level {
-                r.skip(8, "sub_layer_level_idc").map_err(e)?;
-            }
-        }
+        let general_ptl = profile_tier_level(&mut r, max_sub_layers_minus1).map_err(e)?;
         r.read_ue("sps_seq_parameter_set_id").map_err(e)?;
         let chroma_format_idc = r.read_ue("chroma_format_idc").map_err(e)?;
         if chroma_format_idc > 3 {
@@ -109,14 +87,7 @@ impl HevcSps {
         if bit_depth_luma_minus8 > 7 || bit_depth_chroma_minus8 > 7 {
             return Err(bad("bit depth above 16"));
         }
-        // Conformance window offsets count chroma samples (H.265 table 6-1).
-        let (sub_w, sub_h) = match (chroma_format_idc, separate_planes) {
-            (1, _) => (2, 2),
-            (2, _) => (2, 1),
-            _ => (1, 1),
-        };
-        let crop_w = sub_w * (crop[0] as u64 + crop[1] as u64);
-        let crop_h = sub_h * (crop[2] as u64 + crop[3] as u64);
+        let (crop_w, crop_h) = crop_size(chroma_format_idc, separate_planes, crop);
         if width == 0
             || height == 0
             || crop_w >= width as u64
@@ -137,6 +108,43 @@ impl HevcSps {
             height: height - crop_h as u32,
         })
     }
+}
+
+/// `profile_tier_level` (H.265 §7.3.3): the general bytes, with the sub-layer fields it
+/// announces skipped.
+fn profile_tier_level(r: &mut BitReader<&[u8]>, max_sub_layers_minus1: u8) -> Result<[u8; 12], BitReaderError> {
+    let mut general_ptl = [0u8; 12];
+    for b in &mut general_ptl {
+        *b = r.read(8, "general_profile_tier_level")?;
+    }
+    // Sub-layer profile/level presence, then the sub-layer fields it announces.
+    let mut present = [(false, false); 7];
+    for p in present.iter_mut().take(max_sub_layers_minus1 as usize) {
+        *p = (r.read_bool("sub_layer_profile_present_flag")?, r.read_bool("sub_layer_level_present_flag")?);
+    }
+    if max_sub_layers_minus1 > 0 {
+        r.skip(2 * (8 - max_sub_layers_minus1 as u32), "reserved_zero_2bits")?;
+    }
+    for &(profile, level) in present.iter().take(max_sub_layers_minus1 as usize) {
+        if profile {
+            r.skip(88, "sub_layer_profile")?;
+        }
+        if level {
+            r.skip(8, "sub_layer_level_idc")?;
+        }
+    }
+    Ok(general_ptl)
+}
+
+/// The conformance window in luma samples: its offsets count chroma samples (H.265 table
+/// 6-1).
+fn crop_size(chroma_format_idc: u32, separate_planes: bool, crop: [u32; 4]) -> (u64, u64) {
+    let (sub_w, sub_h) = match (chroma_format_idc, separate_planes) {
+        (1, _) => (2, 2),
+        (2, _) => (2, 1),
+        _ => (1, 1),
+    };
+    (sub_w * (crop[0] as u64 + crop[1] as u64), sub_h * (crop[2] as u64 + crop[3] as u64))
 }
 
 /// The `hvcC` box (header included) for `sps` and the parameter sets `vps`, `sps_nal`,
