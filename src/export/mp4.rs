@@ -153,134 +153,193 @@ fn stsd(kind: &[u8; 4], width: u32, height: u32, config: &[u8]) -> Vec<u8> {
     out
 }
 
-impl Mp4File {
-    /// Lays out the MP4 of `plan`.
-    pub fn new(plan: Plan) -> Result<Mp4File> {
-        let (entry, width, height, config) = sample_entry(&plan)?;
-        let n = plan.samples();
-        let k = plan.keyframes();
-        let f = plan.segments.len() as u64;
-        let timing =
-            Timing { base_us: plan.first_ts(), last_duration: (plan.frame_duration_us() * 9 / 100).max(1) as u32 };
+/// Box lengths of the `moov`, from the plan's counts: samples `n`, keyframes `k`, chunk
+/// files `f`, and the length of the `stsd`.
+struct Lengths {
+    stts: u64,
+    stss: u64,
+    stsz: u64,
+    stsc: u64,
+    co64: u64,
+    stbl: u64,
+    minf: u64,
+    mdia: u64,
+    trak: u64,
+    moov: u64,
+}
+
+// Lengths of the boxes whose size never changes.
+const FTYP_LEN: u64 = 32;
+const MVHD_LEN: u64 = 120;
+const TKHD_LEN: u64 = 104;
+const EDTS_LEN: u64 = 44;
+const MDHD_LEN: u64 = 44;
+const HDLR_LEN: u64 = 45;
+const VMHD_LEN: u64 = 20;
+const DINF_LEN: u64 = 36;
+
+impl Lengths {
+    fn new(n: u64, k: u64, f: u64, stsd_len: u64) -> Lengths {
+        let (stts, stss, stsz, stsc, co64) = (16 + 8 * n, 16 + 4 * k, 20 + 4 * n, 16 + 12 * f, 16 + 8 * f);
+        let stbl = 8 + stsd_len + stts + stss + stsz + stsc + co64;
+        let minf = 8 + VMHD_LEN + DINF_LEN + stbl;
+        let mdia = 8 + MDHD_LEN + HDLR_LEN + minf;
+        let trak = 8 + TKHD_LEN + EDTS_LEN + mdia;
+        let moov = 8 + MVHD_LEN + trak;
+        Lengths { stts, stss, stsz, stsc, co64, stbl, minf, mdia, trak, moov }
+    }
+}
+
+/// The movie's times in [`TIMESCALE`] ticks.
+struct Times {
+    /// The whole media, to the end of the last sample.
+    media_duration: u64,
+    /// Where playback starts in the media (the edit list's `media_time`: `from`).
+    media_time: u64,
+    /// How long playback lasts (to `to`).
+    duration: u64,
+}
+
+impl Times {
+    fn new(plan: &Plan, timing: &Timing) -> Times {
         let media_duration = timing.ticks(plan.last_ts()) + timing.last_duration as u64;
         let media_time =
             if plan.from_us > timing.base_us { timing.ticks(plan.from_us).min(media_duration - 1) } else { 0 };
         let play_end = timing.ticks(plan.to_us).min(media_duration).max(media_time + 1);
-        let duration = play_end - media_time;
+        Times { media_duration, media_time, duration: play_end - media_time }
+    }
+}
 
+/// `ftyp`, then `moov` with `mvhd`, up to the `trak` header.
+fn write_movie_header(out: &mut Vec<u8>, len: &Lengths, times: &Times) {
+    box_header(out, FTYP_LEN, b"ftyp");
+    out.extend_from_slice(b"isom");
+    u32b(out, 0x200);
+    out.extend_from_slice(b"isomiso2avc1mp41");
+    box_header(out, len.moov, b"moov");
+    full_header(out, MVHD_LEN, b"mvhd", 1, 0);
+    u64b(out, 0); // creation
+    u64b(out, 0); // modification
+    u32b(out, TIMESCALE);
+    u64b(out, times.duration);
+    u32b(out, 0x0001_0000); // rate 1.0
+    u16b(out, 0x0100); // volume 1.0
+    out.extend_from_slice(&[0; 10]);
+    matrix(out);
+    out.extend_from_slice(&[0; 24]);
+    u32b(out, 2); // next_track_ID
+}
+
+/// `trak` with `tkhd` and `edts/elst` (playback starts at `from`), up to the `mdia` header.
+fn write_track_header(out: &mut Vec<u8>, len: &Lengths, times: &Times, width: u32, height: u32) {
+    box_header(out, len.trak, b"trak");
+    full_header(out, TKHD_LEN, b"tkhd", 1, 3); // enabled, in movie
+    u64b(out, 0);
+    u64b(out, 0);
+    u32b(out, 1); // track_ID
+    u32b(out, 0);
+    u64b(out, times.duration);
+    out.extend_from_slice(&[0; 8]);
+    u16b(out, 0); // layer
+    u16b(out, 0); // alternate_group
+    u16b(out, 0); // volume
+    u16b(out, 0);
+    matrix(out);
+    u32b(out, width << 16);
+    u32b(out, height << 16);
+    box_header(out, EDTS_LEN, b"edts");
+    full_header(out, 36, b"elst", 1, 0);
+    u32b(out, 1);
+    u64b(out, times.duration);
+    u64b(out, times.media_time);
+    u16b(out, 1); // media_rate 1.0
+    u16b(out, 0);
+}
+
+/// `mdia` with `mdhd`, `hdlr`, `minf` with `vmhd` and `dinf`, up to the `stbl` header.
+fn write_media_header(out: &mut Vec<u8>, len: &Lengths, times: &Times) {
+    box_header(out, len.mdia, b"mdia");
+    full_header(out, MDHD_LEN, b"mdhd", 1, 0);
+    u64b(out, 0);
+    u64b(out, 0);
+    u32b(out, TIMESCALE);
+    u64b(out, times.media_duration);
+    u16b(out, 0x55c4); // language "und"
+    u16b(out, 0);
+    full_header(out, HDLR_LEN, b"hdlr", 0, 0);
+    u32b(out, 0);
+    out.extend_from_slice(b"vide");
+    out.extend_from_slice(&[0; 12]);
+    out.extend_from_slice(b"VideoHandler\0");
+    box_header(out, len.minf, b"minf");
+    full_header(out, VMHD_LEN, b"vmhd", 0, 1);
+    out.extend_from_slice(&[0; 8]);
+    box_header(out, DINF_LEN, b"dinf");
+    full_header(out, 28, b"dref", 0, 0);
+    u32b(out, 1);
+    full_header(out, 12, b"url ", 0, 1); // self-contained
+    box_header(out, len.stbl, b"stbl");
+}
+
+/// `stsc` and `co64` (one entry per chunk file, whose payload starts at `payload_start`),
+/// then the `mdat` header.
+fn chunk_tables(plan: &Plan, len: &Lengths, payload_start: u64) -> Vec<u8> {
+    let f = plan.segments.len() as u32;
+    let mut tail = Vec::with_capacity((len.stsc + len.co64 + 16) as usize);
+    full_header(&mut tail, len.stsc, b"stsc", 0, 0);
+    u32b(&mut tail, f);
+    for (i, s) in plan.segments.iter().enumerate() {
+        u32b(&mut tail, i as u32 + 1);
+        u32b(&mut tail, s.samples as u32);
+        u32b(&mut tail, 1);
+    }
+    full_header(&mut tail, len.co64, b"co64", 0, 0);
+    u32b(&mut tail, f);
+    let mut off = payload_start;
+    for s in &plan.segments {
+        u64b(&mut tail, off);
+        off += s.payload_len();
+    }
+    let payload: u64 = plan.segments.iter().map(|s| s.payload_len()).sum();
+    u32b(&mut tail, 1);
+    tail.extend_from_slice(b"mdat");
+    u64b(&mut tail, 16 + payload);
+    tail
+}
+
+/// A table's header: a full box of `len` bytes holding `entries` entries (`stsz` has a
+/// zero sample size first: every sample has its own).
+fn table_header(kind: &[u8; 4], len: u64, entries: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(20);
+    full_header(&mut out, len, kind, 0, 0);
+    if kind == b"stsz" {
+        u32b(&mut out, 0);
+    }
+    u32b(&mut out, entries as u32);
+    out
+}
+
+impl Mp4File {
+    /// Lays out the MP4 of `plan`.
+    pub fn new(plan: Plan) -> Result<Mp4File> {
+        let (entry, width, height, config) = sample_entry(&plan)?;
         let stsd = stsd(entry, width, height, &config);
-        let stts_len = 16 + 8 * n;
-        let stss_len = 16 + 4 * k;
-        let stsz_len = 20 + 4 * n;
-        let stsc_len = 16 + 12 * f;
-        let co64_len = 16 + 8 * f;
-        let stbl_len = 8 + stsd.len() as u64 + stts_len + stss_len + stsz_len + stsc_len + co64_len;
-        let (vmhd_len, dinf_len) = (20u64, 36u64);
-        let minf_len = 8 + vmhd_len + dinf_len + stbl_len;
-        let (mdhd_len, hdlr_len) = (44u64, 45u64);
-        let mdia_len = 8 + mdhd_len + hdlr_len + minf_len;
-        let (tkhd_len, edts_len) = (104u64, 44u64);
-        let trak_len = 8 + tkhd_len + edts_len + mdia_len;
-        let mvhd_len = 120u64;
-        let moov_len = 8 + mvhd_len + trak_len;
-        let ftyp_len = 32u64;
-        let mdat_payload_start = ftyp_len + moov_len + 16;
-        if moov_len > u32::MAX as u64 {
+        let (n, k) = (plan.samples(), plan.keyframes());
+        let len = Lengths::new(n, k, plan.segments.len() as u64, stsd.len() as u64);
+        if len.moov > u32::MAX as u64 {
             bail!(InvalidArgument, "export too large for one MP4; use a shorter range");
         }
+        let timing =
+            Timing { base_us: plan.first_ts(), last_duration: (plan.frame_duration_us() * 9 / 100).max(1) as u32 };
+        let times = Times::new(&plan, &timing);
+        let mdat_payload_start = FTYP_LEN + len.moov + 16;
 
         let mut head = Vec::with_capacity(1024);
-        box_header(&mut head, ftyp_len, b"ftyp");
-        head.extend_from_slice(b"isom");
-        u32b(&mut head, 0x200);
-        head.extend_from_slice(b"isomiso2avc1mp41");
-        box_header(&mut head, moov_len, b"moov");
-        full_header(&mut head, mvhd_len, b"mvhd", 1, 0);
-        u64b(&mut head, 0); // creation
-        u64b(&mut head, 0); // modification
-        u32b(&mut head, TIMESCALE);
-        u64b(&mut head, duration);
-        u32b(&mut head, 0x0001_0000); // rate 1.0
-        u16b(&mut head, 0x0100); // volume 1.0
-        head.extend_from_slice(&[0; 10]);
-        matrix(&mut head);
-        head.extend_from_slice(&[0; 24]);
-        u32b(&mut head, 2); // next_track_ID
-        box_header(&mut head, trak_len, b"trak");
-        full_header(&mut head, tkhd_len, b"tkhd", 1, 3); // enabled, in movie
-        u64b(&mut head, 0);
-        u64b(&mut head, 0);
-        u32b(&mut head, 1); // track_ID
-        u32b(&mut head, 0);
-        u64b(&mut head, duration);
-        head.extend_from_slice(&[0; 8]);
-        u16b(&mut head, 0); // layer
-        u16b(&mut head, 0); // alternate_group
-        u16b(&mut head, 0); // volume
-        u16b(&mut head, 0);
-        matrix(&mut head);
-        u32b(&mut head, width << 16);
-        u32b(&mut head, height << 16);
-        box_header(&mut head, edts_len, b"edts");
-        full_header(&mut head, 36, b"elst", 1, 0);
-        u32b(&mut head, 1);
-        u64b(&mut head, duration);
-        u64b(&mut head, media_time);
-        u16b(&mut head, 1); // media_rate 1.0
-        u16b(&mut head, 0);
-        box_header(&mut head, mdia_len, b"mdia");
-        full_header(&mut head, mdhd_len, b"mdhd", 1, 0);
-        u64b(&mut head, 0);
-        u64b(&mut head, 0);
-        u32b(&mut head, TIMESCALE);
-        u64b(&mut head, media_duration);
-        u16b(&mut head, 0x55c4); // language "und"
-        u16b(&mut head, 0);
-        full_header(&mut head, hdlr_len, b"hdlr", 0, 0);
-        u32b(&mut head, 0);
-        head.extend_from_slice(b"vide");
-        head.extend_from_slice(&[0; 12]);
-        head.extend_from_slice(b"VideoHandler\0");
-        box_header(&mut head, minf_len, b"minf");
-        full_header(&mut head, vmhd_len, b"vmhd", 0, 1);
-        head.extend_from_slice(&[0; 8]);
-        box_header(&mut head, dinf_len, b"dinf");
-        full_header(&mut head, 28, b"dref", 0, 0);
-        u32b(&mut head, 1);
-        full_header(&mut head, 12, b"url ", 0, 1); // self-contained
-        box_header(&mut head, stbl_len, b"stbl");
+        write_movie_header(&mut head, &len, &times);
+        write_track_header(&mut head, &len, &times, width, height);
+        write_media_header(&mut head, &len, &times);
         head.extend_from_slice(&stsd);
-        full_header(&mut head, stts_len, b"stts", 0, 0);
-        u32b(&mut head, n as u32);
-
-        let mut stss_head = Vec::new();
-        full_header(&mut stss_head, stss_len, b"stss", 0, 0);
-        u32b(&mut stss_head, k as u32);
-        let mut stsz_head = Vec::new();
-        full_header(&mut stsz_head, stsz_len, b"stsz", 0, 0);
-        u32b(&mut stsz_head, 0);
-        u32b(&mut stsz_head, n as u32);
-
-        let mut tail = Vec::with_capacity((stsc_len + co64_len + 16) as usize);
-        full_header(&mut tail, stsc_len, b"stsc", 0, 0);
-        u32b(&mut tail, f as u32);
-        for (i, s) in plan.segments.iter().enumerate() {
-            u32b(&mut tail, i as u32 + 1);
-            u32b(&mut tail, s.samples as u32);
-            u32b(&mut tail, 1);
-        }
-        full_header(&mut tail, co64_len, b"co64", 0, 0);
-        u32b(&mut tail, f as u32);
-        let mut off = mdat_payload_start;
-        for s in &plan.segments {
-            u64b(&mut tail, off);
-            off += s.payload_len();
-        }
-        let payload: u64 = plan.segments.iter().map(|s| s.payload_len()).sum();
-        u32b(&mut tail, 1);
-        tail.extend_from_slice(b"mdat");
-        u64b(&mut tail, 16 + payload);
-
+        head.extend_from_slice(&table_header(b"stts", len.stts, n));
         let etag = format!(
             "\"mp4-{:016x}\"",
             super::fnv1a(&[
@@ -293,11 +352,11 @@ impl Mp4File {
         let parts = vec![
             Part::Bytes(head),
             Part::Table(Table::Stts),
-            Part::Bytes(stss_head),
+            Part::Bytes(table_header(b"stss", len.stss, k)),
             Part::Table(Table::Stss),
-            Part::Bytes(stsz_head),
+            Part::Bytes(table_header(b"stsz", len.stsz, n)),
             Part::Table(Table::Stsz),
-            Part::Bytes(tail),
+            Part::Bytes(chunk_tables(&plan, &len, mdat_payload_start)),
             Part::Payload { start_codes: false },
         ];
         let layout = std::sync::Arc::new(Layout::new(plan, parts, timing));
