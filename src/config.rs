@@ -413,65 +413,73 @@ fn camera_from_raw(i: usize, c: RawCamera) -> Result<CameraConfig> {
             return Err(invalid(&key("encoder"), "applies to V4L2 cameras (device = ...) only"));
         }
     }
-    let source = if let Some(s) = &c.source {
-        if s != "testsrc" {
-            return Err(invalid(&key("source"), format!("{s:?} is unknown; the only built-in source is \"testsrc\"")));
-        }
-        let width = c.width.unwrap_or(640);
-        let height = c.height.unwrap_or(480);
-        if !(16..=3840).contains(&width) || width % 2 != 0 {
-            return Err(invalid(&key("width"), "must be an even number from 16 to 3840"));
-        }
-        if !(16..=2160).contains(&height) || height % 2 != 0 {
-            return Err(invalid(&key("height"), "must be an even number from 16 to 2160"));
-        }
-        let fps = c.fps.unwrap_or(15);
-        if !(1..=60).contains(&fps) {
-            return Err(invalid(&key("fps"), "must be from 1 to 60"));
-        }
-        let bitrate = c.bitrate.unwrap_or(500_000);
-        if !(20_000..=50_000_000).contains(&bitrate) {
-            return Err(invalid(&key("bitrate"), "must be from 20000 to 50000000 bits per second"));
-        }
-        let keyframe_interval = c.keyframe_interval.unwrap_or(fps * 2);
-        if !(1..=600).contains(&keyframe_interval) {
-            return Err(invalid(&key("keyframe_interval"), "must be from 1 to 600 frames"));
-        }
-        let speed = c.speed.unwrap_or(1.0);
-        if !(speed.is_finite() && (0.1..=100.0).contains(&speed)) {
-            return Err(invalid(&key("speed"), "must be from 0.1 to 100"));
-        }
-        SourceConfig::Testsrc(TestsrcConfig { width, height, fps, bitrate, keyframe_interval, speed })
-    } else if let Some(url) = c.url {
-        if !url.starts_with("rtsp://") && !url.starts_with("rtsps://") {
-            return Err(invalid(&key("url"), "must start with rtsp://"));
-        }
-        let transport = match c.transport.as_deref() {
-            None | Some("tcp") => Transport::Tcp,
-            Some("udp") => Transport::Udp,
-            Some(other) => return Err(invalid(&key("transport"), format!("{other:?} must be \"tcp\" or \"udp\""))),
-        };
-        let timeout = |k: &str, v: &Option<String>, default: &str| -> Result<Duration> {
-            let d = parse_duration(v.as_deref().unwrap_or(default)).map_err(|why| invalid(&key(k), why))?;
-            if d < Duration::from_millis(500) || d > Duration::from_secs(600) {
-                return Err(invalid(&key(k), "must be between 500ms and 10m"));
-            }
-            Ok(d)
-        };
-        let first_frame_timeout = timeout("first_frame_timeout", &c.first_frame_timeout, "30s")?;
-        let frame_timeout = timeout("frame_timeout", &c.frame_timeout, "5s")?;
-        SourceConfig::Rtsp(RtspConfig {
-            url,
-            username: c.username,
-            password: c.password,
-            transport,
-            first_frame_timeout,
-            frame_timeout,
-        })
+    let source = if c.source.is_some() {
+        SourceConfig::Testsrc(testsrc_from_raw(&key, &c)?)
+    } else if c.url.is_some() {
+        SourceConfig::Rtsp(rtsp_from_raw(&key, &c)?)
     } else {
         SourceConfig::V4l2(v4l2_from_raw(&key, &c)?)
     };
     Ok(CameraConfig { id: c.id, enabled: c.enabled, source })
+}
+
+fn testsrc_from_raw(key: &dyn Fn(&str) -> String, c: &RawCamera) -> Result<TestsrcConfig> {
+    let s = c.source.as_deref().expect("exactly one source kind was checked before");
+    if s != "testsrc" {
+        return Err(invalid(&key("source"), format!("{s:?} is unknown; the only built-in source is \"testsrc\"")));
+    }
+    let width = c.width.unwrap_or(640);
+    let height = c.height.unwrap_or(480);
+    if !(16..=3840).contains(&width) || width % 2 != 0 {
+        return Err(invalid(&key("width"), "must be an even number from 16 to 3840"));
+    }
+    if !(16..=2160).contains(&height) || height % 2 != 0 {
+        return Err(invalid(&key("height"), "must be an even number from 16 to 2160"));
+    }
+    let fps = c.fps.unwrap_or(15);
+    if !(1..=60).contains(&fps) {
+        return Err(invalid(&key("fps"), "must be from 1 to 60"));
+    }
+    let bitrate = c.bitrate.unwrap_or(500_000);
+    if !(20_000..=50_000_000).contains(&bitrate) {
+        return Err(invalid(&key("bitrate"), "must be from 20000 to 50000000 bits per second"));
+    }
+    let keyframe_interval = c.keyframe_interval.unwrap_or(fps * 2);
+    if !(1..=600).contains(&keyframe_interval) {
+        return Err(invalid(&key("keyframe_interval"), "must be from 1 to 600 frames"));
+    }
+    let speed = c.speed.unwrap_or(1.0);
+    if !(speed.is_finite() && (0.1..=100.0).contains(&speed)) {
+        return Err(invalid(&key("speed"), "must be from 0.1 to 100"));
+    }
+    Ok(TestsrcConfig { width, height, fps, bitrate, keyframe_interval, speed })
+}
+
+fn rtsp_from_raw(key: &dyn Fn(&str) -> String, c: &RawCamera) -> Result<RtspConfig> {
+    let url = c.url.clone().expect("exactly one source kind was checked before");
+    if !url.starts_with("rtsp://") && !url.starts_with("rtsps://") {
+        return Err(invalid(&key("url"), "must start with rtsp://"));
+    }
+    let transport = match c.transport.as_deref() {
+        None | Some("tcp") => Transport::Tcp,
+        Some("udp") => Transport::Udp,
+        Some(other) => return Err(invalid(&key("transport"), format!("{other:?} must be \"tcp\" or \"udp\""))),
+    };
+    let timeout = |k: &str, v: &Option<String>, default: &str| -> Result<Duration> {
+        let d = parse_duration(v.as_deref().unwrap_or(default)).map_err(|why| invalid(&key(k), why))?;
+        if d < Duration::from_millis(500) || d > Duration::from_secs(600) {
+            return Err(invalid(&key(k), "must be between 500ms and 10m"));
+        }
+        Ok(d)
+    };
+    Ok(RtspConfig {
+        url,
+        username: c.username.clone(),
+        password: c.password.clone(),
+        transport,
+        first_frame_timeout: timeout("first_frame_timeout", &c.first_frame_timeout, "30s")?,
+        frame_timeout: timeout("frame_timeout", &c.frame_timeout, "5s")?,
+    })
 }
 
 fn v4l2_from_raw(key: &dyn Fn(&str) -> String, c: &RawCamera) -> Result<V4l2Config> {
