@@ -15,7 +15,7 @@ pub mod status;
 pub mod watchdog;
 
 use crate::chunk::writer::WriterContext;
-use crate::config::{CameraConfig, Config};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::state::{AppState, CameraEntry};
 use crate::http::HttpHandle;
@@ -168,11 +168,7 @@ fn notify_ready(
         log::warn!("cannot notify systemd: {e}");
     }
     let Some(interval) = crate::service::notify::watchdog_interval() else { return Ok(None) };
-    // Only the loops that run are watched: a camera that is disabled, or whose start failed
-    // (logged), has none, and must not starve the watchdog into restarting the service for
-    // ever.
-    let watched: Vec<(CameraConfig, Arc<CameraStats>)> =
-        config.cameras.iter().filter_map(|c| Some((c.clone(), cameras.stats(&c.id)?.clone()))).collect();
+    let watched = crate::service::watchdog::watched(&config.cameras, |id| cameras.stats(id).cloned());
     let sync = config.recording.sync_interval;
     let w = crate::service::watchdog::spawn(notifier.clone(), interval, watched, sync, shutdown.clone())
         .map_err(|e| Error::io("spawning the watchdog", e))?;

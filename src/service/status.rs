@@ -17,8 +17,6 @@ pub enum CameraState {
     Recording = 2,
     /// Failed; waiting out the back-off before retrying.
     Retrying = 3,
-    /// Configured with a source this build cannot record.
-    Unsupported = 4,
 }
 
 impl CameraState {
@@ -29,7 +27,6 @@ impl CameraState {
             CameraState::Connecting => "connecting",
             CameraState::Recording => "recording",
             CameraState::Retrying => "retrying",
-            CameraState::Unsupported => "unsupported",
         }
     }
 
@@ -38,7 +35,6 @@ impl CameraState {
             1 => CameraState::Connecting,
             2 => CameraState::Recording,
             3 => CameraState::Retrying,
-            4 => CameraState::Unsupported,
             _ => CameraState::Idle,
         }
     }
