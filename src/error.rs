@@ -142,4 +142,21 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert_eq!(e.to_string(), "camera door unknown");
     }
+
+    #[test]
+    fn bail_returns_early_and_causes_print_after_the_message() {
+        fn positive(n: i64) -> Result<i64> {
+            if n < 0 {
+                crate::bail!(InvalidArgument, "{n} is negative");
+            }
+            Ok(n)
+        }
+        assert_eq!(positive(3).unwrap(), 3);
+        let e = positive(-2).unwrap_err();
+        assert_eq!((e.kind(), e.to_string()), (ErrorKind::InvalidArgument, "-2 is negative".to_owned()));
+        let boxed: Box<dyn std::error::Error + Send + Sync> = "the library's words".into();
+        let e = err!(Io, "starting the HTTP server").with_source(boxed);
+        assert_eq!(e.to_string(), "starting the HTTP server: the library's words");
+        assert_eq!(e.msg(), "starting the HTTP server");
+    }
 }

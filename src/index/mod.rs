@@ -465,7 +465,15 @@ mod tests {
         let root = ix.root_id(Path::new("/r")).unwrap();
         let p = PathBuf::from("c/20261121/c.20261121.1456.chunk");
         let n = NewChunk { camera: "c", root_id: root, rel_path: &p, start_us: 0, codec: Codec::H264 };
-        ix.rotate(None, Some(&n)).unwrap();
-        assert!(ix.rotate(None, Some(&n)).is_err());
+        let first = ix.rotate(None, Some(&n)).unwrap().unwrap();
+        // Refused by the (root_id, rel_path) constraint, not by any other failure, and the
+        // transaction leaves the first row alone.
+        let e = ix.rotate(None, Some(&n)).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Database);
+        let s = e.to_string();
+        assert!(s.starts_with("registering chunk c/20261121/c.20261121.1456.chunk: "), "{s}");
+        assert!(s.contains("UNIQUE constraint failed: chunk.root_id, chunk.rel_path"), "{s}");
+        let rows = ix.chunks_in_state(ChunkState::Open).unwrap();
+        assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![first]);
     }
 }
