@@ -21,7 +21,8 @@
 //! - [`kernel`]: the kernel interfaces local cameras and the hardware encoder drive
 //!   ([`kernel::v4l2`]).
 //! - [`source`]: frames in: [`source::testsrc`], [`source::rtsp`], [`source::v4l2`]; their
-//!   timestamps ([`source::clock`]) and the bounded queue to the writer.
+//!   timestamps ([`source::clock`]), the bounded queue to the writer, the one retry loop
+//!   ([`source::supervisor`]) and which source a camera gets ([`source::start`]).
 //! - [`encode`]: raw pictures → H.264 (openh264 or the board's M2M encoder).
 //! - [`chunk`]: the chunk file format, its writer, reader and scanner.
 //! - [`index`]: the SQLite index of every chunk.

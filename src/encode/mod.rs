@@ -6,6 +6,8 @@
 //! - [`software`]: openh264. [`m2m`]: a V4L2 memory-to-memory encoder session;
 //!   [`hardware`]: H.264 through it (the Pi's `bcm2835-codec`).
 //! - [`select`]: `encoder = "auto" | "hardware" | "software"`.
+//!
+//! Every engine is an [`H264Encoder`]; [`EncoderLabel`] names it in status and the logs.
 
 pub mod convert;
 pub mod hardware;

@@ -5,7 +5,10 @@
 //! - [`plan`]: which byte ranges of which chunk files make up the export, with the counts
 //!   (records, frames, keyframes) that fix every size in advance.
 //! - [`samples`]: reads a segment of a chunk file back as samples (frames) or records.
-//! - [`mp4`]: an ISO BMFF file, `moov` first, built on the fly (`docs/design/export.md`).
+//! - [`stream`]: a virtual file as parts (bytes, tables generated while reading, payload)
+//!   and the reader that produces any byte range of it.
+//! - [`mp4`]: an ISO BMFF file, `moov` first, built on the fly (`docs/design/export.md`);
+//!   [`hvcc`]: the `hvcC` box of an H.265 export.
 //! - [`annexb`]: the raw H.264/H.265 elementary stream with start codes.
 
 pub mod annexb;

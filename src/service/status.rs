@@ -1,6 +1,7 @@
 //! Live counters shared between a camera's threads and readers (status, health, API).
 //!
-//! Plain atomics and a small mutex-guarded text field: writers never wait on readers.
+//! Plain atomics and two small mutex-guarded fields (the last error, the encoder label):
+//! writers never wait on readers.
 
 use crate::encode::EncoderLabel;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};

@@ -3,7 +3,8 @@
 //! Healthy means: every enabled camera's writer loop and source loop made progress within
 //! its limit ([`limits`]). A camera that is down and retrying makes progress (each retry
 //! beats); a loop that is stuck (a deadlock, a blocked syscall) does not, the watchdog
-//! starves, and systemd restarts the service (`Restart=on-failure`).
+//! starves, and systemd restarts the service (`Restart=on-failure`). Only the cameras whose
+//! loops run are watched ([`watched`]).
 
 use crate::config::{CameraConfig, SourceConfig};
 use crate::service::notify::Notifier;

@@ -1,6 +1,7 @@
 //! Retention: keeps every storage root above its free-space watermark and under its byte
 //! budget, and removes footage older than `max_age`. Oldest sealed chunks go first; an open
-//! chunk (being written) is never touched.
+//! chunk (being written) is never touched. The age limit reads the clock the reaper is
+//! given ([`WallClock`]), so its tests fix the time.
 //!
 //! Deletion is crash-safe in three steps (see `docs/design/crash-safety.md`):
 //! 1. mark the rows `deleting` (one transaction),

@@ -13,7 +13,8 @@
 //! the newest waiting frame is encoded and the older ones go straight back. So frames are
 //! dropped *before* encoding, counted (`frames_dropped`, from skipped buffers and gaps in the
 //! driver's sequence numbers), and memory never grows. The encoder is opened per session,
-//! because a camera plugged back in may come back with another size.
+//! because a camera plugged back in may come back with another size. Sessions are retried by
+//! the [`supervisor`](super::supervisor) with this kind's [`RETRY`] policy.
 
 pub mod negotiate;
 
