@@ -9,10 +9,18 @@ echo "== format, lints, docs"
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings -D rustdoc::broken_intra_doc_links" cargo doc --locked --no-deps --quiet
-# Every docs/ path cited in the code must exist.
+# Every docs/ path cited in the code and the top-level notes must exist; so must the notes,
+# and every src/ path they cite (files or directories).
+notes=(ARCHITECTURE.md CHANGELOG.md CONTRIBUTING.md)
 missing=0
-for f in $(grep -rhoE 'docs/[A-Za-z0-9_./-]+\.md' src tests | sort -u); do
+for f in "${notes[@]}"; do
+  [[ -f $f ]] || { echo "missing: $f"; missing=1; }
+done
+for f in $(grep -rhoE 'docs/[A-Za-z0-9_./-]+\.md' src tests "${notes[@]}" | sort -u); do
   [[ -f $f ]] || { echo "cited but missing: $f"; missing=1; }
+done
+for f in $(grep -hoE 'src/[A-Za-z0-9_./-]*[A-Za-z0-9_/]' "${notes[@]}" | sort -u); do
+  [[ -e $f ]] || { echo "cited in the notes but missing: $f"; missing=1; }
 done
 ((missing == 0))
 # No two files may depend on each other, directly or around a loop.
