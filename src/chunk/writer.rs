@@ -351,15 +351,24 @@ impl ChunkWriter {
         self.need_keyframe = true;
     }
 
+    /// The failover steps, the same wherever a root fails: say so, show it in status, and
+    /// mark the root failed so new chunks go to the next one.
+    fn move_on(&self, root: Option<&Root>, e: &Error) {
+        log::error!("camera {}: {e}; moving recording to the next storage root", self.camera);
+        self.stats.set_error(e);
+        if let Some(root) = root {
+            root.mark_failed(e);
+        }
+    }
+
     /// A non-space write error: mark the root failed, abandon its chunk (sealed with what
     /// reached the disk), and let the next rotation pick another root.
     fn root_failed(&mut self, e: &Error) {
-        log::error!("camera {}: {e}; moving recording to the next storage root", self.camera);
-        self.stats.set_error(e);
-        let Some(o) = self.open.take() else { return };
-        if let Some(root) = self.ctx.storage.root(o.root_id) {
-            root.mark_failed(e);
-        }
+        let Some(o) = self.open.take() else {
+            self.move_on(None, e);
+            return;
+        };
+        self.move_on(self.ctx.storage.root(o.root_id), e);
         // Best effort: whatever still reaches the disk is kept. The failure is already
         // reported, so a second error from this fsync says nothing new.
         let _ = o.file.sync_all();
@@ -415,11 +424,7 @@ impl ChunkWriter {
             Ok(()) => still_reachable(&o).err(),
         };
         if let Some(e) = failed {
-            log::error!("camera {}: {e}; moving recording to the next storage root", self.camera);
-            self.stats.set_error(&e);
-            if let Some(root) = self.ctx.storage.root(o.root_id) {
-                root.mark_failed(&e);
-            }
+            self.move_on(self.ctx.storage.root(o.root_id), &e);
         }
         Some(self.closed(o))
     }
@@ -456,9 +461,7 @@ impl ChunkWriter {
                     if sealed {
                         seal = None;
                     }
-                    log::error!("camera {}: {e}; moving recording to the next storage root", self.camera);
-                    self.stats.set_error(&e);
-                    root.mark_failed(&e);
+                    self.move_on(Some(root), &e);
                 }
             }
             if tries > self.ctx.storage.roots().len() {
