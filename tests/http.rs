@@ -292,6 +292,11 @@ fn hostile_requests_get_clear_errors_and_recording_goes_on() {
         &[("Authorization", &auth), ("Range", "bytes=0-99999999999999999999999")],
     );
     assert_eq!(r.status, 200);
+    // The raw format follows the footage: H.264 is never served under an .h265 name.
+    let r = get_auth(&format!("/api/v1/cameras/cam/export.h265?{q}"));
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let e = r.json()["error"].as_str().unwrap_or_default().to_owned();
+    assert!(e.contains("/api/v1/cameras/cam/export.h264"), "{e}");
 
     // Thousands of idle connections: the API keeps answering, the warden closes the excess,
     // and recording never stops. Both processes run with the raised descriptor limit (the

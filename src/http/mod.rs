@@ -12,6 +12,7 @@ pub mod auth;
 pub mod json;
 pub mod lists;
 pub mod range;
+mod route;
 pub mod state;
 pub mod warden;
 
@@ -19,8 +20,9 @@ use crate::err;
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{annexb::AnnexBFile, mp4::Mp4File, plan::make_plan, RawFile, VirtualFile};
 use crate::shutdown::Shutdown;
-use crate::time::{now_us, parse_time, parse_yyyymmdd_hhmm, US_PER_MIN};
+use crate::time::{now_us, parse_time};
 use range::RangeReply;
+use route::{ExportFormat, Route};
 use state::AppState;
 use std::io::Read;
 use std::net::TcpListener;
@@ -161,6 +163,17 @@ impl Query {
         Ok((from, to))
     }
 
+    /// `after`: the `next` value of a previous page of chunks, `START_US:ID`.
+    fn after(&self) -> Result<(i64, i64)> {
+        match self.get("after") {
+            None => Ok((i64::MIN, 0)),
+            Some(a) => a
+                .split_once(':')
+                .and_then(|(s, i)| Some((s.parse().ok()?, i.parse().ok()?)))
+                .ok_or_else(|| bad("after must be the `next` value of a previous page")),
+        }
+    }
+
     fn limit(&self) -> Result<usize> {
         match self.get("limit") {
             None => Ok(lists::DEFAULT_LIMIT),
@@ -210,81 +223,65 @@ fn route(state: &Arc<AppState>, rq: &Request, method: &Method, url: &str) -> Res
             ));
         }
     }
-    let segs: Vec<&str> = path.split('/').skip(1).collect();
-    match segs.as_slice() {
-        [""] | ["player.html"] => Ok(Reply::Html(PLAYER_HTML)),
-        ["api", "v1", "status"] | ["api", "1", "system.json"] => {
-            Ok(Reply::Json(200, document(|b| json::status(state, b))?))
+    // A camera is looked up before its query is read: an unknown camera is a 404 whatever
+    // the query says.
+    match Route::parse(path)? {
+        Route::Player => Ok(Reply::Html(PLAYER_HTML)),
+        Route::Status => Ok(Reply::Json(200, document(|b| json::status(state, b))?)),
+        Route::Health => health(state),
+        Route::Cameras => Ok(Reply::Json(200, document(|b| json::cameras(state, b))?)),
+        Route::Recordings { camera } => {
+            let camera = camera_id(state, camera)?;
+            let (from, to) = q.range(false)?;
+            Ok(Reply::Stream(lists::recordings(state.clone(), camera, from, to, q.limit()?)))
         }
-        ["api", "v1", "health"] => {
-            let mut healthy = false;
-            let doc = document(|b| {
-                let (ok, n) = json::health(state, b)?;
-                healthy = ok;
-                Ok(n)
-            })?;
-            Ok(Reply::Json(if healthy { 200 } else { 503 }, doc))
+        Route::Chunks { camera } => {
+            let camera = camera_id(state, camera)?;
+            let (from, to) = q.range(false)?;
+            Ok(Reply::Stream(lists::chunks(state.clone(), camera, from, to, q.after()?, q.limit()?)))
         }
-        ["api", "v1", "cameras"] | ["api", "1", "cameras.json"] => {
-            Ok(Reply::Json(200, document(|b| json::cameras(state, b))?))
+        Route::Export { camera, format } => {
+            let camera = camera_id(state, camera)?;
+            let (from, to) = q.range(true)?;
+            export(state, &camera, from, to, format)
         }
-        ["api", "v1", "cameras", id, what] => {
-            let cam = state.camera(id).ok_or_else(|| not_found(format!("no camera {id:?}")))?;
-            let id = cam.config.id.clone();
-            match *what {
-                "recordings" => {
-                    let (from, to) = q.range(false)?;
-                    Ok(Reply::Stream(lists::recordings(state.clone(), id, from, to, q.limit()?)))
-                }
-                "chunks" => {
-                    let (from, to) = q.range(false)?;
-                    let after = match q.get("after") {
-                        None => (i64::MIN, 0),
-                        Some(a) => a
-                            .split_once(':')
-                            .and_then(|(s, i)| Some((s.parse().ok()?, i.parse().ok()?)))
-                            .ok_or_else(|| bad("after must be the `next` value of a previous page"))?,
-                    };
-                    Ok(Reply::Stream(lists::chunks(state.clone(), id, from, to, after, q.limit()?)))
-                }
-                "export.mp4" | "export.h264" | "export.h265" => {
-                    let (from, to) = q.range(true)?;
-                    export(state, &id, from, to, what)
-                }
-                _ => Err(not_found(format!("no route {path}"))),
-            }
+        Route::Chunk { id } => chunk_file(state, id),
+        Route::PynvrRange { camera, from, to } => {
+            export(state, &camera_id(state, camera)?, from, to, ExportFormat::Mp4)
         }
-        ["api", "v1", "chunks", id] => {
-            let id: i64 = id.parse().map_err(|_| bad(format!("chunk id {id:?} is not a number")))?;
-            let row = state.index.chunk(id)?.ok_or_else(|| not_found(format!("no chunk {id}")))?;
-            if row.state != crate::index::ChunkState::Sealed {
-                return Err(not_found(format!("chunk {id} is still being written or being deleted")));
-            }
-            let root = state
-                .storage
-                .root(row.root_id)
-                .ok_or_else(|| not_found(format!("chunk {id}'s storage root is not configured")))?;
-            let name = row.rel_path.file_name().and_then(|n| n.to_str()).unwrap_or("chunk").to_owned();
-            let file =
-                RawFile::new(root.path().join(&row.rel_path), row.bytes, format!("\"chunk-{id}-{}\"", row.bytes));
-            Ok(Reply::File(Box::new(file), name))
-        }
-        ["api", "1", "range", spec] => {
-            // PyNVR: {camera}.{YYYYMMDD.HHMM}.to.{YYYYMMDD.HHMM}.mp4, minutes inclusive.
-            let spec = spec.strip_suffix(".mp4").ok_or_else(|| not_found("PyNVR ranges end in .mp4"))?;
-            let (head, end) =
-                spec.split_once(".to.").ok_or_else(|| bad("expected CAMERA.YYYYMMDD.HHMM.to.YYYYMMDD.HHMM.mp4"))?;
-            let (camera, start) = head.split_once('.').ok_or_else(|| bad("expected CAMERA.YYYYMMDD.HHMM"))?;
-            let from = parse_yyyymmdd_hhmm(start).ok_or_else(|| bad(format!("{start:?} is not YYYYMMDD.HHMM")))?;
-            let to = parse_yyyymmdd_hhmm(end).ok_or_else(|| bad(format!("{end:?} is not YYYYMMDD.HHMM")))? + US_PER_MIN;
-            if from >= to {
-                return Err(bad("the range ends before it starts"));
-            }
-            let cam = state.camera(camera).ok_or_else(|| not_found(format!("no camera {camera:?}")))?;
-            export(state, &cam.config.id.clone(), from, to, "export.mp4")
-        }
-        _ => Err(not_found(format!("no route {path}"))),
     }
+}
+
+/// A configured camera's id, or a 404.
+fn camera_id(state: &AppState, id: &str) -> Result<String> {
+    let cam = state.camera(id).ok_or_else(|| not_found(format!("no camera {id:?}")))?;
+    Ok(cam.config.id.clone())
+}
+
+/// `/api/v1/health`: 200 when healthy, 503 when not, the same document either way.
+fn health(state: &AppState) -> Result<Reply> {
+    let mut healthy = false;
+    let doc = document(|b| {
+        let (ok, n) = json::health(state, b)?;
+        healthy = ok;
+        Ok(n)
+    })?;
+    Ok(Reply::Json(if healthy { 200 } else { 503 }, doc))
+}
+
+/// `/api/v1/chunks/{id}`: a sealed chunk's file, as stored.
+fn chunk_file(state: &AppState, id: i64) -> Result<Reply> {
+    let row = state.index.chunk(id)?.ok_or_else(|| not_found(format!("no chunk {id}")))?;
+    if row.state != crate::index::ChunkState::Sealed {
+        return Err(not_found(format!("chunk {id} is still being written or being deleted")));
+    }
+    let root = state
+        .storage
+        .root(row.root_id)
+        .ok_or_else(|| not_found(format!("chunk {id}'s storage root is not configured")))?;
+    let name = row.rel_path.file_name().and_then(|n| n.to_str()).unwrap_or("chunk").to_owned();
+    let file = RawFile::new(root.path().join(&row.rel_path), row.bytes, format!("\"chunk-{id}-{}\"", row.bytes));
+    Ok(Reply::File(Box::new(file), name))
 }
 
 /// Serialises a fixed-shape document into a [`json::DOC_BYTES`] buffer (allocated only for
@@ -296,14 +293,14 @@ fn document(write: impl FnOnce(&mut [u8]) -> Result<usize>) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn export(state: &AppState, camera: &str, from: i64, to: i64, what: &str) -> Result<Reply> {
+fn export(state: &AppState, camera: &str, from: i64, to: i64, format: ExportFormat) -> Result<Reply> {
     let plan = make_plan(&state.index, &state.storage, camera, from, to)?;
+    format.check_codec(camera, plan.codec)?;
     let stamp = crate::time::Civil::from_us(from);
-    let base = format!("{camera}-{}-{}", stamp.yyyymmdd(), stamp.hhmm());
-    Ok(match what {
-        "export.mp4" => Reply::File(Box::new(Mp4File::new(plan)?), format!("{base}.mp4")),
-        "export.h265" => Reply::File(Box::new(AnnexBFile::new(plan)), format!("{base}.h265")),
-        _ => Reply::File(Box::new(AnnexBFile::new(plan)), format!("{base}.h264")),
+    let name = format!("{camera}-{}-{}.{}", stamp.yyyymmdd(), stamp.hhmm(), format.extension());
+    Ok(match format {
+        ExportFormat::Mp4 => Reply::File(Box::new(Mp4File::new(plan)?), name),
+        ExportFormat::H264 | ExportFormat::H265 => Reply::File(Box::new(AnnexBFile::new(plan)), name),
     })
 }
 
