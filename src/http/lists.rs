@@ -345,3 +345,114 @@ pub fn recordings(state: Arc<AppState>, camera: String, from: i64, to: i64, limi
         Ok(false)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::http::state::CameraEntry;
+    use crate::index::{Index, NewChunk, Seal};
+    use crate::media::h26x::Codec;
+    use crate::storage::Storage;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    /// Minute 0 of the fixtures: 2026-11-21 14:56 UTC, µs.
+    const T0: i64 = 1_795_272_960_000_000;
+    const S: i64 = 1_000_000;
+
+    /// A state with one camera `c` on a root at `dir`, and `(start_us, end_us)` chunks
+    /// (sealed, one frame per second); the last one is open when `live_until` is set.
+    fn state(dir: &std::path::Path, chunks: &[(i64, i64)], live_until: Option<i64>) -> Arc<AppState> {
+        let config = Config::parse(&format!(
+            "[[storage]]\npath = {:?}\n[[camera]]\nid = \"c\"\nsource = \"testsrc\"\n",
+            dir.to_str().unwrap()
+        ))
+        .unwrap();
+        let index = Arc::new(Index::open_in_memory().unwrap());
+        let storage = Arc::new(Storage::open(&config.storage, &index).unwrap());
+        let root_id = storage.roots()[0].id;
+        for (i, &(start_us, end_us)) in chunks.iter().enumerate() {
+            let rel = std::path::PathBuf::from(format!("c/{i}.chunk"));
+            let n = NewChunk { camera: "c", root_id, rel_path: &rel, start_us, codec: Codec::H264 };
+            if live_until.is_some() && i == chunks.len() - 1 {
+                index.rotate(None, Some(&n)).unwrap();
+                continue;
+            }
+            let frames = ((end_us - start_us) / S) as u64 + 1;
+            index.insert_sealed(&n, &Seal { start_us, end_us, bytes: 1000, frames, ..Default::default() }).unwrap();
+        }
+        let cameras = config
+            .cameras
+            .iter()
+            .map(|c| CameraEntry { config: c.clone(), stats: Default::default() })
+            .collect::<Vec<_>>();
+        cameras[0].stats.last_frame_us.store(live_until.unwrap_or(0), Relaxed);
+        Arc::new(AppState {
+            config,
+            index,
+            storage,
+            cameras,
+            reaper: Default::default(),
+            started: std::time::Instant::now(),
+        })
+    }
+
+    fn read(mut s: JsonStream) -> String {
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    /// The exact bytes of a recordings document: two runs (the second live) around a gap,
+    /// then the same with `limit=1`, whose `next` names the second run's start.
+    #[test]
+    fn recordings_document_is_pinned() {
+        let d = tempfile::tempdir().unwrap();
+        // Run 1: two chunks 1 s apart (within MAX_FRAME_GAP_US); a 10 s gap; run 2: live.
+        let chunks = [(T0, T0 + 59 * S), (T0 + 60 * S, T0 + 119 * S), (T0 + 129 * S, T0 + 129 * S)];
+        let st = state(d.path(), &chunks, Some(T0 + 150 * S));
+        let all = read(recordings(st.clone(), "c".into(), i64::MIN, i64::MAX, 10));
+        assert_eq!(
+            all,
+            concat!(
+                r#"{"camera":"c","recordings":["#,
+                r#"{"start":"2026-11-21T14:56:00.000Z","end":"2026-11-21T14:57:59.000Z","start_us":1795272960000000,"#,
+                r#""end_us":1795273079000000,"duration_s":119.0,"frames":120,"bytes":2000,"chunks":2,"live":false},"#,
+                r#"{"start":"2026-11-21T14:58:09.000Z","end":"2026-11-21T14:58:30.000Z","start_us":1795273089000000,"#,
+                r#""end_us":1795273110000000,"duration_s":21.0,"frames":0,"bytes":0,"chunks":1,"live":true}],"#,
+                r#""gaps":[{"start":"2026-11-21T14:57:59.000Z","end":"2026-11-21T14:58:09.000Z","#,
+                r#""start_us":1795273079000000,"end_us":1795273089000000,"duration_s":10.0}],"next":null}"#
+            )
+        );
+        let first = read(recordings(st.clone(), "c".into(), i64::MIN, i64::MAX, 1));
+        assert!(
+            first.ends_with(r#""chunks":2,"live":false}],"gaps":[],"next":"2026-11-21T14:58:09.000Z"}"#),
+            "{first}"
+        );
+        let none = read(recordings(st, "nobody".into(), i64::MIN, i64::MAX, 10));
+        assert_eq!(none, r#"{"camera":"nobody","recordings":[],"gaps":[],"next":null}"#);
+    }
+
+    /// Many runs cross the generator's per-call bound ([`ITEMS_PER_CALL`]) and the index
+    /// page ([`PAGE`]): every run and every gap between the runs sent, in order, once.
+    #[test]
+    fn recordings_over_many_calls_and_pages_lose_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let chunks: Vec<(i64, i64)> = (0..250).map(|i| (T0 + i * 60 * S, T0 + i * 60 * S + 50 * S)).collect();
+        let st = state(d.path(), &chunks, None);
+        for (limit, runs, next) in [(240, 240, Some(chunks[240].0)), (1000, 250, None)] {
+            let doc: serde_json::Value =
+                serde_json::from_str(&read(recordings(st.clone(), "c".into(), i64::MIN, i64::MAX, limit))).unwrap();
+            let recs = doc["recordings"].as_array().unwrap();
+            let gaps = doc["gaps"].as_array().unwrap();
+            assert_eq!((recs.len(), gaps.len()), (runs, runs - 1));
+            for (i, r) in recs.iter().enumerate() {
+                assert_eq!(r["start_us"], chunks[i].0);
+            }
+            for (i, g) in gaps.iter().enumerate() {
+                assert_eq!((g["start_us"].as_i64(), g["end_us"].as_i64()), (Some(chunks[i].1), Some(chunks[i + 1].0)));
+            }
+            assert_eq!(doc["next"].as_str(), next.map(format_rfc3339).as_deref());
+        }
+    }
+}
