@@ -253,97 +253,149 @@ const ITEMS_PER_CALL: usize = 100;
 /// `{"camera", "recordings": [...], "gaps": [...], "next": FROM|null}`. At most `limit`
 /// runs; `next` is the start of the following run, to pass as `from`.
 pub fn recordings(state: Arc<AppState>, camera: String, from: i64, to: i64, limit: usize) -> JsonStream {
-    let mut runs = Runs::new(state.clone(), camera.clone(), from, to);
-    let mut gaps = Runs::new(state, camera.clone(), from, to);
-    let mut phase = 0;
-    let mut emitted = 0usize;
-    let mut gap_prev: Option<Run> = None;
-    let mut gaps_seen = 0usize;
-    let mut next_from: Option<i64> = None;
-    let mut first = true;
-    JsonStream::new(move |out| {
-        if phase == 0 {
+    let mut doc = RecordingsDoc {
+        runs: Runs::new(state.clone(), camera.clone(), from, to),
+        gaps: Runs::new(state, camera.clone(), from, to),
+        camera,
+        limit,
+        section: Section::Head,
+        emitted: 0,
+        gap_prev: None,
+        gaps_seen: 0,
+        next_from: None,
+        first: true,
+    };
+    JsonStream::new(move |out| doc.write_next(out))
+}
+
+/// Where a recordings document is in its writing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// Nothing written yet.
+    Head,
+    /// Inside `"recordings": [`.
+    Runs,
+    /// Inside `"gaps": [`; the tail follows in the call that writes the last gap.
+    Gaps,
+}
+
+/// The state of a recordings document between calls of its generator.
+struct RecordingsDoc {
+    camera: String,
+    limit: usize,
+    /// The runs, for `recordings`.
+    runs: Runs,
+    /// The same runs read again, for `gaps`.
+    gaps: Runs,
+    section: Section,
+    /// Runs written so far.
+    emitted: usize,
+    /// The run before the next gap.
+    gap_prev: Option<Run>,
+    /// Runs read by `gaps` so far (no further than `emitted`).
+    gaps_seen: usize,
+    /// The start of the first run left out by `limit`.
+    next_from: Option<i64>,
+    /// No item written yet in the current list (no comma before the next).
+    first: bool,
+}
+
+impl RecordingsDoc {
+    /// Appends the next piece: the head and a batch of runs, then batches of gaps, then the
+    /// tail. False when the document is complete.
+    fn write_next(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        if self.section == Section::Head {
             out.extend_from_slice(b"{\"camera\":");
-            push_json(out, &camera.as_str());
+            push_json(out, &self.camera.as_str());
             out.extend_from_slice(b",\"recordings\":[");
-            phase = 1;
+            self.section = Section::Runs;
         }
-        if phase == 1 {
-            for _ in 0..ITEMS_PER_CALL {
-                let Some(r) = runs.next_run()? else {
-                    phase = 2;
-                    break;
-                };
-                if emitted == limit {
-                    next_from = Some(r.start);
-                    phase = 2;
-                    break;
+        match self.section {
+            Section::Head | Section::Runs => {
+                if self.write_runs(out)? {
+                    out.extend_from_slice(b"],\"gaps\":[");
+                    self.first = true;
+                    self.section = Section::Gaps;
                 }
-                if !std::mem::take(&mut first) {
+                Ok(true)
+            }
+            Section::Gaps => {
+                if !self.write_gaps(out)? {
+                    return Ok(true);
+                }
+                out.extend_from_slice(b"],\"next\":");
+                match self.next_from {
+                    Some(t) => push_json(out, &time(t).as_str()),
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.push(b'}');
+                Ok(false)
+            }
+        }
+    }
+
+    /// Writes up to [`ITEMS_PER_CALL`] runs; true when the list is complete (no run left,
+    /// or `limit` reached: then `next_from` is the following run's start).
+    fn write_runs(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        for _ in 0..ITEMS_PER_CALL {
+            let Some(r) = self.runs.next_run()? else {
+                return Ok(true);
+            };
+            if self.emitted == self.limit {
+                self.next_from = Some(r.start);
+                return Ok(true);
+            }
+            if !std::mem::take(&mut self.first) {
+                out.push(b',');
+            }
+            push_json(
+                out,
+                &RunDoc {
+                    start: time(r.start),
+                    end: time(r.end),
+                    start_us: r.start,
+                    end_us: r.end,
+                    duration_s: (r.end - r.start) as f64 / 1e6,
+                    frames: r.frames,
+                    bytes: r.bytes,
+                    chunks: r.chunks,
+                    live: r.live,
+                },
+            );
+            self.emitted += 1;
+        }
+        Ok(false)
+    }
+
+    /// Writes up to [`ITEMS_PER_CALL`] gaps between the runs written above (the same
+    /// runs, read again); true when the list is complete.
+    fn write_gaps(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        for _ in 0..ITEMS_PER_CALL {
+            if self.gaps_seen == self.emitted {
+                return Ok(true);
+            }
+            let Some(r) = self.gaps.next_run()? else {
+                return Ok(true);
+            };
+            self.gaps_seen += 1;
+            if let Some(p) = self.gap_prev.replace(r) {
+                if !std::mem::take(&mut self.first) {
                     out.push(b',');
                 }
                 push_json(
                     out,
-                    &RunDoc {
-                        start: time(r.start),
-                        end: time(r.end),
-                        start_us: r.start,
-                        end_us: r.end,
-                        duration_s: (r.end - r.start) as f64 / 1e6,
-                        frames: r.frames,
-                        bytes: r.bytes,
-                        chunks: r.chunks,
-                        live: r.live,
+                    &GapDoc {
+                        start: time(p.end),
+                        end: time(r.start),
+                        start_us: p.end,
+                        end_us: r.start,
+                        duration_s: (r.start - p.end) as f64 / 1e6,
                     },
                 );
-                emitted += 1;
-            }
-            if phase == 2 {
-                out.extend_from_slice(b"],\"gaps\":[");
-                first = true;
-            }
-            return Ok(true);
-        }
-        if phase == 2 {
-            // The gaps between the runs emitted above: the same runs, read again.
-            for _ in 0..ITEMS_PER_CALL {
-                if gaps_seen == emitted {
-                    phase = 3;
-                    break;
-                }
-                let Some(r) = gaps.next_run()? else {
-                    phase = 3;
-                    break;
-                };
-                gaps_seen += 1;
-                if let Some(p) = gap_prev.replace(r) {
-                    if !std::mem::take(&mut first) {
-                        out.push(b',');
-                    }
-                    push_json(
-                        out,
-                        &GapDoc {
-                            start: time(p.end),
-                            end: time(r.start),
-                            start_us: p.end,
-                            end_us: r.start,
-                            duration_s: (r.start - p.end) as f64 / 1e6,
-                        },
-                    );
-                }
-            }
-            if phase == 2 {
-                return Ok(true);
             }
         }
-        out.extend_from_slice(b"],\"next\":");
-        match next_from {
-            Some(t) => push_json(out, &time(t).as_str()),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.push(b'}');
         Ok(false)
-    })
+    }
 }
 
 #[cfg(test)]
