@@ -25,6 +25,8 @@ done
 ((missing == 0))
 # No two files may depend on each other, directly or around a loop.
 python3 scripts/module-cycles.py
+# No function over 80 lines outside tests, no file over 800 (how it measures: its doc).
+python3 scripts/code-size.py
 
 echo "== yocto layer"
 scripts/check-yocto.sh

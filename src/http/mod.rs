@@ -3,6 +3,7 @@
 //!
 //! - A fixed pool of [`WORKERS`] handler threads; tiny_http's own per-connection threads are
 //!   kept bounded by the [`warden`].
+//! - The paths answered are parsed in one table (`Route::parse` in `route.rs`).
 //! - Ids are looked up in the config and the index, never joined into paths, so no request
 //!   can read outside the storage roots.
 //! - Errors become `{"error": "..."}` with a status chosen in one place ([`status_for`]).
