@@ -5,7 +5,7 @@
 //! Parsing only reads the path: whether a camera or a chunk exists is the handlers' question
 //! (a 404 there). A malformed argument (a chunk id that is not a number, a PyNVR range that
 //! is not `YYYYMMDD.HHMM`) is a 400 here; a path that names no route is a 404. Ids are never
-//! decoded nor joined into file paths (see the module doc of [`crate::http`]).
+//! decoded nor joined into file paths: the handlers look them up in the config and index.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::media::h26x::Codec;
