@@ -62,7 +62,13 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// When set, API requests must carry this bearer token.
     pub token: Option<String>,
+    /// Live viewers accepted per camera at once (`max_viewers`, 0 turns the live view off);
+    /// each costs up to [`crate::live::hub::VIEWER_QUEUE_BYTES`] of memory.
+    pub max_viewers: usize,
 }
+
+/// Most live viewers per camera a config may allow.
+pub const MAX_VIEWERS_LIMIT: usize = 64;
 
 /// `[recording]` settings.
 #[derive(Clone, Debug)]
@@ -229,6 +235,7 @@ struct RawConfig {
 struct RawServer {
     listen: Option<String>,
     token: Option<String>,
+    max_viewers: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -317,6 +324,10 @@ impl Config {
                 return Err(invalid("server.token", "is shorter than 16 characters; use a long random token"));
             }
         }
+        let max_viewers = raw.server.max_viewers.unwrap_or(crate::live::hub::DEFAULT_MAX_VIEWERS);
+        if max_viewers > MAX_VIEWERS_LIMIT {
+            return Err(invalid("server.max_viewers", format!("{max_viewers} is more than {MAX_VIEWERS_LIMIT}")));
+        }
         let sync_interval = parse_duration(raw.recording.sync_interval.as_deref().unwrap_or("2s"))
             .map_err(|why| invalid("recording.sync_interval", why))?;
         if sync_interval < Duration::from_millis(100) || sync_interval > Duration::from_secs(600) {
@@ -371,7 +382,7 @@ impl Config {
             cameras.push(cam);
         }
         Ok(Config {
-            server: ServerConfig { listen, token: raw.server.token },
+            server: ServerConfig { listen, token: raw.server.token, max_viewers },
             recording: RecordingConfig { sync_interval, max_age },
             index_path,
             storage,
@@ -677,6 +688,7 @@ mod tests {
             ("[recording]\nsync_interval = \"2x\"\n", "recording.sync_interval"),
             ("[recording]\nmax_age = \"1s\"\n", "recording.max_age"),
             ("[server]\nlisten = \"localhost\"\n", "server.listen"),
+            ("[server]\nmax_viewers = 65\n", "server.max_viewers"),
             ("[[storage]]\npath = \"/y\"\nmin_free = \"lots\"\n", "storage[1].min_free"),
             ("[[storage]]\npath = \"/y\"\nmin_free = \"150%\"\n", "storage[1].min_free"),
             ("[[storage]]\npath = \"/x\"\n", "storage[1].path"),

@@ -30,3 +30,19 @@ pub fn writer_fixture_syncing(
     };
     (ChunkWriter::new("cam", Codec::H264, ctx, Arc::default()), index, storage)
 }
+
+/// `n` frames of real openh264 video (`width`x`height`, 10 fps from `t0_us`, a keyframe
+/// every 10 frames), as a source would deliver them.
+pub fn encoded_frames(width: usize, height: usize, t0_us: i64, n: i64) -> Vec<crate::media::frame::EncodedFrame> {
+    use crate::encode::software::{SoftwareEncoder, SoftwareEncoderConfig};
+    let mut enc =
+        SoftwareEncoder::new(SoftwareEncoderConfig { bitrate: 200_000, fps: 10, keyframe_interval: 10 }).unwrap();
+    let mut pic = crate::encode::yuv::I420::new(width, height);
+    let mut seed = 7;
+    (0..n)
+        .map(|i| {
+            crate::source::testsrc::draw(&mut pic, i as u64, "0", &mut seed);
+            enc.encode(&pic, t0_us + i * 100_000).unwrap().unwrap()
+        })
+        .collect()
+}

@@ -39,28 +39,30 @@ pub struct Mp4File {
     etag: String,
 }
 
-fn box_header(out: &mut Vec<u8>, size: u64, kind: &[u8; 4]) {
+/// Appends a box header (32-bit size, type). Shared with the live fMP4 ([`crate::live::fmp4`]).
+pub(crate) fn box_header(out: &mut Vec<u8>, size: u64, kind: &[u8; 4]) {
     out.extend_from_slice(&(u32::try_from(size).expect("box fits in 32 bits")).to_be_bytes());
     out.extend_from_slice(kind);
 }
 
-fn full_header(out: &mut Vec<u8>, size: u64, kind: &[u8; 4], version: u8, flags: u32) {
+/// Appends a full box header (size, type, version, flags).
+pub(crate) fn full_header(out: &mut Vec<u8>, size: u64, kind: &[u8; 4], version: u8, flags: u32) {
     box_header(out, size, kind);
     out.extend_from_slice(&((version as u32) << 24 | flags).to_be_bytes());
 }
 
-fn u16b(out: &mut Vec<u8>, v: u16) {
+pub(crate) fn u16b(out: &mut Vec<u8>, v: u16) {
     out.extend_from_slice(&v.to_be_bytes());
 }
-fn u32b(out: &mut Vec<u8>, v: u32) {
+pub(crate) fn u32b(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_be_bytes());
 }
-fn u64b(out: &mut Vec<u8>, v: u64) {
+pub(crate) fn u64b(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 
 /// The unity matrix of `mvhd` and `tkhd`.
-fn matrix(out: &mut Vec<u8>) {
+pub(crate) fn matrix(out: &mut Vec<u8>) {
     for v in [0x0001_0000u32, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000] {
         u32b(out, v);
     }
@@ -96,41 +98,48 @@ fn sps_problem(e: &SpsError) -> String {
     }
 }
 
-/// The `avcC` box of an H.264 export.
-fn avcc_box(plan: &Plan) -> Vec<u8> {
+/// The `avcC` box of an H.264 stream.
+fn avcc_box(sps: &[u8], pps: &[u8]) -> Vec<u8> {
     let mut avcc = Vec::new();
-    u32b(&mut avcc, 8 + 6 + 2 + plan.sps.len() as u32 + 1 + 2 + plan.pps.len() as u32);
+    u32b(&mut avcc, 8 + 6 + 2 + sps.len() as u32 + 1 + 2 + pps.len() as u32);
     avcc.extend_from_slice(b"avcC");
-    avcc.extend_from_slice(&[1, plan.sps[1], plan.sps[2], plan.sps[3], 0xff, 0xe1]);
-    u16b(&mut avcc, plan.sps.len() as u16);
-    avcc.extend_from_slice(&plan.sps);
+    avcc.extend_from_slice(&[1, sps[1], sps[2], sps[3], 0xff, 0xe1]);
+    u16b(&mut avcc, sps.len() as u16);
+    avcc.extend_from_slice(sps);
     avcc.push(1);
-    u16b(&mut avcc, plan.pps.len() as u16);
-    avcc.extend_from_slice(&plan.pps);
+    u16b(&mut avcc, pps.len() as u16);
+    avcc.extend_from_slice(pps);
     avcc
 }
 
-/// The sample entry's type, picture size and decoder configuration box, per codec.
-fn sample_entry(plan: &Plan) -> Result<(&'static [u8; 4], u32, u32, Vec<u8>)> {
-    match plan.codec {
+/// The sample entry's type, picture size and decoder configuration box (`avcC`/`hvcC`) of a
+/// stream with these parameter sets (NAL units without start codes; `vps` for H.265). Shared
+/// by the export and the live fMP4 ([`crate::live::fmp4`]).
+pub(crate) fn sample_entry(
+    codec: Codec,
+    sps: &[u8],
+    pps: &[u8],
+    vps: Option<&[u8]>,
+) -> Result<(&'static [u8; 4], u32, u32, Vec<u8>)> {
+    match codec {
         Codec::H264 => {
-            if plan.sps.len() < 4 {
+            if sps.len() < 4 {
                 bail!(DataLoss, "SPS too short");
             }
-            let (width, height) = dimensions(&plan.sps)?;
-            Ok((b"avc1", width, height, avcc_box(plan)))
+            let (width, height) = dimensions(sps)?;
+            Ok((b"avc1", width, height, avcc_box(sps, pps)))
         }
         Codec::H265 => {
-            let vps = plan.vps.as_deref().ok_or_else(|| err!(DataLoss, "no H.265 VPS"))?;
-            let sps = super::hvcc::HevcSps::parse(&plan.sps)?;
-            let hvcc = super::hvcc::hvcc_box(&sps, vps, &plan.sps, &plan.pps)?;
-            Ok((b"hvc1", sps.width, sps.height, hvcc))
+            let vps = vps.ok_or_else(|| err!(DataLoss, "no H.265 VPS"))?;
+            let parsed = super::hvcc::HevcSps::parse(sps)?;
+            let hvcc = super::hvcc::hvcc_box(&parsed, vps, sps, pps)?;
+            Ok((b"hvc1", parsed.width, parsed.height, hvcc))
         }
     }
 }
 
 /// `stsd` with one visual sample entry of type `kind` holding `config` (`avcC`/`hvcC`).
-fn stsd(kind: &[u8; 4], width: u32, height: u32, config: &[u8]) -> Vec<u8> {
+pub(crate) fn stsd(kind: &[u8; 4], width: u32, height: u32, config: &[u8]) -> Vec<u8> {
     let entry_len = 8 + 78 + config.len() as u64;
     let stsd_len = 16 + entry_len;
     let mut out = Vec::with_capacity(stsd_len as usize);
@@ -322,7 +331,7 @@ fn table_header(kind: &[u8; 4], len: u64, entries: u64) -> Vec<u8> {
 impl Mp4File {
     /// Lays out the MP4 of `plan`.
     pub fn new(plan: Plan) -> Result<Mp4File> {
-        let (entry, width, height, config) = sample_entry(&plan)?;
+        let (entry, width, height, config) = sample_entry(plan.codec, &plan.sps, &plan.pps, plan.vps.as_deref())?;
         let stsd = stsd(entry, width, height, &config);
         let (n, k) = (plan.samples(), plan.keyframes());
         let len = Lengths::new(n, k, plan.segments.len() as u64, stsd.len() as u64);

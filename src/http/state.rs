@@ -15,6 +15,8 @@ pub struct CameraEntry {
     pub config: CameraConfig,
     /// Its counters (idle for a disabled camera).
     pub stats: Arc<CameraStats>,
+    /// Its live view (none for a camera that is not recording).
+    pub live: Option<Arc<crate::live::hub::LiveHub>>,
 }
 
 /// Everything the API serves from.

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::http::state::{AppState, CameraEntry};
 use crate::http::HttpHandle;
 use crate::index::Index;
+use crate::live::hub::LiveHub;
 use crate::service::notify::Notifier;
 use crate::service::recorder::{start_camera, CameraHandle};
 use crate::service::status::CameraStats;
@@ -94,6 +95,11 @@ impl Cameras {
     fn stats(&self, id: &str) -> Option<&Arc<CameraStats>> {
         self.handles.iter().find(|h| h.id == id).map(|h| &h.stats)
     }
+
+    /// The live view of a started camera.
+    fn live(&self, id: &str) -> Option<&Arc<LiveHub>> {
+        self.handles.iter().find(|h| h.id == id).map(|h| &h.live)
+    }
 }
 
 fn start_cameras(
@@ -113,7 +119,7 @@ fn start_cameras(
     let runtimes = Runtimes::start(&config.cameras, shutdown)?;
     let mut handles = Vec::new();
     for cam in config.cameras.iter().filter(|c| c.enabled) {
-        match start_camera(cam, ctx.clone(), &runtimes, shutdown) {
+        match start_camera(cam, ctx.clone(), &runtimes, shutdown, config.server.max_viewers) {
             Ok(h) => handles.push(h),
             Err(e) => log::error!("camera {}: cannot start: {e}", cam.id),
         }
@@ -131,11 +137,13 @@ fn start_api(
     reaper: &Arc<ReaperStats>,
     shutdown: &Shutdown,
 ) -> Option<HttpHandle> {
-    // Every configured camera with its counters (idle ones for cameras that did not start).
-    let entries = config
-        .cameras
-        .iter()
-        .map(|c| CameraEntry { config: c.clone(), stats: cameras.stats(&c.id).cloned().unwrap_or_default() });
+    // Every configured camera with its counters (idle ones for cameras that did not start)
+    // and its live view (none for those).
+    let entries = config.cameras.iter().map(|c| CameraEntry {
+        config: c.clone(),
+        stats: cameras.stats(&c.id).cloned().unwrap_or_default(),
+        live: cameras.live(&c.id).cloned(),
+    });
     let state = Arc::new(AppState {
         config: config.clone(),
         index: index.clone(),

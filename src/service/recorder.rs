@@ -14,6 +14,7 @@
 use crate::chunk::writer::{ChunkWriter, WriterContext};
 use crate::config::CameraConfig;
 use crate::error::{Error, Result};
+use crate::live::hub::LiveHub;
 use crate::media::h26x::Codec;
 use crate::service::status::CameraStats;
 use crate::shutdown::Shutdown;
@@ -30,6 +31,8 @@ pub struct CameraHandle {
     pub id: String,
     /// Live counters.
     pub stats: Arc<CameraStats>,
+    /// The live view, fed by the source.
+    pub live: Arc<LiveHub>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -44,12 +47,14 @@ impl CameraHandle {
     }
 }
 
-/// Starts recording `cam`: its writer thread, then its source.
+/// Starts recording `cam`: its writer thread, then its source, whose frames also feed the
+/// camera's live view (at most `max_viewers` viewers, `[server] max_viewers`).
 pub fn start_camera(
     cam: &CameraConfig,
     ctx: WriterContext,
     runtimes: &Runtimes,
     shutdown: &Shutdown,
+    max_viewers: usize,
 ) -> Result<CameraHandle> {
     let stats = Arc::new(CameraStats::default());
     let (tx, rx) = sync_channel::<Batch>(QUEUE_BATCHES);
@@ -57,15 +62,16 @@ pub fn start_camera(
     let source = source_for(cam, runtimes)?;
     stats.set_encoder(source.encoder());
     let mut threads = vec![spawn_writer(&cam.id, ctx, rx, stats.clone())?];
+    let live = LiveHub::new(&cam.id, max_viewers);
     let feed = Feed {
         camera: cam.id.clone(),
-        out: FrameSender::new(tx, stats.clone()),
+        out: FrameSender::new(tx, stats.clone()).with_live(live.clone()),
         floor_us,
         stats: stats.clone(),
         shutdown: shutdown.clone(),
     };
     threads.extend(source.start(feed)?);
-    Ok(CameraHandle { id: cam.id.clone(), stats, threads })
+    Ok(CameraHandle { id: cam.id.clone(), stats, live, threads })
 }
 
 /// The `wr-{camera}` thread: writes the batches `rx` brings until the source drops its

@@ -18,6 +18,7 @@ pub mod v4l2;
 
 use crate::encode::EncoderLabel;
 use crate::error::Result;
+use crate::live::hub::LiveHub;
 use crate::media::frame::EncodedFrame;
 use crate::service::status::CameraStats;
 use crate::shutdown::Shutdown;
@@ -76,6 +77,9 @@ pub struct FrameSender {
     /// A batch was dropped; skip until the next keyframe so the writer never gets a GOP
     /// with a hole in it.
     dropping: bool,
+    /// The camera's live view, offered every frame before batching (and before any drop
+    /// for a slow disk), so live latency does not include the GOP batching.
+    live: Option<Arc<LiveHub>>,
 }
 
 /// What happened to a frame offered to the queue.
@@ -93,11 +97,20 @@ pub enum Sent {
 impl FrameSender {
     /// Wraps the sending end of a `sync_channel(QUEUE_BATCHES)`.
     pub fn new(tx: SyncSender<Batch>, stats: Arc<CameraStats>) -> FrameSender {
-        FrameSender { tx, stats, batch: Vec::new(), batch_bytes: 0, dropping: false }
+        FrameSender { tx, stats, batch: Vec::new(), batch_bytes: 0, dropping: false, live: None }
+    }
+
+    /// Also offers every frame to `hub` (the live view; idle, it costs an atomic load).
+    pub fn with_live(mut self, hub: Arc<LiveHub>) -> FrameSender {
+        self.live = Some(hub);
+        self
     }
 
     /// Offers a frame without blocking.
     pub fn send(&mut self, f: EncodedFrame) -> Sent {
+        if let Some(hub) = &self.live {
+            hub.publish(&f);
+        }
         if f.keyframe || f.discontinuity {
             if let Some(r) = self.hand_over() {
                 return r;
