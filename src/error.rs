@@ -31,6 +31,9 @@ pub enum ErrorKind {
     Database,
     /// The encoder or a camera failed.
     Media,
+    /// A bounded resource is in use (the thumbnail decoder, the live viewer cap); retry
+    /// later.
+    Busy,
     /// Something that should be impossible happened.
     Internal,
 }

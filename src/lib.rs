@@ -29,6 +29,7 @@
 //! - [`storage`]: storage roots and their health; [`storage::reaper`] (retention) and
 //!   [`storage::recovery`] (startup recovery and `check`).
 //! - [`export`]: reading footage back as MP4 or Annex B, with `Range`.
+//! - [`thumb`]: thumbnails (keyframe → JPEG in a child process).
 //! - [`live`]: the live view (fMP4 and HLS) fed by the sources, before the chunk writer.
 //! - [`service`]: the running service (`edgenvr run`): [`service::recorder`] wires one
 //!   camera's threads, [`service::status`] holds live counters, [`service::watchdog`] and
@@ -60,6 +61,7 @@ pub mod storage;
 
 pub mod export;
 pub mod live;
+pub mod thumb;
 
 pub mod service;
 

@@ -70,6 +70,12 @@ pub enum Command {
         /// `--json`.
         json: bool,
     },
+    /// Hidden: decode one keyframe (stdin) to a JPEG (stdout); the service's thumbnail
+    /// child ([`crate::thumb`]).
+    ThumbnailDecode {
+        /// `--width`.
+        width: usize,
+    },
     /// Print usage.
     Help,
     /// Print the version.
@@ -103,6 +109,13 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
         Some("probe") => {
             it.next();
             Command::Probe { json: false }
+        }
+        Some(crate::thumb::CHILD_COMMAND) => {
+            let width = match (args.get(1).map(String::as_str), args.get(2).and_then(|w| w.parse().ok())) {
+                (Some("--width"), Some(w)) if args.len() == 3 => w,
+                _ => return Err(usage_error("thumbnail-decode takes --width N")),
+            };
+            return Ok(Args { command: Command::ThumbnailDecode { width }, config: None, log_level: None });
         }
         Some("help" | "-h" | "--help") => return Ok(Args { command: Command::Help, config: None, log_level: None }),
         Some("-V" | "--version") => return Ok(Args { command: Command::Version, config: None, log_level: None }),
@@ -158,6 +171,7 @@ pub fn main(args: Vec<String>) -> i32 {
         }
     };
     match a.command {
+        Command::ThumbnailDecode { width } => return crate::thumb::child_main(width),
         Command::Help => {
             print!("{USAGE}");
             return 0;
@@ -206,7 +220,9 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Check { repair } => check::run(&config, repair),
         Command::Export(e) => export::run(&config, &e),
         Command::Status { json } => status::run(&config, json),
-        Command::Help | Command::Version | Command::Probe { .. } => unreachable!("handled above"),
+        Command::Help | Command::Version | Command::Probe { .. } | Command::ThumbnailDecode { .. } => {
+            unreachable!("handled above")
+        }
     };
     match r {
         Ok(code) => code,
@@ -237,7 +253,16 @@ mod tests {
         assert_eq!(p("run --log-level debug").unwrap().log_level, Some(LevelFilter::Debug));
         assert_eq!(p("--version").unwrap().command, Command::Version);
         assert_eq!(p("probe --json").unwrap().command, Command::Probe { json: true });
-        for bad in ["frobnicate", "run --repair", "--config", "--log-level loud", "run --bogus"] {
+        assert_eq!(p("thumbnail-decode --width 320").unwrap().command, Command::ThumbnailDecode { width: 320 });
+        for bad in [
+            "frobnicate",
+            "thumbnail-decode",
+            "thumbnail-decode --width x",
+            "run --repair",
+            "--config",
+            "--log-level loud",
+            "run --bogus",
+        ] {
             assert_eq!(p(bad).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad}");
         }
     }

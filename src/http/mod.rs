@@ -99,6 +99,7 @@ pub fn status_for(kind: ErrorKind) -> u16 {
         ErrorKind::NotFound => 404,
         ErrorKind::NoSpace => 507,
         ErrorKind::Media => 502,
+        ErrorKind::Busy => 503,
         ErrorKind::DataLoss | ErrorKind::Io | ErrorKind::Database | ErrorKind::Internal => 500,
     }
 }
