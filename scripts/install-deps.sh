@@ -8,6 +8,8 @@ set -euo pipefail
 what=${1:-test}
 
 build_pkgs=(nasm pkg-config libclang1-14)
+# tzdata: /usr/share/zoneinfo, read at run time for ?tz= (src/tz.rs)
+build_pkgs+=(tzdata)
 test_pkgs=(ffmpeg e2fsprogs util-linux mount sqlite3 iproute2 iptables chromium systemd
   # the test command's checks (scripts/module-cycles.py, scripts/code-size.py)
   python3

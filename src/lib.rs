@@ -14,7 +14,7 @@
 //! The rooms, roughly in data-path order.
 //!
 //! - Plumbing used everywhere: [`error`] (the one error type), [`time`] (µs since the
-//!   epoch, civil dates), [`text`] (percent-decoding), [`shutdown`] (the one stop signal),
+//!   epoch, civil dates), [`tz`] (IANA zones for clients' local days), [`text`] (percent-decoding), [`shutdown`] (the one stop signal),
 //!   [`logging`], [`config`] (the TOML file, its limits and the embedded default).
 //! - [`media`]: what flows: [`media::h26x`] (codecs, NAL units) and [`media::frame`] (one
 //!   encoded access unit with its wall-clock time).
@@ -47,6 +47,7 @@ pub mod logging;
 pub mod shutdown;
 pub mod text;
 pub mod time;
+pub mod tz;
 
 pub mod media;
 

@@ -8,6 +8,7 @@
 //! anything the index lost from the files (see `docs/design/crash-safety.md`).
 
 pub mod keyframes;
+pub mod timeline;
 pub mod upgrade;
 
 use crate::error::{Error, Result};

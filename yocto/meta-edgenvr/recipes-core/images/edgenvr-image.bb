@@ -8,7 +8,9 @@ LICENSE = "MIT"
 inherit core-image
 
 IMAGE_FEATURES += "read-only-rootfs ssh-server-openssh"
-IMAGE_INSTALL += "edgenvr chrony e2fsprogs-mke2fs"
+# tzdata: the API answers timeline questions in a client's time zone (?tz=Europe/Berlin)
+# from /usr/share/zoneinfo; the box itself keeps UTC.
+IMAGE_INSTALL += "edgenvr chrony e2fsprogs-mke2fs tzdata"
 
 # The data partition (see wic/edgenvr-sdimage.wks): the state directory survives a
 # read-only root and re-flashing the root partition.
