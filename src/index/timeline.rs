@@ -189,7 +189,7 @@ fn hour(zone: &Zone, hs: i64, he: i64, spans: &[(i64, i64)], now_us: i64) -> Hou
     };
     let horizon = he.min(now_us);
     let mut cursor = hs;
-    let mut gap = |h: &mut HourSummary, a: i64, b: i64| {
+    let gap = |h: &mut HourSummary, a: i64, b: i64| {
         if b > a {
             h.gap_s += (b - a) as f64 / 1e6;
             if h.gaps.len() < MAX_GAPS_PER_HOUR {
