@@ -34,6 +34,7 @@
 //! - [`service`]: the running service (`edgenvr run`): [`service::recorder`] wires one
 //!   camera's threads, [`service::status`] holds live counters, [`service::watchdog`] and
 //!   [`service::notify`] talk to systemd.
+//! - [`pynvr`]: PyNVR's API (paths and documents) for its pages and scripts.
 //! - [`http`]: the HTTP API; [`cli`]: the command line.
 //!
 //! Design notes live in `docs/design/`.
@@ -62,6 +63,7 @@ pub mod storage;
 
 pub mod export;
 pub mod live;
+pub mod pynvr;
 pub mod thumb;
 
 pub mod service;

@@ -14,7 +14,7 @@
 //! Timescale 90 kHz; `tfdt` is the frame's wall-clock time (`ts_us` × 0.09, counted from the
 //! Unix epoch), so a player's `currentTime` in seconds *is* Unix time: a page relates what it
 //! shows to the wall clock without any side channel. The sample entry (`avcC`/`hvcC`) is the
-//! export's ([`crate::export::mp4::sample_entry`]); parameter sets live there only, and a
+//! export's (`export::mp4::sample_entry`); parameter sets live there only, and a
 //! change of them ends the stream (see [`super::hub`]).
 
 use crate::error::Result;
