@@ -63,12 +63,14 @@ pub struct ServerConfig {
     /// When set, API requests must carry this bearer token.
     pub token: Option<String>,
     /// Live viewers accepted per camera at once (`max_viewers`, 0 turns the live view off);
-    /// each costs up to [`crate::live::hub::VIEWER_QUEUE_BYTES`] of memory.
+    /// each costs up to 1 MiB of memory (the live hub's per-viewer queue).
     pub max_viewers: usize,
 }
 
 /// Most live viewers per camera a config may allow.
 pub const MAX_VIEWERS_LIMIT: usize = 64;
+/// The default `[server] max_viewers`.
+pub const DEFAULT_MAX_VIEWERS: usize = 8;
 
 /// `[recording]` settings.
 #[derive(Clone, Debug)]
@@ -324,7 +326,7 @@ impl Config {
                 return Err(invalid("server.token", "is shorter than 16 characters; use a long random token"));
             }
         }
-        let max_viewers = raw.server.max_viewers.unwrap_or(crate::live::hub::DEFAULT_MAX_VIEWERS);
+        let max_viewers = raw.server.max_viewers.unwrap_or(DEFAULT_MAX_VIEWERS);
         if max_viewers > MAX_VIEWERS_LIMIT {
             return Err(invalid("server.max_viewers", format!("{max_viewers} is more than {MAX_VIEWERS_LIMIT}")));
         }

@@ -39,7 +39,7 @@ pub struct Mp4File {
     etag: String,
 }
 
-/// Appends a box header (32-bit size, type). Shared with the live fMP4 ([`crate::live::fmp4`]).
+/// Appends a box header (32-bit size, type). Shared with the live view's fMP4 (live::fmp4).
 pub(crate) fn box_header(out: &mut Vec<u8>, size: u64, kind: &[u8; 4]) {
     out.extend_from_slice(&(u32::try_from(size).expect("box fits in 32 bits")).to_be_bytes());
     out.extend_from_slice(kind);
@@ -114,7 +114,7 @@ fn avcc_box(sps: &[u8], pps: &[u8]) -> Vec<u8> {
 
 /// The sample entry's type, picture size and decoder configuration box (`avcC`/`hvcC`) of a
 /// stream with these parameter sets (NAL units without start codes; `vps` for H.265). Shared
-/// by the export and the live fMP4 ([`crate::live::fmp4`]).
+/// by the export and the live view's fMP4 (live::fmp4).
 pub(crate) fn sample_entry(
     codec: Codec,
     sps: &[u8],

@@ -15,13 +15,24 @@
 //! Unix epoch), so a player's `currentTime` in seconds *is* Unix time: a page relates what it
 //! shows to the wall clock without any side channel. The sample entry (`avcC`/`hvcC`) is the
 //! export's (`export::mp4::sample_entry`); parameter sets live there only, and a
-//! change of them ends the stream (see [`super::hub`]).
+//! change of them ends the stream (the hub's rule 4).
 
 use crate::error::Result;
 use crate::export::mp4::{full_header, matrix, sample_entry, stsd, u16b, u32b, u64b, TIMESCALE};
 use crate::media::frame::EncodedFrame;
 use crate::media::h26x::Codec;
 use bytes::Bytes;
+
+/// One frame as a movie fragment, shared by every consumer.
+#[derive(Clone, Debug)]
+pub struct Fragment {
+    /// `moof` + `mdat`.
+    pub bytes: Bytes,
+    /// The frame's wall-clock time, µs.
+    pub ts_us: i64,
+    /// Whether playback can start here.
+    pub keyframe: bool,
+}
 
 /// The parameter sets of a stream (NAL units without start codes): what its init segment is
 /// made of. Two frames with different ones cannot share a stream.

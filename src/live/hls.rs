@@ -11,7 +11,7 @@
 //! more than [`RING_BYTES`] of fragments in all (oldest segments go first); a GOP longer than
 //! [`SEGMENT_MAX_BYTES`] is not kept (the next segment is marked as a discontinuity).
 
-use super::hub::Fragment;
+use super::fmp4::Fragment;
 use crate::time::format_rfc3339;
 use bytes::Bytes;
 use std::collections::VecDeque;

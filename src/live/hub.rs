@@ -31,6 +31,7 @@
 //! 2 KiB of bookkeeping (its slot and queue ring); the hub adds at most [`GOP_CACHE_BYTES`]
 //! for the current GOP and, while HLS clients are active, the ring of [`super::hls`].
 
+pub use super::fmp4::Fragment;
 use super::fmp4::{fragment, init_segment, StreamParams};
 use super::hls::{HlsRing, Segment, HLS_IDLE};
 use crate::chunk::writer::MAX_FRAME_GAP_US;
@@ -51,19 +52,6 @@ pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// The hub keeps producing fragments (and the current GOP) this long after the last viewer
 /// left, so a reload or the next tile refresh starts at once.
 pub const LINGER: Duration = Duration::from_secs(30);
-/// The default `[server] max_viewers`.
-pub const DEFAULT_MAX_VIEWERS: usize = 8;
-
-/// One frame as a movie fragment, shared by every consumer.
-#[derive(Clone, Debug)]
-pub struct Fragment {
-    /// `moof` + `mdat`.
-    pub bytes: Bytes,
-    /// The frame's wall-clock time, µs.
-    pub ts_us: i64,
-    /// Whether playback can start here.
-    pub keyframe: bool,
-}
 
 /// Counters of a hub, for status and tests.
 #[derive(Default, Debug)]
