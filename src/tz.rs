@@ -13,7 +13,8 @@
 //! bytes of `A-Z a-z 0-9 _ + - /`, no empty or dot-leading component; the file must be a
 //! regular file of at most 64 KiB.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::err;
+use crate::error::{Error, Result};
 use std::path::Path;
 
 /// Where the system keeps its zone files.
@@ -28,7 +29,7 @@ pub struct Zone {
 }
 
 fn bad(name: &str, why: &str) -> Error {
-    Error::new(ErrorKind::InvalidArgument, format!("time zone {name:?}: {why}; use an IANA name like Europe/Berlin"))
+    err!(InvalidArgument, "time zone {name:?}: {why}; use an IANA name like Europe/Berlin")
 }
 
 impl Zone {
@@ -99,6 +100,7 @@ impl Zone {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::time::days_from_civil;
 
     fn local(y: i64, m: u32, d: u32, h: i64) -> i64 {

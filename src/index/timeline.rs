@@ -19,8 +19,9 @@
 //! 4. `events` is reserved for event counts per hour (none are recorded yet: `null`).
 
 use super::Index;
+use crate::bail;
 use crate::chunk::writer::MAX_FRAME_GAP_US;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::time::{days_from_civil, Civil, US_PER_SEC};
 use crate::tz::Zone;
 use serde::Serialize;
@@ -140,10 +141,7 @@ pub fn days(
 ) -> Result<DaysDoc> {
     let (d0, d1) = (days_from_civil(first.0, first.1, first.2), days_from_civil(last.0, last.1, last.2));
     if d1 < d0 || d1 - d0 >= MAX_DAYS {
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!("from..to must be 1 to {MAX_DAYS} days, from before to"),
-        ));
+        bail!(InvalidArgument, "from..to must be 1 to {MAX_DAYS} days, from before to");
     }
     let day_start = |d: i64| zone.local_to_utc(d * 86_400) * US_PER_SEC;
     let spans = index.recorded_spans(camera, day_start(d0), day_start(d1 + 1), live_end_us)?;
@@ -215,6 +213,7 @@ fn hour(zone: &Zone, hs: i64, he: i64, spans: &[(i64, i64)], now_us: i64) -> Hou
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::index::{NewChunk, Seal};
     use crate::media::h26x::Codec;
     use std::path::PathBuf;

@@ -7,11 +7,12 @@
 
 use crate::chunk::frames::FrameGroups;
 use crate::chunk::reader::{ChunkReader, ReadError};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::index::{ChunkRow, ChunkState, Index};
 use crate::media::h26x::Codec;
 use crate::storage::Storage;
 use crate::time::{format_rfc3339, US_PER_MIN};
+use crate::{bail, err};
 use std::path::Path;
 
 /// How far back a keyframe "at or before" a time may lie.
@@ -55,7 +56,7 @@ pub fn find_keyframe(index: &Index, storage: &Storage, camera: &str, pick: Pick)
         let at = match pick {
             Pick::AtOrBefore(t) | Pick::FirstInMinute(t) => t,
         };
-        Error::new(ErrorKind::NotFound, format!("camera {camera} has no keyframe near {}", format_rfc3339(at)))
+        err!(NotFound, "camera {camera} has no keyframe near {}", format_rfc3339(at))
     })?;
     let annex_b = read_access_unit(&path, offset, ts_us)?;
     Ok(Keyframe { chunk_id: row.id, ts_us, codec: row.codec, annex_b })
@@ -136,20 +137,17 @@ fn read_access_unit(path: &Path, offset: u64, ts_us: i64) -> Result<Vec<u8>> {
         match r.next_into(&mut nal) {
             Ok(Some(h)) if h.ts_us == ts_us => {
                 if out.len() + nal.len() + 4 > MAX_AU_BYTES {
-                    return Err(Error::new(ErrorKind::DataLoss, format!("{}: keyframe too large", path.display())));
+                    bail!(DataLoss, "{}: keyframe too large", path.display());
                 }
                 out.extend_from_slice(&[0, 0, 0, 1]);
                 out.extend_from_slice(&nal);
             }
             Ok(_) | Err(ReadError::Truncated { .. }) => break,
-            Err(e) => {
-                return Err(Error::new(ErrorKind::DataLoss, format!("reading {} at byte {offset}", path.display()))
-                    .with_source(e))
-            }
+            Err(e) => return Err(err!(DataLoss, "reading {} at byte {offset}", path.display()).with_source(e)),
         }
     }
     if out.is_empty() {
-        return Err(Error::new(ErrorKind::DataLoss, format!("{}: no keyframe at byte {offset}", path.display())));
+        bail!(DataLoss, "{}: no keyframe at byte {offset}", path.display());
     }
     Ok(out)
 }
@@ -157,6 +155,7 @@ fn read_access_unit(path: &Path, offset: u64, ts_us: i64) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use crate::media::h26x::{split_annex_b, NalKind};
 
     /// 2026-11-21T14:56:50Z.

@@ -25,10 +25,11 @@
 pub mod decode;
 pub mod locate;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::media::h26x::Codec;
 use crate::storage::Storage;
+use crate::{bail, err};
 use bytes::Bytes;
 use locate::{find_keyframe, Pick};
 use std::collections::VecDeque;
@@ -107,17 +108,14 @@ impl Thumbnailer {
     /// picture). Blocks while a child decodes: call it off the async runtime.
     pub fn jpeg(&self, index: &Index, storage: &Storage, camera: &str, pick: Pick, width: usize) -> Result<Jpeg> {
         if !WIDTHS.contains(&width) {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                format!("width must be from {} to {}", WIDTHS.start(), WIDTHS.end()),
-            ));
+            bail!(InvalidArgument, "width must be from {} to {}", WIDTHS.start(), WIDTHS.end());
         }
         let k = find_keyframe(index, storage, camera, pick)?;
         if k.codec != Codec::H264 {
-            return Err(Error::new(
-                ErrorKind::InvalidArgument,
-                "this camera records H.265, which the box cannot decode; use keyframe.mp4 (the browser decodes it)",
-            ));
+            bail!(
+                InvalidArgument,
+                "this camera records H.265, which the box cannot decode; use keyframe.mp4 (the browser decodes it)"
+            );
         }
         let key = (camera.to_owned(), k.chunk_id, k.ts_us, width);
         if let Some(j) = self.cached(&key) {
@@ -127,7 +125,7 @@ impl Thumbnailer {
         if self.waiting.fetch_add(1, Relaxed) >= MAX_WAITING {
             self.waiting.fetch_sub(1, Relaxed);
             self.stats.busy.fetch_add(1, Relaxed);
-            return Err(Error::new(ErrorKind::Busy, "thumbnail decoder busy; retry shortly"));
+            bail!(Busy, "thumbnail decoder busy; retry shortly");
         }
         let gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
         self.waiting.fetch_sub(1, Relaxed);
@@ -163,7 +161,7 @@ impl Thumbnailer {
     fn run_child(&self, annex_b: &[u8], width: usize) -> Result<Vec<u8>> {
         use std::os::unix::process::CommandExt;
         self.stats.decodes.fetch_add(1, Relaxed);
-        let fail = |what: &str| Error::new(ErrorKind::Media, format!("thumbnail decoder: {what}"));
+        let fail = |what: &str| err!(Media, "thumbnail decoder: {what}");
         let mut child = Command::new(&self.exe)
             .arg0("edgenvr")
             .args([CHILD_COMMAND, "--width", &width.to_string()])
