@@ -4,9 +4,9 @@
 //!
 //! ```text
 //! source (testsrc, RTSP, V4L2) → encode (raw only) → chunk writer → chunk files + index
-//!                                                                     ↑
-//!                                                reaper (retention) ──┘
-//! http / cli → index → chunk reader → export
+//!                                        │                            ↑
+//!                                        └▶ live hub (viewers)  reaper (retention)
+//! http / cli → index → chunk reader → export, thumbnails, timeline
 //! ```
 //!
 //! # Layout
@@ -14,8 +14,9 @@
 //! The rooms, roughly in data-path order.
 //!
 //! - Plumbing used everywhere: [`error`] (the one error type), [`time`] (µs since the
-//!   epoch, civil dates), [`tz`] (IANA zones for clients' local days), [`text`] (percent-decoding), [`shutdown`] (the one stop signal),
-//!   [`logging`], [`config`] (the TOML file, its limits and the embedded default).
+//!   epoch, civil dates), [`tz`] (IANA zones for clients' local days), [`text`]
+//!   (percent-decoding), [`shutdown`] (the one stop signal), [`logging`], [`config`] (the
+//!   TOML file, its limits and the embedded default).
 //! - [`media`]: what flows: [`media::h26x`] (codecs, NAL units) and [`media::frame`] (one
 //!   encoded access unit with its wall-clock time).
 //! - [`kernel`]: the kernel interfaces local cameras and the hardware encoder drive
@@ -25,12 +26,14 @@
 //!   ([`source::supervisor`]) and which source a camera gets ([`source::start`]).
 //! - [`encode`]: raw pictures → H.264 (openh264 or the board's M2M encoder).
 //! - [`chunk`]: the chunk file format, its writer, reader and scanner.
-//! - [`index`]: the SQLite index of every chunk.
+//! - [`index`]: the SQLite index of every chunk; [`index::timeline`] (recorded seconds and
+//!   gaps per local day and hour).
 //! - [`storage`]: storage roots and their health; [`storage::reaper`] (retention) and
 //!   [`storage::recovery`] (startup recovery and `check`).
 //! - [`export`]: reading footage back as MP4 or Annex B, with `Range`.
 //! - [`thumb`]: thumbnails (keyframe → JPEG in a child process).
-//! - [`live`]: the live view (fMP4 and HLS) fed by the sources, before the chunk writer.
+//! - [`live`]: the live view ([`live::hub`], [`live::fmp4`], [`live::hls`]) fed by the
+//!   sources' queue ([`source::FrameSender`]) before GOP batching.
 //! - [`service`]: the running service (`edgenvr run`): [`service::recorder`] wires one
 //!   camera's threads, [`service::status`] holds live counters, [`service::watchdog`] and
 //!   [`service::notify`] talk to systemd.
