@@ -436,7 +436,7 @@ mod tests {
         let cameras = config
             .cameras
             .iter()
-            .map(|c| CameraEntry { config: c.clone(), stats: Default::default() })
+            .map(|c| CameraEntry { config: c.clone(), stats: Default::default(), live: None })
             .collect::<Vec<_>>();
         cameras[0].stats.last_frame_us.store(live_until.unwrap_or(0), Relaxed);
         Arc::new(AppState {
