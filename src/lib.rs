@@ -38,6 +38,8 @@
 //!   camera's threads, [`service::status`] holds live counters, [`service::watchdog`] and
 //!   [`service::notify`] talk to systemd.
 //! - [`pynvr`]: PyNVR's API (paths and documents) for its pages and scripts.
+//! - [`onvif`]: IP cameras on the LAN: WS-Discovery, the ONVIF device and media calls that
+//!   turn a found camera into a ready-to-add one, and its own motion events (PullPoint).
 //! - [`http`]: the HTTP API; [`cli`]: the command line.
 //!
 //! Design notes live in `docs/design/`.
@@ -70,6 +72,8 @@ pub mod pynvr;
 pub mod thumb;
 
 pub mod service;
+
+pub mod onvif;
 
 pub mod cli;
 pub mod http;
