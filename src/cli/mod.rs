@@ -1,10 +1,11 @@
-//! The command line: `edgenvr [run|check|status|export|probe] [options]`. The CLI is also the maintenance
+//! The command line: `edgenvr [run|check|status|export|probe|discover] [options]`. The CLI is also the maintenance
 //! interface over SSH, so its output is for people and its exit codes for scripts:
 //! 0 success, 1 problems found, 2 usage or configuration error, 3 runtime failure.
 
 #![allow(clippy::print_stdout)] // the CLI talks to people on stdout
 
 mod check;
+mod discover;
 mod export;
 mod status;
 
@@ -29,6 +30,11 @@ commands:
                  TIME is RFC 3339 (2026-11-21T14:56:00Z) or Unix seconds
   probe          list V4L2 cameras (formats, sizes, rates) and hardware encoders
       --json     as JSON
+  discover       find ONVIF cameras on the LAN and print them ready to add
+      --timeout D            how long to wait for answers (default 3s, at most 30s)
+      --username U           the cameras' ONVIF user, to ask for their streams
+      --password-file F      a file whose first line is the password (- for stdin)
+      --json                 as JSON (the document GET /api/v1/discover serves)
   help           this text
 
 options:
@@ -76,6 +82,8 @@ pub enum Command {
         /// `--width`.
         width: usize,
     },
+    /// Find ONVIF cameras.
+    Discover(discover::DiscoverArgs),
     /// Print usage.
     Help,
     /// Print the version.
@@ -86,30 +94,23 @@ fn usage_error(msg: impl std::fmt::Display) -> Error {
     err!(InvalidArgument, "{msg}\n\n{USAGE}")
 }
 
+/// The subcommand named `s`, with its options at their defaults.
+fn command_named(s: &str) -> Result<Command, Error> {
+    Ok(match s {
+        "run" => Command::Run,
+        "check" => Command::Check { repair: false },
+        "export" => Command::Export(export::ExportArgs::default()),
+        "status" => Command::Status { json: false },
+        "probe" => Command::Probe { json: false },
+        "discover" => Command::Discover(discover::DiscoverArgs::default()),
+        _ => return Err(usage_error(format!("unknown command {s:?}"))),
+    })
+}
+
 /// Parses arguments (without the program name).
 pub fn parse(args: &[String]) -> Result<Args, Error> {
     let mut it = args.iter().peekable();
     let command = match it.peek().map(|s| s.as_str()) {
-        Some("run") => {
-            it.next();
-            Command::Run
-        }
-        Some("check") => {
-            it.next();
-            Command::Check { repair: false }
-        }
-        Some("export") => {
-            it.next();
-            Command::Export(export::ExportArgs::default())
-        }
-        Some("status") => {
-            it.next();
-            Command::Status { json: false }
-        }
-        Some("probe") => {
-            it.next();
-            Command::Probe { json: false }
-        }
         Some(crate::thumb::CHILD_COMMAND) => {
             let width = match (args.get(1).map(String::as_str), args.get(2).and_then(|w| w.parse().ok())) {
                 (Some("--width"), Some(w)) if args.len() == 3 => w,
@@ -119,7 +120,11 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
         }
         Some("help" | "-h" | "--help") => return Ok(Args { command: Command::Help, config: None, log_level: None }),
         Some("-V" | "--version") => return Ok(Args { command: Command::Version, config: None, log_level: None }),
-        Some(s) if !s.starts_with('-') => return Err(usage_error(format!("unknown command {s:?}"))),
+        Some(s) if !s.starts_with('-') => {
+            let c = command_named(s)?;
+            it.next();
+            c
+        }
         _ => Command::Run,
     };
     let mut a = Args { command, config: None, log_level: None };
@@ -137,8 +142,16 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
             },
             "--json" => match &mut a.command {
                 Command::Status { json } | Command::Probe { json } => *json = true,
-                _ => return Err(usage_error("--json goes with `status` or `probe`")),
+                Command::Discover(d) => d.json = true,
+                _ => return Err(usage_error("--json goes with `status`, `probe` or `discover`")),
             },
+            "--timeout" | "--username" | "--password-file" => {
+                let v = value(arg)?;
+                let Command::Discover(d) = &mut a.command else {
+                    return Err(usage_error(format!("{arg} goes with `discover`")));
+                };
+                d.set(arg, v);
+            }
             "--camera" | "--from" | "--to" | "-o" | "--output" | "--format" => {
                 let v = value(arg)?;
                 let Command::Export(e) = &mut a.command else {
@@ -159,6 +172,25 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
         }
     }
     Ok(a)
+}
+
+/// `probe`: the V4L2 inventory as text or JSON; returns the exit code.
+fn probe(json: bool) -> i32 {
+    let inv = crate::kernel::v4l2::probe::inventory();
+    if !json {
+        print!("{}", crate::kernel::v4l2::probe::render_text(&inv));
+        return 0;
+    }
+    match serde_json::to_string_pretty(&inv) {
+        Ok(s) => {
+            println!("{s}");
+            0
+        }
+        Err(e) => {
+            eprintln!("edgenvr: {e}");
+            3
+        }
+    }
 }
 
 /// Runs the command line and returns the process exit code.
@@ -182,19 +214,11 @@ pub fn main(args: Vec<String>) -> i32 {
         }
         Command::Probe { json } => {
             crate::logging::init(a.log_level);
-            let inv = crate::kernel::v4l2::probe::inventory();
-            if json {
-                match serde_json::to_string_pretty(&inv) {
-                    Ok(s) => println!("{s}"),
-                    Err(e) => {
-                        eprintln!("edgenvr: {e}");
-                        return 3;
-                    }
-                }
-            } else {
-                print!("{}", crate::kernel::v4l2::probe::render_text(&inv));
-            }
-            return 0;
+            return probe(json);
+        }
+        Command::Discover(d) => {
+            crate::logging::init(a.log_level);
+            return discover::main(a.config.as_deref(), &d);
         }
         _ => {}
     }
@@ -220,7 +244,11 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Check { repair } => check::run(&config, repair),
         Command::Export(e) => export::run(&config, &e),
         Command::Status { json } => status::run(&config, json),
-        Command::Help | Command::Version | Command::Probe { .. } | Command::ThumbnailDecode { .. } => {
+        Command::Help
+        | Command::Version
+        | Command::Probe { .. }
+        | Command::ThumbnailDecode { .. }
+        | Command::Discover(_) => {
             unreachable!("handled above")
         }
     };
@@ -253,6 +281,13 @@ mod tests {
         assert_eq!(p("run --log-level debug").unwrap().log_level, Some(LevelFilter::Debug));
         assert_eq!(p("--version").unwrap().command, Command::Version);
         assert_eq!(p("probe --json").unwrap().command, Command::Probe { json: true });
+        let Command::Discover(d) =
+            p("discover --timeout 5s --username admin --password-file /pw --json").unwrap().command
+        else {
+            panic!("not discover")
+        };
+        assert_eq!((d.timeout.as_deref(), d.username.as_deref(), d.json), (Some("5s"), Some("admin"), true));
+        assert_eq!(d.password_file, Some(PathBuf::from("/pw")));
         assert_eq!(p("thumbnail-decode --width 320").unwrap().command, Command::ThumbnailDecode { width: 320 });
         for bad in [
             "frobnicate",
@@ -262,6 +297,7 @@ mod tests {
             "--config",
             "--log-level loud",
             "run --bogus",
+            "run --timeout 3s",
         ] {
             assert_eq!(p(bad).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad}");
         }
