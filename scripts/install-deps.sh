@@ -15,7 +15,9 @@ test_pkgs=(ffmpeg e2fsprogs util-linux mount sqlite3 iproute2 iptables chromium 
   python3
   # GStreamer's RTSP server, the real peer of the ingest tests (tests/fixtures/rtsp_server.py)
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base
-  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  # the ONVIF test camera runs with its clock set back (tests/onvif.rs)
+  faketime)
 
 aarch64_pkgs=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
 
@@ -41,6 +43,9 @@ if [[ $what == test || $what == aarch64 ]]; then
   rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$' || rustup target add aarch64-unknown-linux-gnu
 fi
 if [[ $what == test ]]; then
+  # The WS-Discovery peer of tests/onvif.rs (tests/fixtures/wsd_publish.py).
+  python3 -c 'import importlib.metadata as m; assert m.version("wsdiscovery") == "2.1.2"' 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check wsdiscovery==2.1.2
   for c in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
   done

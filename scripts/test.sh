@@ -42,6 +42,11 @@ EDGENVR_AARCH64_LIBTEST=$(cargo test --locked --target aarch64-unknown-linux-gnu
 export EDGENVR_AARCH64_BIN EDGENVR_AARCH64_LIBTEST
 tests/vm/setup.sh
 
+# The test-only ONVIF camera of tests/onvif.rs (the onvif-server crate; its own Cargo.lock,
+# not in the Yocto list), built here so its compile shows up on its own line.
+echo "== test peers"
+cargo build --locked --manifest-path tests/peers/onvif-device/Cargo.toml --target-dir target/peers
+
 echo "== tests"
 cargo test --locked --all-targets
 

@@ -1,0 +1,292 @@
+//! ONVIF against real peers (see `docs/design/onvif.md`, "Tests"):
+//! - the camera is the `onvif-server` crate (a Profile S device server that checks the
+//!   WS-UsernameToken digest, its freshness against its own clock, and nonce replays), built
+//!   from `tests/peers/onvif-device` into `target/peers`; its clock is set two hours back with
+//!   libfaketime, so a client that ignores the camera's clock is refused;
+//! - the discovery peer is PyPI's `wsdiscovery` (`tests/fixtures/wsd_publish.py`), which
+//!   answers real multicast probes but skips loopback: it and the camera live in a network
+//!   namespace joined by a veth pair to a second namespace where `edgenvr discover` runs, so
+//!   no probe reaches a real network.
+
+mod common;
+
+use common::*;
+use edgenvr::onvif::events::{self, MotionSource, Subscription};
+use edgenvr::onvif::{device, media, soap::Client, Credentials};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const USER: &str = "admin";
+const PASSWORD: &str = "s3cret";
+/// The camera's clock runs this far behind ours.
+const SKEW: &str = "-2h";
+
+/// Builds the test-only ONVIF device once per test binary; returns its path.
+fn onvif_device() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let target = root.join("target/peers");
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "--locked", "--manifest-path"])
+                .arg(root.join("tests/peers/onvif-device/Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&target)
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building tests/peers/onvif-device failed");
+            target.join("debug/onvif-device")
+        })
+        .clone()
+}
+
+/// A child process killed (and reaped) on drop.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the ONVIF device on `port`, its clock [`SKEW`] behind, its service addresses naming
+/// `host`. `prefix` runs it elsewhere (`ip netns exec NS`).
+fn start_device(prefix: &[&str], port: u16, host: &str) -> Peer {
+    let mut c = Command::new(prefix.first().copied().unwrap_or("faketime"));
+    c.args(prefix.iter().skip(1));
+    if !prefix.is_empty() {
+        c.arg("faketime");
+    }
+    c.args(["-f", SKEW])
+        .arg(onvif_device())
+        .args([&port.to_string(), host, USER, PASSWORD, &format!("rtsp://{USER}:{PASSWORD}@{host}:8554")])
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Peer(c.spawn().expect("faketime and the device start (scripts/install-deps.sh test installs faketime)"))
+}
+
+fn wait_listening(ns: Option<&str>, port: u16) {
+    let cmd = match ns {
+        Some(ns) => format!("ip netns exec {ns} ss -Hltn 'sport = :{port}'"),
+        None => format!("ss -Hltn 'sport = :{port}'"),
+    };
+    wait_for(Duration::from_secs(20), "the ONVIF device to listen", || (!sh(&cmd).trim().is_empty()).then_some(()));
+}
+
+fn creds(password: &str) -> Option<Credentials> {
+    Some(Credentials::new(USER, password))
+}
+
+/// The device refuses a login whose digest was made on our clock, accepts it on its own
+/// (learned with GetSystemDateAndTime), refuses a wrong password, and answers the profile
+/// and stream calls. Catches: a wrong digest, an ignored clock offset, an ignored fault.
+#[test]
+fn device_calls_with_digest_on_the_cameras_clock() {
+    let port = free_port();
+    let _dev = start_device(&[], port, "127.0.0.1");
+    wait_listening(None, port);
+    let url = format!("http://127.0.0.1:{port}/onvif/device_service");
+
+    let c = Client::new(creds(PASSWORD));
+    let e = device::get_device_information(&c, &url).unwrap_err();
+    assert_eq!(e.kind(), edgenvr::error::ErrorKind::InvalidArgument, "our clock is 2 h off the camera's: {e}");
+    let offset_s = device::sync_clock(&c, &url).unwrap() / 1_000_000;
+    assert!((-7260..=-7140).contains(&offset_s), "offset {offset_s} s");
+    let info = device::get_device_information(&c, &url).unwrap();
+    assert_eq!((info.manufacturer.as_str(), info.model.as_str()), ("Edgenvr Test", "Peer-1080"));
+
+    let wrong = Client::new(creds("wrong"));
+    device::sync_clock(&wrong, &url).unwrap();
+    let e = device::get_device_information(&wrong, &url).unwrap_err();
+    assert_eq!(e.kind(), edgenvr::error::ErrorKind::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("refused the user name or password"), "{e}");
+    assert!(!e.to_string().contains("wrong"), "no password in messages: {e}");
+
+    let services = device::get_services(&c, &url).unwrap();
+    let media_url = services.media.expect("a media service");
+    assert!(services.events.is_some());
+    let profiles = media::get_profiles(&c, &media_url).unwrap();
+    assert_eq!(profiles.len(), 3);
+    let uri = media::get_stream_uri(&c, &media_url, "sub").unwrap();
+    assert_eq!(uri, format!("rtsp://{USER}:{PASSWORD}@127.0.0.1:8554/sub"));
+}
+
+/// PullPoint lifecycle against the device's event service: subscribe, pull (this server
+/// never has messages), Renew (it has none: a fault the watcher must survive), Unsubscribe
+/// (found by the echoed SubscriptionId: without the echo the server cannot tell which), and
+/// a pull after it fails. Then the watcher runs against it: no busy loop on a server that
+/// answers pulls at once, and it stops promptly.
+#[test]
+fn pullpoint_subscription_against_the_device() {
+    let port = free_port();
+    let _dev = start_device(&[], port, "127.0.0.1");
+    wait_listening(None, port);
+    let url = format!("http://127.0.0.1:{port}/onvif/device_service");
+    let c = Client::new(creds(PASSWORD));
+    device::sync_clock(&c, &url).unwrap();
+    let events_url = device::get_services(&c, &url).unwrap().events.unwrap();
+
+    let mut sub = Subscription::create(&c, &events_url).unwrap();
+    assert_eq!(sub.reference().params.len(), 1, "{:?}", sub.reference());
+    assert!(sub.remaining() > Duration::from_secs(50) && sub.remaining() <= events::LIFETIME);
+    assert!(sub.pull(&c).unwrap().is_empty());
+    assert_eq!(sub.renew(&c).unwrap_err().kind(), edgenvr::error::ErrorKind::Media);
+    sub.unsubscribe(&c).unwrap();
+    assert!(sub.pull(&c).is_err(), "the subscription is gone");
+
+    let stop = edgenvr::shutdown::Shutdown::new();
+    let src = MotionSource { camera: "peer".into(), device_url: url, events_url: None };
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let cpu0 = thread_cpu();
+            let mut seen = 0;
+            events::watch_motion(&src, &Client::new(creds(PASSWORD)), &stop, |_| seen += 1);
+            (seen, thread_cpu() - cpu0)
+        })
+    };
+    std::thread::sleep(Duration::from_secs(4));
+    let t = Instant::now();
+    stop.trigger();
+    let (seen, cpu) = watcher.join().unwrap();
+    assert!(t.elapsed() < events::PULL_WAIT + Duration::from_secs(2), "stopped in {:?}", t.elapsed());
+    assert_eq!(seen, 0);
+    assert!(cpu < Duration::from_millis(400), "the watcher used {cpu:?} of CPU in 4 s: a busy loop");
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid clock id and a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Two namespaces joined by a veth pair: the client at `.1`, the camera at `.2`.
+struct Lan {
+    client: String,
+    camera: String,
+    camera_addr: String,
+}
+
+impl Lan {
+    fn new() -> Lan {
+        let pid = std::process::id();
+        let id = pid % 200 + 20;
+        let lan = Lan {
+            client: format!("envo-c{pid}"),
+            camera: format!("envo-k{pid}"),
+            camera_addr: format!("10.232.{id}.2"),
+        };
+        sh(&format!(
+            "ip netns add {c} && ip netns add {k} && ip link add envo-c{id} netns {c} type veth peer name envo-k{id} netns {k} && \
+             ip -n {c} addr add 10.232.{id}.1/24 dev envo-c{id} && ip -n {c} link set envo-c{id} up && ip -n {c} link set lo up && \
+             ip -n {k} addr add 10.232.{id}.2/24 dev envo-k{id} && ip -n {k} link set envo-k{id} up && ip -n {k} link set lo up",
+            c = lan.client,
+            k = lan.camera
+        ));
+        lan
+    }
+
+    /// `edgenvr discover ARGS` in the client namespace: (exit code, stdout).
+    fn discover(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.client, bin(), "discover"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        let _ = Command::new("sh")
+            .args(["-c", &format!("ip netns del {} ; ip netns del {}", self.client, self.camera)])
+            .status();
+    }
+}
+
+/// `edgenvr discover` finds a camera announced by wsdiscovery over real multicast, asks it
+/// (two hours off our clock) for its streams, and prints them ready to add; a wrong password
+/// and a missing login leave the camera listed but not ready.
+#[test]
+fn discover_finds_an_announced_camera_and_its_streams() {
+    require_root();
+    let lan = Lan::new();
+    let port = 8080;
+    let ns = ["ip", "netns", "exec", lan.camera.as_str()];
+    let _dev = start_device(&ns, port, &lan.camera_addr);
+    let endpoint = "urn:uuid:5b1e0a6e-8f4c-4c3a-9d7e-000000000001";
+    let xaddr = format!("http://{}:{port}/onvif/device_service", lan.camera_addr);
+    let mut publisher = Command::new("ip");
+    publisher
+        .args(["netns", "exec", &lan.camera, "python3"])
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wsd_publish.py"))
+        .args([endpoint, &xaddr])
+        .args(["onvif://www.onvif.org/name/Front Door", "onvif://www.onvif.org/hardware/Peer-1080"])
+        .args(["onvif://www.onvif.org/location/garden", "onvif://www.onvif.org/Profile/Streaming"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        // It logs a traceback for each probe its IPv6 thread cannot answer (the IPv4 one does).
+        .stderr(Stdio::null());
+    let mut publisher = Peer(publisher.spawn().expect("python3 runs the publisher"));
+    let mut line = String::new();
+    BufReader::new(publisher.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "published", "the wsdiscovery publisher started (pip install wsdiscovery==2.1.2)");
+    wait_listening(Some(&lan.camera), port);
+
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let pw = pw.to_str().unwrap();
+    let (code, out) = lan.discover(&["--json", "--timeout", "2s", "--username", USER, "--password-file", pw]);
+    assert_eq!(code, 0, "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let cams = doc["cameras"].as_array().unwrap();
+    assert_eq!(cams.len(), 1, "{out}");
+    let cam = &cams[0];
+    assert_eq!(cam["endpoint"], endpoint);
+    assert_eq!(cam["device_url"], xaddr.as_str());
+    assert_eq!((cam["id"].as_str(), cam["name"].as_str()), (Some("front-door"), Some("Front Door")));
+    assert_eq!((cam["model"].as_str(), cam["location"].as_str()), (Some("Peer-1080"), Some("garden")));
+    assert_eq!(cam["manufacturer"], "Edgenvr Test");
+    assert_eq!(cam["username"], USER);
+    let main = &cam["main"];
+    assert_eq!(main["url"], format!("rtsp://{}:8554/main", lan.camera_addr));
+    assert_eq!(
+        (main["codec"].as_str(), main["width"].as_u64(), main["height"].as_u64()),
+        (Some("H264"), Some(1920), Some(1080))
+    );
+    assert_eq!((main["fps"].as_u64(), main["bitrate_kbps"].as_u64()), (Some(25), Some(4096)));
+    assert_eq!(cam["sub"]["url"], format!("rtsp://{}:8554/sub", lan.camera_addr));
+    assert_eq!((cam["sub"]["width"].as_u64(), cam["sub"]["height"].as_u64()), (Some(640), Some(360)));
+    assert!(cam["events_url"].as_str().is_some_and(|u| u.ends_with("/onvif/events_service")));
+    assert!(cam["error"].is_null());
+    assert!(!out.contains(PASSWORD), "the password is never printed");
+
+    // The human form carries a config snippet that loads.
+    let (code, text) = lan.discover(&["--timeout", "1s", "--username", USER, "--password-file", pw]);
+    assert_eq!(code, 0, "{text}");
+    let snippet = &text[text.find("[[camera]]").expect("a snippet")..];
+    let cfg = edgenvr::config::Config::parse(&format!("[[storage]]\npath = \"/tmp/x\"\n{snippet}")).unwrap();
+    assert_eq!(cfg.cameras[0].id, "front-door");
+    assert!(!text.contains(PASSWORD));
+
+    std::fs::write(dir.path().join("bad"), "nope\n").unwrap();
+    let bad = dir.path().join("bad");
+    let (code, text) = lan.discover(&["--timeout", "1s", "--username", USER, "--password-file", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("refused the user name or password") && !text.contains("[[camera]]"), "{text}");
+    let (code, text) = lan.discover(&["--timeout", "1s"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("front-door: Front Door") && text.contains("wants a login"), "{text}");
+}
