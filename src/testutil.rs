@@ -46,3 +46,51 @@ pub fn encoded_frames(width: usize, height: usize, t0_us: i64, n: i64) -> Vec<cr
         })
         .collect()
 }
+
+/// The configuration of the arbitrary-bytes property targets ("fuzzing on stable"): a
+/// bounded number of cases in the normal test run; `EDGENVR_FUZZ_CASES=100000 cargo test
+/// --lib fuzz` hunts longer. Failures are not persisted (no files in the source tree).
+pub fn fuzz_config() -> proptest::test_runner::Config {
+    let cases = std::env::var("EDGENVR_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    proptest::test_runner::Config { cases, failure_persistence: None, ..Default::default() }
+}
+
+/// Bytes that look like a chunk file, for the fuzz targets: whole records of every NAL kind
+/// (H.264 and H.265), timestamps that mostly rise, then random damage (bytes overwritten,
+/// the end cut) so the parsers' deep paths are reached, not just the first header check.
+pub fn chunk_like_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let nal = prop_oneof![
+        Just(vec![0x67u8, 0x42]),
+        Just(vec![0x68u8, 0xce]),
+        Just(vec![0x65u8, 0x88, 0x84]),
+        Just(vec![0x41u8, 0x9a]),
+        Just(vec![0x06u8, 0x05]),
+        Just(vec![0x40u8, 0x01]),
+        Just(vec![0x42u8, 0x01]),
+        Just(vec![0x26u8, 0x01]),
+        proptest::collection::vec(any::<u8>(), 0..40),
+    ];
+    let records = proptest::collection::vec((0i64..3, nal), 0..40);
+    let damage = proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4);
+    (any::<u32>(), records, damage, any::<prop::sample::Index>(), any::<bool>()).prop_map(
+        |(t0, records, damage, cut, do_cut)| {
+            let mut b = Vec::new();
+            let mut ts = t0 as i64;
+            for (step, nal) in records {
+                ts += step * 33_000 - if step == 0 && nal.len() > 30 { 1 } else { 0 };
+                crate::chunk::format::append_record(&mut b, ts, &nal);
+            }
+            if !b.is_empty() {
+                for (at, v) in damage {
+                    let i = at.index(b.len());
+                    b[i] = v;
+                }
+                if do_cut {
+                    b.truncate(cut.index(b.len() + 1));
+                }
+            }
+            b
+        },
+    )
+}

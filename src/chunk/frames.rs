@@ -154,6 +154,31 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(crate::testutil::fuzz_config())]
+        /// Fuzz target: any bytes group into frames that tile the good prefix in order and
+        /// respect the limits.
+        #[test]
+        fn fuzz_frame_groups(
+            data in crate::testutil::chunk_like_bytes(),
+            max_off in proptest::prelude::any::<u16>(),
+            max_ts in proptest::prelude::any::<u32>(),
+            limited in proptest::prelude::any::<bool>(),
+        ) {
+            let (max_off, max_ts) = if limited { (max_off as u64, max_ts as i64) } else { (u64::MAX, i64::MAX) };
+            let (all, _) = groups(&data, max_off, max_ts);
+            let mut at = 0;
+            for g in &all {
+                proptest::prop_assert_eq!(g.offset, at, "groups follow each other");
+                proptest::prop_assert!(g.records >= 1 && g.end <= data.len() as u64);
+                proptest::prop_assert_eq!(g.end - g.offset, g.nal_bytes + HEADER_LEN as u64 * g.records);
+                proptest::prop_assert!(!g.has_idr || g.has_slice);
+                proptest::prop_assert!(g.offset < max_off && g.ts_us <= max_ts);
+                at = g.end;
+            }
+        }
+    }
+
     #[test]
     fn groups_by_timestamp_honours_limits_and_defers_errors() {
         let mut b = Vec::new();

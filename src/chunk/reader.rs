@@ -197,6 +197,33 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(crate::testutil::fuzz_config())]
+        /// Fuzz target: any bytes read as records (whole NALs, or prefixes with the payload
+        /// skipped) stop cleanly at the first bad record, never past it.
+        #[test]
+        fn fuzz_reader(data in prop_oneof![
+            crate::testutil::chunk_like_bytes(),
+            proptest::collection::vec(any::<u8>(), 0..200),
+        ]) {
+            for known in [true, false] {
+                let (recs, err, good) = read_all(&data, known);
+                let sum: u64 = recs.iter().map(|(_, n)| HEADER_LEN as u64 + n.len() as u64).sum();
+                prop_assert_eq!(sum, good);
+                prop_assert!(recs.iter().all(|(ts, n)| *ts >= 0 && n.len() as u64 <= MAX_NAL_LEN));
+                prop_assert!(err.is_some() || good == data.len() as u64);
+                let mut r = ChunkReader::with_len(&data[..], known.then_some(data.len() as u64));
+                let mut p = Vec::new();
+                let mut n = 0;
+                while let Ok(Some(h)) = r.next_prefix(&mut p, 2) {
+                    prop_assert_eq!((h.ts_us, p.len()), (recs[n].0, recs[n].1.len().min(2)));
+                    n += 1;
+                }
+                prop_assert_eq!((n, r.good_len()), (recs.len(), good));
+            }
+        }
+    }
+
     /// A torn tail at every byte offset of the last record is recovered to the previous one.
     #[test]
     fn torn_tail_at_every_offset() {

@@ -116,6 +116,60 @@ mod tests {
         a.iter().zip(b).map(|(x, y)| (*x as i32 - *y as i32).unsigned_abs() as f64).sum::<f64>() / a.len() as f64
     }
 
+    /// A small real JPEG (4:2:2, as webcams send), made once.
+    fn small_jpeg() -> &'static [u8] {
+        static JPEG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        JPEG.get_or_init(|| {
+            ffmpeg(&[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=32x16:rate=1",
+                "-frames:v",
+                "1",
+                "-pix_fmt",
+                "yuvj422p",
+                "-q:v",
+                "5",
+                "-f",
+                "mjpeg",
+                "-",
+            ])
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::testutil::fuzz_config())]
+        /// Fuzz target: the header scan and the decoder take any frame (a real one damaged,
+        /// its tables stripped, or random bytes after an SOI) without a panic; a frame that
+        /// decodes fills the picture.
+        #[test]
+        fn fuzz_mjpeg(
+            random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96),
+            damage in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()), 0..6),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            source in 0u8..3,
+        ) {
+            let mut jpeg = match source {
+                0 => small_jpeg().to_vec(),
+                1 => strip_dht(small_jpeg()),
+                _ => [&[0xFFu8, 0xD8][..], &random].concat(),
+            };
+            for (at, v) in damage {
+                let i = at.index(jpeg.len());
+                jpeg[i] = v;
+            }
+            if source < 2 {
+                jpeg.truncate(cut.index(jpeg.len()) + 1);
+            }
+            let _ = has_huffman_tables(&jpeg);
+            let mut pic = I420::new(32, 16);
+            if MjpegDecoder::default().decode(&jpeg, &mut pic).is_ok() {
+                proptest::prop_assert_eq!(pic.data.len(), 32 * 16 * 3 / 2);
+            }
+        }
+    }
+
     /// A 4:2:2 MJPEG frame (what webcams send) decodes to the picture ffmpeg's own decoder
     /// makes of it, with and without its Huffman tables.
     #[test]

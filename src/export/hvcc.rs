@@ -252,6 +252,43 @@ mod tests {
         assert_eq!(pos, b.len());
     }
 
+    fn real_sps() -> &'static [u8] {
+        static SPS: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        SPS.get_or_init(|| x265_parameter_sets("320x240", "yuv420p", "").1)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::testutil::fuzz_config())]
+        /// Fuzz target: any SPS (random bytes, or a real one damaged) parses or is refused
+        /// without a panic; what parses has a sane picture and makes a well-formed `hvcC`.
+        #[test]
+        fn fuzz_sps_and_hvcc(
+            random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            damage in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()), 0..4),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            use_real in proptest::prelude::any::<bool>(),
+            pps in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+        ) {
+            let nal = if use_real {
+                let mut n = real_sps().to_vec();
+                for (at, v) in damage {
+                    let i = at.index(n.len() - 2) + 2;
+                    n[i] = v;
+                }
+                n.truncate(cut.index(n.len()) + 1);
+                n
+            } else {
+                [&[0x42u8, 0x01][..], &random].concat()
+            };
+            if let Ok(sps) = HevcSps::parse(&nal) {
+                proptest::prop_assert!((1..=16_384).contains(&sps.width) && (1..=16_384).contains(&sps.height));
+                if let Ok(b) = hvcc_box(&sps, &[0x40, 1], &nal, &pps) {
+                    proptest::prop_assert_eq!(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize, b.len());
+                }
+            }
+        }
+    }
+
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let (_, sps, _) = x265_parameter_sets("320x240", "yuv420p", "");

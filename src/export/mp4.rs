@@ -74,7 +74,12 @@ fn dimensions(sps: &[u8]) -> Result<(u32, u32)> {
     let nal = h264_reader::nal::RefNal::new(sps, &[], true);
     let parsed = h264_reader::nal::sps::SeqParameterSet::from_bits(nal.rbsp_bits())
         .map_err(|e| err!(DataLoss, "cannot parse the SPS: {}", sps_problem(&e)))?;
-    parsed.pixel_dimensions().map_err(|e| err!(DataLoss, "bad SPS dimensions: {}", sps_problem(&e)))
+    let (w, h) = parsed.pixel_dimensions().map_err(|e| err!(DataLoss, "bad SPS dimensions: {}", sps_problem(&e)))?;
+    // A damaged SPS can say 0 (found by the fuzz target): no player shows that.
+    if !(1..=16_384).contains(&w) || !(1..=16_384).contains(&h) {
+        bail!(DataLoss, "the SPS says the picture is {w}x{h}");
+    }
+    Ok((w, h))
 }
 
 /// What is wrong with an H.264 SPS, in words (h264-reader's errors have only `Debug`).
@@ -123,8 +128,10 @@ pub(crate) fn sample_entry(
 ) -> Result<(&'static [u8; 4], u32, u32, Vec<u8>)> {
     match codec {
         Codec::H264 => {
-            if sps.len() < 4 {
-                bail!(DataLoss, "SPS too short");
+            // avcC stores each length in 16 bits and copies three SPS bytes.
+            let fits = |n: &[u8], min| (min..=u16::MAX as usize).contains(&n.len());
+            if !fits(sps, 4) || !fits(pps, 1) {
+                bail!(DataLoss, "SPS of {} bytes or PPS of {} bytes cannot go in an MP4", sps.len(), pps.len());
             }
             let (width, height) = dimensions(sps)?;
             Ok((b"avc1", width, height, avcc_box(sps, pps)))
@@ -609,6 +616,63 @@ mod tests {
         let nals = crate::media::h26x::split_annex_b(&all);
         assert_eq!(nals.len() as u64, records);
         assert_eq!(read_all(&f, 100, 200), all[100..200]);
+    }
+
+    /// Issue 11: a row with more keyframes (or frames) than its file holds passed the
+    /// row's own checks and panicked the export thread, which with `panic = "abort"` ends
+    /// all recording. Now the read fails with data loss and nothing panics.
+    #[test]
+    fn counts_the_file_does_not_hold_fail_the_read_not_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, storage) = record(dir.path());
+        for (keys, samples) in [(3, 0), (0, 2), (0, -2)] {
+            let mut plan = make_plan(&index, &storage, "cam", T0, T0 + 30_000_000).unwrap();
+            let last = plan.segments.len() - 1;
+            plan.segments[last].keyframes += keys;
+            plan.segments[last].samples = plan.segments[last].samples.saturating_add_signed(samples);
+            let mp4 = Mp4File::new(plan).unwrap();
+            let mut out = Vec::new();
+            let e = mp4.reader(0, mp4.len()).read_to_end(&mut out).unwrap_err();
+            assert!(e.to_string().contains("indexed"), "{keys} {samples}: {e}");
+        }
+    }
+
+    /// A real H.264 SPS (openh264's, as recorded).
+    fn real_sps() -> Vec<u8> {
+        let mut enc =
+            SoftwareEncoder::new(SoftwareEncoderConfig { bitrate: 200_000, fps: 10, keyframe_interval: 10 }).unwrap();
+        let f = enc.encode(&I420::new(64, 48), T0).unwrap().unwrap();
+        let sps = f.nals().find(|n| Codec::H264.classify(n) == crate::media::h26x::NalKind::Sps).unwrap().to_vec();
+        sps
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::testutil::fuzz_config())]
+        /// Fuzz target: the H.264 SPS parse behind an MP4's picture size takes any bytes (a
+        /// real SPS damaged, or random) without a panic, and a size it returns is sane.
+        #[test]
+        fn fuzz_h264_sps(
+            random in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+            damage in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()), 0..4),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            use_real in proptest::prelude::any::<bool>(),
+        ) {
+            static SPS: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+            let nal = if use_real {
+                let mut n = SPS.get_or_init(real_sps).clone();
+                for (at, v) in damage {
+                    let i = at.index(n.len() - 1) + 1;
+                    n[i] = v;
+                }
+                n.truncate(cut.index(n.len()) + 1);
+                n
+            } else {
+                [&[0x67u8][..], &random].concat()
+            };
+            if let Ok((w, h)) = dimensions(&nal) {
+                proptest::prop_assert!((1..=16_384).contains(&w) && (1..=16_384).contains(&h), "{}x{}", w, h);
+            }
+        }
     }
 
     #[test]

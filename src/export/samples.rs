@@ -22,17 +22,24 @@ pub struct Sample {
     pub key: bool,
 }
 
-/// Reads every sample of `seg` (at most about a minute of frames: bounded).
+/// Most samples reserved up front: a segment's count comes from the index, which is
+/// checked but not trusted with memory.
+const RESERVE: u64 = 4096;
+
+/// Reads every sample of `seg` (at most about a minute of frames: bounded), checking the
+/// counts the plan took from the index (frames, keyframes) against the file.
 pub fn segment_samples(seg: &Segment, codec: Codec) -> Result<Vec<Sample>> {
     let r = ChunkReader::open_at(&seg.path, seg.start_off)
         .map_err(|e| Error::io(format!("opening {}", seg.path.display()), e))?;
     let mut groups = FrameGroups::new(r, Some(codec)).until(seg.end_off, i64::MAX);
-    let mut out: Vec<Sample> = Vec::with_capacity(seg.samples as usize);
+    let mut out: Vec<Sample> = Vec::with_capacity(seg.samples.min(RESERVE) as usize);
     let mut carry = 0u64;
     while let Some(g) = groups.next_group().map_err(|e| err!(DataLoss, "{}", seg.path.display()).with_source(e))? {
         let size = g.nal_bytes + 4 * g.records;
         if g.has_slice {
-            out.push(Sample { ts_us: g.ts_us, size: (size + carry) as u32, key: g.has_idr });
+            let size = u32::try_from(size + carry)
+                .map_err(|_| err!(DataLoss, "{}: a frame of {} bytes", seg.path.display(), size + carry))?;
+            out.push(Sample { ts_us: g.ts_us, size, key: g.has_idr });
             carry = 0;
         } else {
             carry += size;
@@ -40,16 +47,18 @@ pub fn segment_samples(seg: &Segment, codec: Codec) -> Result<Vec<Sample>> {
     }
     if carry > 0 {
         if let Some(last) = out.last_mut() {
-            last.size += carry as u32;
+            last.size = last.size.saturating_add(u32::try_from(carry).unwrap_or(u32::MAX));
         }
     }
-    if out.len() as u64 != seg.samples {
+    let keys = out.iter().filter(|s| s.key).count() as u64;
+    if out.len() as u64 != seg.samples || keys != seg.keyframes {
         bail!(
             DataLoss,
-            "{}: {} frames on disk, {} indexed; run `edgenvr check --repair`",
+            "{}: {} frames ({keys} keyframes) on disk, {} ({}) indexed; run `edgenvr check --repair`",
             seg.path.display(),
             out.len(),
-            seg.samples
+            seg.samples,
+            seg.keyframes
         );
     }
     Ok(out)

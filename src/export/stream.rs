@@ -126,6 +126,16 @@ fn to_io(e: crate::error::Error) -> io::Error {
     io::Error::other(e)
 }
 
+/// The error of footage shorter than the plan's counts (the file changed since planning).
+fn short() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "footage ended before its indexed length")
+}
+
+/// Segment `i`, or [`short`] past the last one.
+fn segment(plan: &Plan, i: usize) -> io::Result<&super::plan::Segment> {
+    plan.segments.get(i).ok_or_else(short)
+}
+
 impl PartReader {
     /// A reader of `start..end`.
     pub fn new(layout: Arc<Layout>, start: u64, end: u64) -> PartReader {
@@ -167,11 +177,11 @@ impl PartReader {
             Part::Payload { start_codes } => {
                 let mut seg = 0;
                 let mut left = offset;
-                while left >= plan.segments[seg].payload_len() {
-                    left -= plan.segments[seg].payload_len();
+                while left >= segment(plan, seg)?.payload_len() {
+                    left -= segment(plan, seg)?.payload_len();
                     seg += 1;
                 }
-                let mut stream = RecordStream::open(&plan.segments[seg], *start_codes).map_err(to_io)?;
+                let mut stream = RecordStream::open(segment(plan, seg)?, *start_codes).map_err(to_io)?;
                 left -= stream.skip_to(left).map_err(to_io)?;
                 self.cursor = Cursor::Payload { seg, stream: Some(stream), start_codes: *start_codes };
                 self.next_unit()?;
@@ -194,10 +204,10 @@ impl PartReader {
                 while *remaining > 0 {
                     if *i >= samples.len() {
                         *seg += 1;
-                        *samples = segment_samples(&plan.segments[*seg], plan.codec).map_err(to_io)?;
+                        *samples = segment_samples(segment(plan, *seg)?, plan.codec).map_err(to_io)?;
                         *i = 0;
                     }
-                    let s = samples[*i];
+                    let Some(&s) = samples.get(*i) else { return Err(short()) };
                     let n = *number;
                     let next_ts = samples
                         .get(*i + 1)
@@ -283,10 +293,7 @@ impl Read for PartReader {
                 }
                 self.next_unit()?;
                 if self.unit.is_empty() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "footage ended before its indexed length",
-                    ));
+                    return Err(short());
                 }
                 continue;
             }

@@ -67,6 +67,20 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(crate::testutil::fuzz_config())]
+        /// Fuzz target: any blob decodes or is refused without a panic; what decodes is a
+        /// non-decreasing table that survives a round trip.
+        #[test]
+        fn fuzz_decode(start in any::<i64>(), blob in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Some(kf) = decode(start, &blob) {
+                prop_assert!(kf.iter().all(|k| k.0 >= start));
+                prop_assert!(kf.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+                prop_assert_eq!(decode(start, &encode(start, &kf)), Some(kf));
+            }
+        }
+    }
+
     #[test]
     fn malformed_is_none() {
         assert_eq!(decode(0, &[0x80]), None);

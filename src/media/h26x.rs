@@ -132,6 +132,37 @@ mod tests {
         assert!(split_annex_b(&[]).is_empty());
     }
 
+    proptest::proptest! {
+        #![proptest_config(crate::testutil::fuzz_config())]
+        /// Fuzz target: any bytes split into non-empty NAL units that hold no start code and
+        /// lie inside the input; every NAL classifies under both codecs.
+        #[test]
+        fn fuzz_split_and_classify(data in proptest::collection::vec(
+            proptest::prop_oneof![proptest::prelude::Just(0u8), proptest::prelude::Just(1u8), proptest::prelude::any::<u8>()],
+            0..300,
+        )) {
+            let nals = split_annex_b(&data);
+            let total: usize = nals.iter().map(|n| n.len()).sum();
+            proptest::prop_assert!(total <= data.len());
+            for n in &nals {
+                proptest::prop_assert!(!n.is_empty());
+                proptest::prop_assert!(!n.windows(3).any(|w| w == [0, 0, 1]), "{:?}", n);
+                for c in [Codec::H264, Codec::H265] {
+                    let k = c.classify(n);
+                    proptest::prop_assert!(!(k.is_slice() && k.is_parameter_set()));
+                }
+            }
+            // Joined again with start codes, they split the same way.
+            let mut joined = Vec::new();
+            for n in nals.iter().filter(|n| n.last() != Some(&0)) {
+                joined.extend_from_slice(&[0, 0, 0, 1]);
+                joined.extend_from_slice(n);
+            }
+            let again: Vec<&[u8]> = nals.iter().copied().filter(|n| n.last() != Some(&0)).collect();
+            proptest::prop_assert_eq!(split_annex_b(&joined), again);
+        }
+    }
+
     #[test]
     fn classifies_h264_and_h265() {
         assert_eq!(Codec::H264.classify(&[0x67]), NalKind::Sps);
