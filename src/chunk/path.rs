@@ -38,8 +38,14 @@ pub struct ParsedPath {
 /// Parses a relative path made by [`rel_path`] (or by PyNVR). Returns `None` for anything
 /// else, so stray files in a storage root are never taken for footage.
 pub fn parse_rel_path(rel: &Path) -> Option<ParsedPath> {
-    let parts: Vec<&str> = rel.iter().map(|p| p.to_str()).collect::<Option<_>>()?;
-    let [camera, day, name] = parts[..] else {
+    // Exactly three normal components: no root, no `..`, no `.`, nothing else.
+    let mut parts = rel.components().map(|c| match c {
+        std::path::Component::Normal(p) => p.to_str(),
+        _ => None,
+    });
+    let (Some(Some(camera)), Some(Some(day)), Some(Some(name)), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return None;
     };
     if !valid_camera_id(camera) {
@@ -92,6 +98,9 @@ mod tests {
             "door/20261121/door.20261121.2556.chunk",
             "door/door.20261121.1456.chunk",
             "../20261121/...20261121.1456.chunk",
+            "/door/20261121/door.20261121.1456.chunk",
+            "./door/20261121/door.20261121.1456.chunk",
+            "door/20261121/door.20261121.1456.chunk/x",
             "index.db",
         ] {
             assert_eq!(parse_rel_path(Path::new(bad)), None, "{bad}");

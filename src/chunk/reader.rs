@@ -58,9 +58,9 @@ pub struct ChunkReader<R> {
 }
 
 impl ChunkReader<File> {
-    /// Opens a chunk file for reading.
+    /// Opens a chunk file for reading (a regular file; a symlink is not followed).
     pub fn open(path: &Path) -> io::Result<Self> {
-        let f = File::open(path)?;
+        let f = crate::storage::confined::open_read_nofollow(path)?;
         let len = f.metadata()?.len();
         Ok(ChunkReader::with_len(f, Some(len)))
     }
@@ -68,7 +68,7 @@ impl ChunkReader<File> {
     /// Opens a chunk and positions the reader at `offset` (a record boundary, e.g. a
     /// keyframe offset from the index).
     pub fn open_at(path: &Path, offset: u64) -> io::Result<Self> {
-        let mut f = File::open(path)?;
+        let mut f = crate::storage::confined::open_read_nofollow(path)?;
         let len = f.metadata()?.len();
         f.seek(SeekFrom::Start(offset))?;
         let mut r = ChunkReader::with_len(f, Some(len));

@@ -4,6 +4,8 @@
 use super::frames::FrameGroups;
 use super::reader::{ChunkReader, ReadError};
 use crate::media::h26x::Codec;
+use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 /// What a scan learned about a chunk file.
@@ -40,10 +42,22 @@ impl ChunkSummary {
 }
 
 /// Reads `path` to the end (or the first bad record) and summarises it. Memory is bounded by
-/// the keyframe list (one entry per GOP), never by NAL sizes.
+/// the keyframe list (one entry per GOP), never by NAL sizes. A symlink is not followed.
 pub fn scan_file(path: &Path, codec: Option<Codec>) -> std::io::Result<ChunkSummary> {
-    let mut s = ChunkSummary { file_len: std::fs::metadata(path)?.len(), codec, ..Default::default() };
-    let mut groups = FrameGroups::new(ChunkReader::open(path)?, codec);
+    scan_open(crate::storage::confined::open_read_nofollow(path)?, codec)
+}
+
+/// [`scan_file`] of a file already open (through
+/// [`confined`](crate::storage::confined), say).
+pub fn scan_open(file: File, codec: Option<Codec>) -> std::io::Result<ChunkSummary> {
+    let len = file.metadata()?.len();
+    scan_reader(file, len, codec)
+}
+
+/// Summarises `len` bytes read from `r` (any source: the fuzz targets feed it bytes).
+pub fn scan_reader<R: Read>(r: R, len: u64, codec: Option<Codec>) -> std::io::Result<ChunkSummary> {
+    let mut s = ChunkSummary { file_len: len, codec, ..Default::default() };
+    let mut groups = FrameGroups::new(ChunkReader::with_len(r, Some(len)), codec);
     let mut first = true;
     loop {
         match groups.next_group() {
