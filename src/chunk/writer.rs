@@ -19,7 +19,7 @@
 //!    the limit) and asks the reaper for space; any other error moves recording to the next
 //!    storage root, re-homing the buffered GOP there.
 
-use super::format::append_record;
+use super::format::{append_record, MAX_NAL_LEN};
 use super::path::rel_path;
 use crate::err;
 use crate::error::{Error, ErrorKind};
@@ -27,9 +27,10 @@ use crate::index::{Index, NewChunk, Seal};
 use crate::media::frame::EncodedFrame;
 use crate::media::h26x::{Codec, NalKind};
 use crate::service::status::CameraStats;
-use crate::storage::{sync_dir, Root, Storage};
+use crate::storage::confined::{self, Access};
+use crate::storage::{Root, Storage};
 use crate::time::minute_of;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -160,6 +161,10 @@ impl ChunkWriter {
     /// Adds one frame. Errors are handled inside (dropping frames, failing over); the writer
     /// never stops a camera.
     pub fn write_frame(&mut self, f: &EncodedFrame) {
+        if let Some(n) = f.nals().map(<[u8]>::len).find(|&n| n as u64 > MAX_NAL_LEN) {
+            self.drop_oversized(n);
+            return;
+        }
         if f.codec != self.codec {
             // A camera reconfigured from H.264 to H.265 (or back): a new file, new params.
             log::info!("camera {}: codec changed to {}", self.camera, f.codec.as_str());
@@ -224,6 +229,24 @@ impl ChunkWriter {
             self.flush();
         }
         self.sync_if_due();
+    }
+
+    /// A frame holding a NAL the chunk reader would refuse ([`MAX_NAL_LEN`]) is dropped, so
+    /// it cannot make the rest of its chunk unreadable; the frames after it depend on it,
+    /// so recording resumes at the next keyframe.
+    fn drop_oversized(&mut self, n: usize) {
+        if !self.in_drop_run {
+            log::warn!(
+                "camera {}: dropping a frame with a NAL of {n} bytes, over the chunk format's limit of {} MiB \
+                 (docs/design/chunk-format.md); recording resumes at the next keyframe",
+                self.camera,
+                MAX_NAL_LEN >> 20
+            );
+        }
+        let new_gap = !self.in_drop_run && self.last_ts.is_some();
+        self.in_drop_run = true;
+        self.need_keyframe = true;
+        self.stats.add_dropped(1, new_gap);
     }
 
     /// Periodic work when no frame arrives: keeps the fsync promise for a quiet camera.
@@ -480,9 +503,10 @@ impl ChunkWriter {
         let mut seq = 0;
         let rel = loop {
             let rel = rel_path(&self.camera, ts, seq);
-            let taken =
-                root.path().join(&rel).exists() || self.ctx.index.has_path(root.id, &rel).map_err(|e| (e, false))?;
-            if !taken {
+            // A name is taken by anything there (a symlink too) or by a row.
+            let on_disk = confined::name_taken(root.path(), &rel)
+                .map_err(|e| (Error::io(format!("looking for {}", root.path().join(&rel).display()), e), false))?;
+            if !on_disk && !self.ctx.index.has_path(root.id, &rel).map_err(|e| (e, false))? {
                 break rel;
             }
             seq += 1;
@@ -491,25 +515,19 @@ impl ChunkWriter {
             }
         };
         let abs = root.path().join(&rel);
-        let day_dir = abs.parent().expect("chunk path has a day directory").to_owned();
-        if !day_dir.is_dir() {
-            std::fs::create_dir_all(&day_dir)
-                .map_err(|e| (Error::io(format!("creating {}", day_dir.display()), e), false))?;
-            // Make the new directories durable: the camera dir holds the day dir, the root
-            // holds the camera dir.
-            for d in [day_dir.parent().expect("camera dir"), root.path()] {
-                let _ = sync_dir(d);
-            }
-        }
         let new = NewChunk { camera: &self.camera, root_id: root.id, rel_path: &rel, start_us: ts, codec: self.codec };
-        let id = self.ctx.index.rotate(seal, Some(&new)).map_err(|e| (e, false))?.expect("insert returns an id");
-        let file = OpenOptions::new().write(true).create_new(true).open(&abs).map_err(|e| {
+        let id = self
+            .ctx
+            .index
+            .rotate(seal, Some(&new))
+            .map_err(|e| (e, false))?
+            .ok_or_else(|| (Error::new(ErrorKind::Internal, "an insert gave no id"), false))?;
+        // Creates the camera and day directories as needed (durably), never through a
+        // symlink, and the file with O_EXCL.
+        let file = confined::open_chunk(root.path(), &rel, Access::CreateNew).map_err(|e| {
             let _ = self.ctx.index.delete_rows(&[id]);
             (Error::io(format!("creating {}", abs.display()), e), true)
         })?;
-        if let Err(e) = sync_dir(&day_dir) {
-            log::warn!("camera {}: fsync {}: {e}", self.camera, day_dir.display());
-        }
         log::debug!("camera {}: new chunk {}", self.camera, abs.display());
         Ok(OpenChunk {
             id,
@@ -716,6 +734,45 @@ mod tests {
         let rows = index.chunks_for_camera("cam", 0, i64::MAX).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].state, rows[0].frames), (crate::index::ChunkState::Sealed, 2));
+    }
+
+    /// Issue 11: one NAL over the reader's limit made the rest of its chunk unreadable.
+    #[test]
+    fn a_nal_over_the_format_limit_drops_its_frame_not_the_chunk() {
+        let d = tempfile::tempdir().unwrap();
+        let index = Arc::new(Index::open_in_memory().unwrap());
+        let cfg = crate::config::StorageConfig {
+            path: d.path().to_owned(),
+            min_free: crate::config::FreeSpace::Bytes(0),
+            max_bytes: None,
+            require_mount: false,
+        };
+        let storage = Arc::new(Storage::open(&[cfg], &index).unwrap());
+        let ctx = WriterContext {
+            storage,
+            index: index.clone(),
+            on_space_pressure: Arc::new(|| {}),
+            sync_interval: Duration::from_secs(2),
+        };
+        let stats = Arc::new(CameraStats::default());
+        let mut w = ChunkWriter::new("cam", Codec::H264, ctx, stats.clone());
+        w.write_frame(&frame(T0, true));
+        w.write_frame(&frame(T0 + 100_000, false));
+        let mut huge = EncodedFrame::new(T0 + 200_000, Codec::H264);
+        huge.push_nal(&vec![0x41; MAX_NAL_LEN as usize + 1]);
+        w.write_frame(&huge);
+        w.write_frame(&frame(T0 + 300_000, false)); // refers to the dropped frame: dropped
+        w.write_frame(&frame(T0 + 400_000, true));
+        w.write_frame(&frame(T0 + 500_000, false));
+        w.close();
+        assert_eq!(stats.frames_dropped.load(Relaxed), 2);
+        let rows = index.chunks_for_camera("cam", 0, i64::MAX).unwrap();
+        assert_eq!(rows.iter().map(|r| r.frames).sum::<u64>(), 4);
+        for r in &rows {
+            let s = scan_file(&d.path().join(&r.rel_path), Some(Codec::H264)).unwrap();
+            assert!(s.is_clean(), "{:?}", s.error);
+            assert_eq!(s.frames, r.frames);
+        }
     }
 
     impl crate::chunk::scan::ChunkSummary {
