@@ -92,8 +92,33 @@ pub fn scan_reader<R: Read>(r: R, len: u64, codec: Option<Codec>) -> std::io::Re
 
 #[cfg(test)]
 mod tests {
-    use super::super::format::append_record;
+    use super::super::format::{append_record, HEADER_LEN};
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(crate::testutil::fuzz_config())]
+        /// Fuzz target: any bytes scan without a panic into a summary whose counts fit the
+        /// bytes, and that the index accepts as a row (`index::row`), so whatever recovery,
+        /// `check --repair` or the background indexer write from a hostile file reads back.
+        #[test]
+        fn fuzz_scanner(data in prop_oneof![
+            crate::testutil::chunk_like_bytes(),
+            proptest::collection::vec(any::<u8>(), 0..200),
+        ], codec in prop_oneof![Just(None), Just(Some(Codec::H264)), Just(Some(Codec::H265))]) {
+            let s = scan_reader(&data[..], data.len() as u64, codec).unwrap();
+            prop_assert!(s.good_len <= s.file_len);
+            prop_assert!(s.records * HEADER_LEN as u64 <= s.good_len);
+            prop_assert!(s.frames <= s.records);
+            prop_assert!(s.keyframes.windows(2).all(|w| w[0].1 < w[1].1));
+            prop_assert!(s.keyframes.last().is_none_or(|k| k.1 < s.good_len));
+            prop_assert_eq!(s.is_clean(), s.good_len == data.len() as u64 && s.error.is_none());
+            prop_assert_eq!(
+                crate::index::row::check_counts(s.good_len, s.frames, Some(s.records), &s.keyframes),
+                Ok(())
+            );
+        }
+    }
 
     #[test]
     fn summarises_groups_and_torn_tail() {

@@ -22,7 +22,8 @@ commands:
   run            record every enabled camera (the default)
   check          verify that the index and the chunk files agree and every chunk parses
       --repair   cut torn tails, index unknown chunk files (imports PyNVR directories),
-                 drop rows whose files are gone
+                 rewrite damaged rows, drop rows whose files are gone; safe while the
+                 service records (the chunks it is writing are left alone)
   status         what the running service is doing (cameras, storage, reaper)
       --json     the raw status document
   export         write a time range of a camera as MP4 or raw H.264/H.265

@@ -53,7 +53,7 @@ impl Segment {
     /// Bytes of the segment once each 17-byte record header becomes a 4-byte length or
     /// start code.
     pub fn payload_len(&self) -> u64 {
-        (self.end_off - self.start_off) - 13 * self.records
+        (self.end_off.saturating_sub(self.start_off)).saturating_sub(13 * self.records)
     }
 }
 
@@ -232,6 +232,20 @@ fn parameter_sets(seg: &Segment, codec: Codec) -> Result<ParameterSets> {
     }
 }
 
+/// Checks a sealed row against its file before anything trusts the row: the file is a
+/// regular file (a symlink is not followed) holding at least the bytes the row counts.
+pub fn check_file(row: &crate::index::ChunkRow, path: &std::path::Path) -> Result<()> {
+    let damaged = |what: String| err!(DataLoss, "chunk {}: {what}; run `edgenvr check --repair`", row.id);
+    let meta = std::fs::symlink_metadata(path).map_err(|e| damaged(format!("{}: {e}", path.display())))?;
+    if !meta.file_type().is_file() {
+        return Err(damaged(format!("{} is not a regular file", path.display())));
+    }
+    if meta.len() < row.bytes {
+        return Err(damaged(format!("{} holds {} bytes, the index says {}", path.display(), meta.len(), row.bytes)));
+    }
+    Ok(())
+}
+
 /// Plans an export of `camera` from `from_us` to `to_us`.
 pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, to_us: i64) -> Result<Plan> {
     if from_us >= to_us {
@@ -248,7 +262,11 @@ pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, t
         if codec.is_some_and(|c| c != row.codec) {
             break; // the camera switched codec: the export ends at the switch
         }
+        // The row's path was checked when it was read (`index::row`): it stays in the root.
         let path = root.path().join(&row.rel_path);
+        if row.state == ChunkState::Sealed {
+            check_file(&row, &path)?;
+        }
         // The chunk being written is scanned now; a sealed one only if partly in range.
         let (start_off, live) = if row.state == ChunkState::Open {
             match scan_live(&path, row.codec, from_us, to_us) {

@@ -282,7 +282,9 @@ fn chunk_file(state: &AppState, id: i64) -> Result<Reply> {
         .root(row.root_id)
         .ok_or_else(|| not_found(format!("chunk {id}'s storage root is not configured")))?;
     let name = row.rel_path.file_name().and_then(|n| n.to_str()).unwrap_or("chunk").to_owned();
-    let file = RawFile::new(root.path().join(&row.rel_path), row.bytes, format!("\"chunk-{id}-{}\"", row.bytes));
+    let path = root.path().join(&row.rel_path);
+    crate::export::plan::check_file(&row, &path)?;
+    let file = RawFile::new(path, row.bytes, format!("\"chunk-{id}-{}\"", row.bytes));
     Ok(Reply::File(Box::new(file), name))
 }
 

@@ -1,23 +1,37 @@
 //! The SQLite index of chunk files.
 //!
-//! One connection behind a `Mutex`, shared by the chunk writers, the reaper, recovery and
-//! (read-only queries) the HTTP API. Writes are few and batched: a chunk writer commits one
-//! transaction per chunk rotation (seal the old chunk and register the new one together);
-//! the reaper one per deletion batch. WAL mode with `synchronous = NORMAL` means commits do
-//! not fsync; durability against power loss comes from startup recovery, which re-derives
-//! anything the index lost from the files (see `docs/design/crash-safety.md`).
+//! One connection behind a `Mutex`, shared by the chunk writers, the reaper, recovery, the
+//! background indexer and (read-only queries) the HTTP API. Writes are few and batched: a
+//! chunk writer commits one transaction per chunk rotation (seal the old chunk and register
+//! the new one together); the reaper one per deletion batch; the background indexer one per
+//! batch of found files. WAL mode with `synchronous = NORMAL` means commits do not fsync;
+//! durability against power loss comes from startup recovery, which re-derives anything
+//! the index lost from the files (see `docs/design/crash-safety.md`).
+//!
+//! - [`row`]: rows are decoded strictly; a damaged row is an error naming it, never a
+//!   guess (`docs/design/index.md`, "Validation").
+//! - [`open`]: the connection, with the fallback for file systems without shared memory.
+//! - [`lock`]: the lock file that keeps a second service (and `check --repair`) off the
+//!   chunks a running service writes.
 
 pub mod keyframes;
+pub mod lock;
+pub mod open;
+pub mod row;
 pub mod timeline;
 pub mod upgrade;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::media::h26x::Codec;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use open::Sharing;
+use row::{decode, RowResult, CHUNK_COLUMNS};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-/// Lifecycle state of a chunk row.
+/// Lifecycle state of a chunk row. SQL spells the values through the constants below, so
+/// the partial index on `state` stays usable (the planner needs literals to match it).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ChunkState {
     /// Being written; recovered (scanned, truncated, sealed) at startup.
@@ -28,17 +42,11 @@ pub enum ChunkState {
     Deleting = 2,
 }
 
-impl ChunkState {
-    fn from_i64(v: i64) -> ChunkState {
-        match v {
-            0 => ChunkState::Open,
-            2 => ChunkState::Deleting,
-            _ => ChunkState::Sealed,
-        }
-    }
-}
+const OPEN: i64 = ChunkState::Open as i64;
+const SEALED: i64 = ChunkState::Sealed as i64;
+const DELETING: i64 = ChunkState::Deleting as i64;
 
-/// One chunk as the index knows it.
+/// One chunk as the index knows it (decoded and checked by [`row`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkRow {
     /// Stable id (used by the HTTP API).
@@ -47,7 +55,7 @@ pub struct ChunkRow {
     pub camera: String,
     /// Storage root id.
     pub root_id: i64,
-    /// Path relative to the root.
+    /// Path relative to the root; checked to be a chunk path of this camera.
     pub rel_path: PathBuf,
     /// First timestamp, µs.
     pub start_us: i64,
@@ -101,6 +109,22 @@ pub struct Seal {
     pub records: u64,
 }
 
+/// What the reaper needs of a row it deletes: read leniently, so a damaged row cannot stop
+/// retention (its path is checked again before any file is touched).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Doomed {
+    /// Row id.
+    pub id: i64,
+    /// Storage root id.
+    pub root_id: i64,
+    /// The stored relative path, unchecked.
+    pub rel_path: String,
+    /// The stored size, 0 when negative or not a number.
+    pub bytes: u64,
+    /// The stored start, 0 when not a number.
+    pub start_us: i64,
+}
+
 /// The index: a mutex-guarded SQLite connection.
 pub struct Index {
     /// The one connection. Held only for single statements or short transactions, never
@@ -108,53 +132,49 @@ pub struct Index {
     conn: Mutex<Connection>,
     /// Write transactions committed since open (flash-wear accounting for benchmarks).
     transactions: std::sync::atomic::AtomicU64,
+    /// The database file (`None` in memory).
+    path: Option<PathBuf>,
+    /// Whether other connections can read while this one is open.
+    sharing: Sharing,
 }
 
-const CHUNK_COLUMNS: &str =
-    "id, camera, root_id, rel_path, start_us, end_us, bytes, frames, codec, state, keyframes, records";
-
-fn row_to_chunk(r: &Row<'_>) -> rusqlite::Result<ChunkRow> {
-    let start_us: i64 = r.get(4)?;
-    let codec: String = r.get(8)?;
-    let blob: Vec<u8> = r.get(10)?;
-    Ok(ChunkRow {
-        id: r.get(0)?,
-        camera: r.get(1)?,
-        root_id: r.get(2)?,
-        rel_path: PathBuf::from(r.get::<_, String>(3)?),
-        start_us,
-        end_us: r.get(5)?,
-        bytes: r.get::<_, i64>(6)? as u64,
-        frames: r.get::<_, i64>(7)? as u64,
-        codec: Codec::from_name(&codec).unwrap_or(Codec::H264),
-        state: ChunkState::from_i64(r.get(9)?),
-        keyframes: keyframes::decode(start_us, &blob).unwrap_or_default(),
-        records: u64::try_from(r.get::<_, i64>(11)?).ok(),
-    })
+/// A damaged row as the error of the one request that met it.
+fn damaged(d: row::DamagedRow) -> Error {
+    Error::new(ErrorKind::DataLoss, format!("{d}; run `edgenvr check --repair`"))
 }
 
 impl Index {
-    /// Opens (creating if needed) the index at `path` and upgrades its schema.
+    /// Opens (creating if needed) the index at `path` and upgrades its schema. On a file
+    /// system without shared memory (9p) it opens in exclusive mode ([`open`]).
     pub fn open(path: &Path) -> Result<Index> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("creating index directory {}", dir.display()), e))?;
         }
-        let conn = Connection::open(path).map_err(|e| Error::db(format!("opening index {}", path.display()), e))?;
-        Index::setup(conn)
+        let (conn, sharing) = open::open_file(path)?;
+        Index::setup(conn, Some(path.to_owned()), sharing)
     }
 
     /// An in-memory index, for tests.
     pub fn open_in_memory() -> Result<Index> {
-        Index::setup(Connection::open_in_memory().map_err(|e| Error::db("opening in-memory index", e))?)
+        Index::setup(open::open_memory()?, None, Sharing::Exclusive)
     }
 
-    fn setup(mut conn: Connection) -> Result<Index> {
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| Error::db("setting busy timeout", e))?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(|e| Error::db("setting index pragmas", e))?;
+    fn setup(mut conn: Connection, path: Option<PathBuf>, sharing: Sharing) -> Result<Index> {
         upgrade::upgrade(&mut conn)?;
-        Ok(Index { conn: Mutex::new(conn), transactions: Default::default() })
+        Ok(Index { conn: Mutex::new(conn), transactions: Default::default(), path, sharing })
+    }
+
+    /// The database file, for a second (read-only) connection; `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Whether another connection (another thread's or process's) can read the index while
+    /// this one is open. False in exclusive mode (no shared memory) and in memory: then
+    /// every query must go through this `Index`.
+    pub fn allows_separate_readers(&self) -> bool {
+        self.path.is_some() && self.sharing == Sharing::Shared
     }
 
     /// Write transactions committed since the index was opened.
@@ -200,14 +220,16 @@ impl Index {
         let mut c = self.lock();
         let tx = c.transaction().map_err(|e| Error::db("starting rotation", e))?;
         if let Some(s) = seal {
-            seal_in(&tx, s)?;
+            seal_in(&tx, s, None)?;
         }
         let id = match open {
             None => None,
             Some(n) => {
                 tx.execute(
-                    "INSERT INTO chunk (camera, root_id, rel_path, start_us, end_us, bytes, frames, codec, state, keyframes)
-                     VALUES (?1, ?2, ?3, ?4, ?4, 0, 0, ?5, 0, x'')",
+                    &format!(
+                        "INSERT INTO chunk (camera, root_id, rel_path, start_us, end_us, bytes, frames, codec, state, keyframes)
+                         VALUES (?1, ?2, ?3, ?4, ?4, 0, 0, ?5, {OPEN}, x'')"
+                    ),
                     params![n.camera, n.root_id, n.rel_path.to_string_lossy(), n.start_us, n.codec.as_str()],
                 )
                 .map_err(|e| Error::db(format!("registering chunk {}", n.rel_path.display()), e))?;
@@ -224,63 +246,120 @@ impl Index {
         self.rotate(Some(s), None).map(|_| ())
     }
 
-    /// Inserts a sealed chunk found on disk but unknown to the index (import, repair).
+    /// Rewrites a row from a scan of its file, camera, codec and state included (`check
+    /// --repair` of a damaged row).
+    pub fn rewrite(&self, camera: &str, codec: Codec, s: &Seal) -> Result<()> {
+        let mut c = self.lock();
+        let tx = c.transaction().map_err(|e| Error::db("starting a row rewrite", e))?;
+        seal_in(&tx, s, Some((camera, codec)))?;
+        tx.commit().map_err(|e| Error::db("committing a row rewrite", e))?;
+        self.count_tx();
+        Ok(())
+    }
+
+    /// Inserts a sealed chunk found on disk but unknown to the index (tests).
     pub fn insert_sealed(&self, n: &NewChunk<'_>, s: &Seal) -> Result<i64> {
-        let id = self.rotate(None, Some(n))?.expect("an insert returns an id");
+        let id = self.rotate(None, Some(n))?.ok_or_else(|| Error::new(ErrorKind::Internal, "an insert gave no id"))?;
         self.seal(&Seal { id, ..s.clone() })?;
         Ok(id)
     }
 
-    /// Rows in a given state, oldest first.
-    pub fn chunks_in_state(&self, state: ChunkState) -> Result<Vec<ChunkRow>> {
-        self.query(
-            &format!("SELECT {CHUNK_COLUMNS} FROM chunk WHERE state = ?1 ORDER BY start_us"),
-            params![state as i64],
-        )
+    /// Inserts sealed chunks found on disk (background indexer, repair), in one
+    /// transaction. A path some other process indexed meanwhile is left as it is. Returns
+    /// how many rows were added.
+    pub fn insert_found(&self, found: &[(NewChunk<'_>, Seal)]) -> Result<usize> {
+        let mut c = self.lock();
+        let tx = c.transaction().map_err(|e| Error::db("starting to index found chunks", e))?;
+        let mut added = 0;
+        {
+            let mut st = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO chunk (camera, root_id, rel_path, start_us, end_us, bytes, frames, codec, state,
+                     keyframes, records) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, {SEALED}, ?9, ?10)
+                     ON CONFLICT (root_id, rel_path) DO NOTHING"
+                ))
+                .map_err(|e| Error::db("preparing to index found chunks", e))?;
+            for (n, s) in found {
+                added += st
+                    .execute(params![
+                        n.camera,
+                        n.root_id,
+                        n.rel_path.to_string_lossy(),
+                        s.start_us,
+                        s.end_us,
+                        s.bytes as i64,
+                        s.frames as i64,
+                        n.codec.as_str(),
+                        keyframes::encode(s.start_us, &s.keyframes),
+                        s.records as i64
+                    ])
+                    .map_err(|e| Error::db(format!("indexing found chunk {}", n.rel_path.display()), e))?;
+            }
+        }
+        tx.commit().map_err(|e| Error::db("committing found chunks", e))?;
+        self.count_tx();
+        Ok(added)
     }
 
-    /// A page of a root's rows in id order: up to `limit` rows with id > `after_id`. Lets
-    /// `check` walk years of footage in bounded memory.
-    pub fn chunks_on_root_page(&self, root_id: i64, after_id: i64, limit: usize) -> Result<Vec<ChunkRow>> {
+    /// Rows in a given state, oldest first; a damaged row fails the call.
+    pub fn chunks_in_state(&self, state: ChunkState) -> Result<Vec<ChunkRow>> {
+        strict(self.rows_in_state(state)?)
+    }
+
+    /// Rows in a given state, oldest first, damaged ones included as such (recovery).
+    pub fn rows_in_state(&self, state: ChunkState) -> Result<Vec<RowResult>> {
+        self.query(&format!("SELECT {CHUNK_COLUMNS} FROM chunk WHERE {} ORDER BY start_us", state_is(state)), [])
+    }
+
+    /// A page of a root's rows in id order: up to `limit` rows with id > `after_id`,
+    /// damaged ones included as such. Lets `check` walk years of footage in bounded memory.
+    pub fn chunks_on_root_page(&self, root_id: i64, after_id: i64, limit: usize) -> Result<Vec<RowResult>> {
         self.query(
             &format!("SELECT {CHUNK_COLUMNS} FROM chunk WHERE root_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"),
             params![root_id, after_id, limit as i64],
         )
     }
 
-    /// Up to `limit` of a root's oldest sealed chunks.
-    pub fn oldest_sealed_on_root(&self, root_id: i64, limit: usize) -> Result<Vec<ChunkRow>> {
-        self.query(
-            &format!("SELECT {CHUNK_COLUMNS} FROM chunk WHERE root_id = ?1 AND state = 1 ORDER BY start_us LIMIT ?2"),
+    /// Up to `limit` of a root's oldest sealed chunks (read leniently: see [`Doomed`]).
+    pub fn oldest_sealed_on_root(&self, root_id: i64, limit: usize) -> Result<Vec<Doomed>> {
+        self.doomed(
+            &format!("WHERE root_id = ?1 AND state = {SEALED} ORDER BY start_us LIMIT ?2"),
             params![root_id, limit as i64],
         )
     }
 
     /// Up to `limit` sealed chunks (any root) whose last frame is before `end_us`.
-    pub fn sealed_ending_before(&self, end_us: i64, limit: usize) -> Result<Vec<ChunkRow>> {
-        self.query(
-            &format!("SELECT {CHUNK_COLUMNS} FROM chunk WHERE state = 1 AND end_us < ?1 ORDER BY start_us LIMIT ?2"),
+    pub fn sealed_ending_before(&self, end_us: i64, limit: usize) -> Result<Vec<Doomed>> {
+        self.doomed(
+            &format!("WHERE state = {SEALED} AND end_us < ?1 ORDER BY start_us LIMIT ?2"),
             params![end_us, limit as i64],
         )
     }
 
+    /// Every row the reaper committed to deleting (state `deleting`).
+    pub fn deleting(&self) -> Result<Vec<Doomed>> {
+        self.doomed(&format!("WHERE {} ORDER BY start_us", state_is(ChunkState::Deleting)), [])
+    }
+
     /// A camera's chunks overlapping `[from_us, to_us]`, in time order. A chunk still being
-    /// written (open) counts as reaching to now: its row's end is only set at the seal.
+    /// written (open) counts as reaching to now: its row's end is only set at the seal. A
+    /// damaged row fails the call.
     pub fn chunks_for_camera(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<ChunkRow>> {
-        self.query(
+        strict(self.query(
             &format!(
-                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE camera = ?1 AND state != 2 AND start_us <= ?3
-                 AND (end_us >= ?2 OR state = 0)
+                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE camera = ?1 AND state != {DELETING} AND start_us <= ?3
+                 AND (end_us >= ?2 OR state = {OPEN})
                  ORDER BY start_us"
             ),
             params![camera, from_us, to_us],
-        )
+        )?)
     }
 
     /// A page of a camera's sealed chunks overlapping `[from_us, to_us]`, in (start, id)
     /// order, after the keyset cursor `after` = (start_us, id); with `with_open`, the chunk
     /// being written too (its row's end is only set at the seal, so it counts as reaching to
-    /// now). Lets the API stream any number of rows in bounded memory.
+    /// now). Lets the API stream any number of rows in bounded memory. A damaged row fails
+    /// the call.
     pub fn chunks_for_camera_page(
         &self,
         camera: &str,
@@ -289,14 +368,14 @@ impl Index {
         limit: usize,
         with_open: bool,
     ) -> Result<Vec<ChunkRow>> {
-        self.query(
+        strict(self.query(
             &format!(
                 "SELECT {CHUNK_COLUMNS} FROM chunk WHERE camera = ?1 AND start_us <= ?3
-                 AND ((state = 1 AND end_us >= ?2) OR (state = 0 AND ?7))
+                 AND ((state = {SEALED} AND end_us >= ?2) OR (state = {OPEN} AND ?7))
                  AND (start_us > ?4 OR (start_us = ?4 AND id > ?5)) ORDER BY start_us, id LIMIT ?6"
             ),
             params![camera, from_us, to_us, after.0, after.1, limit as i64, with_open],
-        )
+        )?)
     }
 
     /// The start of the oldest footage on a root.
@@ -306,12 +385,14 @@ impl Index {
             .map_err(|e| Error::db("finding the oldest footage", e))
     }
 
-    /// One chunk by id.
+    /// One chunk by id; a damaged row is an error.
     pub fn chunk(&self, id: i64) -> Result<Option<ChunkRow>> {
         let c = self.lock();
-        c.query_row(&format!("SELECT {CHUNK_COLUMNS} FROM chunk WHERE id = ?1"), [id], row_to_chunk)
+        let r = c
+            .query_row(&format!("SELECT {CHUNK_COLUMNS} FROM chunk WHERE id = ?1"), [id], decode)
             .optional()
-            .map_err(|e| Error::db("reading chunk", e))
+            .map_err(|e| Error::db("reading chunk", e))?;
+        r.map(|r| r.map_err(damaged)).transpose()
     }
 
     /// The newest chunk start per root: `(root_id, start_us)`; recovery looks for files the
@@ -336,10 +417,12 @@ impl Index {
             .map_err(|e| Error::db("finding a camera's last frame", e))
     }
 
-    /// Bytes of footage indexed on a root (sealed and open).
+    /// Bytes of footage indexed on a root (sealed and open). Summed as a float (`total`),
+    /// so no stored value, however damaged, can overflow the sum and stop the reaper;
+    /// negative sizes count as 0.
     pub fn bytes_on_root(&self, root_id: i64) -> Result<u64> {
         let c = self.lock();
-        c.query_row("SELECT coalesce(sum(bytes), 0) FROM chunk WHERE root_id = ?1", [root_id], |r| r.get::<_, i64>(0))
+        c.query_row("SELECT total(max(bytes, 0)) FROM chunk WHERE root_id = ?1", [root_id], |r| r.get::<_, f64>(0))
             .map(|v| v as u64)
             .map_err(|e| Error::db("summing root usage", e))
     }
@@ -357,9 +440,25 @@ impl Index {
         .map_err(|e| Error::db("looking up chunk path", e))
     }
 
+    /// How many rows of a root have a path in directory `dir` (`camera/YYYYMMDD`): one
+    /// range scan of the `(root_id, rel_path)` index, so the background indexer can pass
+    /// a day directory whose files are all known without a lookup per file.
+    pub fn count_in_dir(&self, root_id: i64, dir: &str) -> Result<u64> {
+        // Every path in `dir` sorts between "dir/" and "dir0" ('0' follows '/').
+        let (lo, hi) = (format!("{dir}/"), format!("{dir}0"));
+        let c = self.lock();
+        c.query_row(
+            "SELECT count(*) FROM chunk WHERE root_id = ?1 AND rel_path >= ?2 AND rel_path < ?3",
+            params![root_id, lo, hi],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .map_err(|e| Error::db("counting a directory's chunks", e))
+    }
+
     /// Marks rows as being deleted (first step of crash-safe deletion).
     pub fn mark_deleting(&self, ids: &[i64]) -> Result<()> {
-        self.set_many("UPDATE chunk SET state = 2 WHERE id = ?1 AND state = 1", ids)
+        self.set_many(&format!("UPDATE chunk SET state = {DELETING} WHERE id = ?1 AND state = {SEALED}"), ids)
     }
 
     /// Removes rows (last step of deletion, or repair of rows whose files are gone).
@@ -381,22 +480,67 @@ impl Index {
         Ok(())
     }
 
-    fn query(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<ChunkRow>> {
+    fn query(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<RowResult>> {
         let c = self.lock();
         let mut st = c.prepare_cached(sql).map_err(|e| Error::db("preparing chunk query", e))?;
         let rows = st
-            .query_map(p, row_to_chunk)
+            .query_map(p, decode)
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| Error::db("querying chunks", e))?;
         Ok(rows)
     }
+
+    fn doomed(&self, filter: &str, p: impl rusqlite::Params) -> Result<Vec<Doomed>> {
+        let c = self.lock();
+        let mut st = c
+            .prepare_cached(&format!("SELECT id, root_id, rel_path, bytes, start_us FROM chunk {filter}"))
+            .map_err(|e| Error::db("preparing a deletion query", e))?;
+        let int = |r: &rusqlite::Row<'_>, i| match r.get_ref(i) {
+            Ok(ValueRef::Integer(v)) => v,
+            _ => 0,
+        };
+        let rows = st
+            .query_map(p, |r| {
+                Ok(Doomed {
+                    id: r.get(0)?,
+                    root_id: int(r, 1),
+                    rel_path: match r.get_ref(2)? {
+                        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                        _ => String::new(),
+                    },
+                    bytes: int(r, 3).max(0) as u64,
+                    start_us: int(r, 4),
+                })
+            })
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| Error::db("querying chunks to delete", e))?;
+        Ok(rows)
+    }
 }
 
-fn seal_in(tx: &rusqlite::Transaction<'_>, s: &Seal) -> Result<()> {
+/// The SQL condition for rows in `state`. For the rare states it repeats the partial
+/// index's own condition (`state != 1`): SQLite uses a partial index only when the query
+/// states its condition literally.
+fn state_is(state: ChunkState) -> String {
+    match state {
+        ChunkState::Sealed => format!("state = {SEALED}"),
+        s => format!("state = {} AND state != {SEALED}", s as i64),
+    }
+}
+
+/// The rows, or a [`ErrorKind::DataLoss`] error naming the first damaged one.
+fn strict(rows: Vec<RowResult>) -> Result<Vec<ChunkRow>> {
+    rows.into_iter().map(|r| r.map_err(damaged)).collect()
+}
+
+/// Seals `s` (and, with `identity`, sets the camera and codec too).
+fn seal_in(tx: &rusqlite::Transaction<'_>, s: &Seal, identity: Option<(&str, Codec)>) -> Result<()> {
     let n = tx
         .execute(
-            "UPDATE chunk SET start_us = ?2, end_us = ?3, bytes = ?4, frames = ?5, keyframes = ?6, records = ?7, state = 1
-             WHERE id = ?1",
+            &format!(
+                "UPDATE chunk SET start_us = ?2, end_us = ?3, bytes = ?4, frames = ?5, keyframes = ?6, records = ?7,
+                 state = {SEALED}, codec = coalesce(?8, codec), camera = coalesce(?9, camera) WHERE id = ?1"
+            ),
             params![
                 s.id,
                 s.start_us,
@@ -404,7 +548,9 @@ fn seal_in(tx: &rusqlite::Transaction<'_>, s: &Seal) -> Result<()> {
                 s.bytes as i64,
                 s.frames as i64,
                 keyframes::encode(s.start_us, &s.keyframes),
-                s.records as i64
+                s.records as i64,
+                identity.map(|i| i.1.as_str()),
+                identity.map(|i| i.0)
             ],
         )
         .map_err(|e| Error::db(format!("sealing chunk {}", s.id), e))?;
@@ -434,18 +580,18 @@ mod tests {
             id: id1,
             start_us: 1_000,
             end_us: 60_000_000,
-            bytes: 5_000,
+            bytes: 50_000,
             frames: 900,
             keyframes: vec![(1_000, 0), (2_001_000, 2_500)],
             records: 1_800,
         };
         let id2 = ix.rotate(Some(&seal), Some(&n2)).unwrap().unwrap();
         let r1 = ix.chunk(id1).unwrap().unwrap();
-        assert_eq!((r1.state, r1.bytes, r1.frames, r1.end_us), (ChunkState::Sealed, 5_000, 900, 60_000_000));
+        assert_eq!((r1.state, r1.bytes, r1.frames, r1.end_us), (ChunkState::Sealed, 50_000, 900, 60_000_000));
         assert_eq!(r1.keyframes, seal.keyframes);
         assert_eq!(r1.records, Some(1_800));
         assert_eq!(ix.chunk(id2).unwrap().unwrap().state, ChunkState::Open);
-        assert_eq!(ix.bytes_on_root(root).unwrap(), 5_000);
+        assert_eq!(ix.bytes_on_root(root).unwrap(), 50_000);
         assert_eq!(ix.oldest_sealed_on_root(root, 10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![id1]);
         assert_eq!(ix.chunks_for_camera("c", 0, 2_000).unwrap().len(), 1);
         assert!(ix.has_path(root, &p1).unwrap());
@@ -458,6 +604,101 @@ mod tests {
         );
         ix.delete_rows(&[id1]).unwrap();
         assert!(ix.chunk(id1).unwrap().is_none());
+    }
+
+    /// Issue 12 item 5: a damaged value is an error naming the row, never a guess (an
+    /// unknown state was read as sealed, an unknown codec as H.264, a bad keyframe table
+    /// as an empty one).
+    #[test]
+    fn damaged_rows_are_errors_not_guesses() {
+        let ix = Index::open_in_memory().unwrap();
+        let root = ix.root_id(Path::new("/r")).unwrap();
+        let p = PathBuf::from("c/20261121/c.20261121.1456.chunk");
+        let n = NewChunk { camera: "c", root_id: root, rel_path: &p, start_us: 1_000, codec: Codec::H264 };
+        let seal = Seal {
+            start_us: 1_000,
+            end_us: 9_000,
+            bytes: 5_000,
+            frames: 90,
+            keyframes: vec![(1_000, 0), (5_000, 2_500)],
+            records: 180,
+            ..Default::default()
+        };
+        let id = ix.insert_sealed(&n, &seal).unwrap();
+        let many_keyframes = keyframes::encode(1_000, &(0..100).map(|i| (1_000 + i, i as u64)).collect::<Vec<_>>());
+        for (set, why) in [
+            ("state = 7", "unknown state 7"),
+            ("codec = 'vp9'", "unknown codec"),
+            ("keyframes = x'80'", "keyframe table is malformed"),
+            ("frames = -1", "negative frames"),
+            ("frames = 100000", "frames in 180 records"),
+            ("bytes = 'x'", "bytes is not an integer"),
+            ("rel_path = '../../etc/c.20261121.1456.chunk'", "is not CAMERA/"),
+            ("rel_path = 'd/20261121/d.20261121.1456.chunk'", "is not camera"),
+        ] {
+            ix.lock().execute_batch(&format!("SAVEPOINT s; UPDATE chunk SET {set} WHERE id = {id};")).unwrap();
+            let e = ix.chunk(id).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::DataLoss, "{set}");
+            assert!(e.to_string().contains(why) && e.to_string().contains("check --repair"), "{set}: {e}");
+            assert!(ix.chunks_for_camera("c", 0, i64::MAX).is_err(), "{set}");
+            let lenient = ix.chunks_on_root_page(root, 0, 10).unwrap();
+            assert!(matches!(&lenient[..], [Err(d)] if d.id == id && d.why.contains(why)), "{set}: {lenient:?}");
+            // The reaper still sees it.
+            if !set.starts_with("state") {
+                assert_eq!(ix.oldest_sealed_on_root(root, 10).unwrap().len(), 1, "{set}");
+            }
+            ix.lock().execute_batch("ROLLBACK TO s; RELEASE s;").unwrap();
+        }
+        ix.lock().execute(&format!("UPDATE chunk SET keyframes = ?1 WHERE id = {id}"), [many_keyframes]).unwrap();
+        assert!(ix.chunk(id).unwrap_err().to_string().contains("100 keyframes but 90 frames"));
+    }
+
+    /// A damaged size can neither overflow the reaper's sum nor go negative.
+    #[test]
+    fn root_usage_survives_absurd_sizes() {
+        let ix = Index::open_in_memory().unwrap();
+        let root = ix.root_id(Path::new("/r")).unwrap();
+        for (i, bytes) in [i64::MAX, i64::MAX, -5].into_iter().enumerate() {
+            let p = PathBuf::from(format!("c/20261121/c.20261121.145{i}.chunk"));
+            let n = NewChunk { camera: "c", root_id: root, rel_path: &p, start_us: 0, codec: Codec::H264 };
+            let id = ix.rotate(None, Some(&n)).unwrap().unwrap();
+            ix.lock().execute(&format!("UPDATE chunk SET bytes = ?1 WHERE id = {id}"), [bytes]).unwrap();
+        }
+        assert_eq!(ix.bytes_on_root(root).unwrap(), u64::MAX, "saturates instead of failing");
+    }
+
+    /// Recovery's queries use the partial index on `state` (SQLite needs its condition
+    /// spelled literally in the query).
+    #[test]
+    fn state_queries_use_the_partial_index() {
+        let ix = Index::open_in_memory().unwrap();
+        let plan: String = ix
+            .lock()
+            .query_row(
+                &format!(
+                    "EXPLAIN QUERY PLAN SELECT {CHUNK_COLUMNS} FROM chunk WHERE {} ORDER BY start_us",
+                    state_is(ChunkState::Open)
+                ),
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("chunk_state"), "{plan}");
+    }
+
+    #[test]
+    fn found_chunks_are_inserted_once() {
+        let ix = Index::open_in_memory().unwrap();
+        let root = ix.root_id(Path::new("/r")).unwrap();
+        let p = PathBuf::from("c/20261121/c.20261121.1456.chunk");
+        let n = NewChunk { camera: "c", root_id: root, rel_path: &p, start_us: 7, codec: Codec::H265 };
+        let s = Seal { start_us: 7, end_us: 9, bytes: 100, frames: 2, keyframes: vec![(7, 0)], records: 4, id: 0 };
+        assert_eq!(ix.insert_found(&[(n.clone(), s.clone())]).unwrap(), 1);
+        assert_eq!(ix.insert_found(&[(n, s)]).unwrap(), 0, "a concurrent finder's insert is kept");
+        let r = &ix.chunks_in_state(ChunkState::Sealed).unwrap()[0];
+        assert_eq!((r.codec, r.frames, r.records, &r.keyframes[..]), (Codec::H265, 2, Some(4), &[(7, 0)][..]));
+        assert_eq!(ix.count_in_dir(root, "c/20261121").unwrap(), 1);
+        assert_eq!(ix.count_in_dir(root, "c/2026112").unwrap(), 0);
     }
 
     #[test]

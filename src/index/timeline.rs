@@ -18,7 +18,7 @@
 //!    or 25 of them, each labelled with the local hour it starts at and its UTC offset.
 //! 4. `events` is reserved for event counts per hour (none are recorded yet: `null`).
 
-use super::Index;
+use super::{ChunkState, Index};
 use crate::bail;
 use crate::chunk::writer::MAX_FRAME_GAP_US;
 use crate::error::{Error, Result};
@@ -95,16 +95,19 @@ fn civil_day(days: i64) -> (i64, u32, u32) {
     (c.year, c.month, c.day)
 }
 
+const OPEN: i64 = ChunkState::Open as i64;
+const DELETING: i64 = ChunkState::Deleting as i64;
+
 impl Index {
     /// The recorded stretches of `camera` overlapping `[from_us, to_us)` (rule 1), in time
     /// order; the chunk being written ends at `live_end_us`.
     pub fn recorded_spans(&self, camera: &str, from_us: i64, to_us: i64, live_end_us: i64) -> Result<Vec<(i64, i64)>> {
         let c = self.lock();
         let mut st = c
-            .prepare_cached(
-                "SELECT start_us, end_us, state FROM chunk WHERE camera = ?1 AND state != 2 AND start_us < ?3
-                 AND (end_us >= ?2 OR state = 0) ORDER BY start_us",
-            )
+            .prepare_cached(&format!(
+                "SELECT start_us, end_us, state FROM chunk WHERE camera = ?1 AND state != {DELETING} AND start_us < ?3
+                 AND (end_us >= ?2 OR state = {OPEN}) ORDER BY start_us"
+            ))
             .map_err(|e| Error::db("preparing the timeline query", e))?;
         let mut rows = st
             .query(rusqlite::params![camera, from_us - MAX_FRAME_GAP_US, to_us + MAX_FRAME_GAP_US])
@@ -116,7 +119,7 @@ impl Index {
                 r.get(1).map_err(|e| Error::db("reading the timeline", e))?,
                 r.get(2).map_err(|e| Error::db("reading the timeline", e))?,
             );
-            if state == 0 {
+            if state == OPEN {
                 end = end.max(live_end_us);
             }
             match spans.last_mut() {

@@ -35,6 +35,8 @@ use std::time::Duration;
 /// Runs the recorder until `shutdown` fires: each step below is one function, in the order
 /// the service comes up; `stop` takes it down in the order the module doc gives.
 pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
+    // Held for the service's life: no second service, no repair of the chunks it writes.
+    let _lock = crate::index::lock::IndexLock::for_service(&config.index_path, crate::index::lock::SERVICE_PATIENCE)?;
     let (index, storage) = open_index_and_storage(config)?;
     let reaper = start_reaper(config, &index, &storage, &shutdown)?;
     let cameras = start_cameras(config, &index, &storage, &reaper.handle, &shutdown)?;

@@ -1,7 +1,7 @@
 //! The disk side: storage roots (this module), retention ([`reaper`]) and bringing index
-//! and files back into agreement ([`recovery`]: at startup and for `edgenvr check`). Files
-//! below a root are found by [`walk`] and reached through [`confined`], which never follows
-//! a symlink out of the root.
+//! and files back into agreement ([`recovery`] at startup, [`check`] for `edgenvr check`).
+//! Every file below a root is found by [`walk`] and reached through [`confined`], which
+//! never follows a symlink out of the root.
 //!
 //! Storage roots are where chunk files may be written, in order of preference, with whether
 //! each is usable right now.
@@ -12,6 +12,7 @@
 //! [`FAILED_RETRY`]; new chunks go to the first usable root, so recording moves to the next
 //! root at once and moves back when the preferred one returns (a re-plugged USB disk).
 
+pub mod check;
 pub mod confined;
 pub mod reaper;
 pub mod recovery;

@@ -13,12 +13,13 @@
 //! the reaper removed without record.
 
 use crate::error::Result;
-use crate::index::{ChunkRow, ChunkState, Index};
+use crate::index::{Doomed, Index};
 use crate::shutdown::Shutdown;
-use crate::storage::{statvfs, sync_dir, Storage};
+use crate::storage::confined::{self, DayDir};
+use crate::storage::{statvfs, Storage};
 use crate::time::WallClock;
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -114,8 +115,10 @@ impl Reaper {
                 continue;
             };
             let need_free = root.min_free_bytes(space.total).saturating_sub(space.free);
+            // A damaged row cannot claim more than the file system holds.
+            let used = space.total.saturating_sub(space.free);
             let over_budget = match root.config.max_bytes {
-                Some(max) => self.index.bytes_on_root(root.id)?.saturating_sub(max),
+                Some(max) => self.index.bytes_on_root(root.id)?.min(used).saturating_sub(max),
                 None => 0,
             };
             let mut excess = need_free.max(over_budget);
@@ -144,7 +147,7 @@ impl Reaper {
             loop {
                 // Only chunks on roots that are present: a yanked disk's files cannot be
                 // removed, and dropping their rows would orphan them.
-                let batch: Vec<ChunkRow> = self
+                let batch: Vec<Doomed> = self
                     .index
                     .sealed_ending_before(cutoff, BATCH * 4)?
                     .into_iter()
@@ -165,7 +168,7 @@ impl Reaper {
     /// Completes deletions a crash interrupted (rows left in state `deleting`).
     /// Returns the ids of the chunks whose deletion it finished.
     pub fn finish_deletions(&self) -> Result<Vec<i64>> {
-        let rows = self.index.chunks_in_state(ChunkState::Deleting)?;
+        let rows = self.index.deleting()?;
         if !rows.is_empty() {
             log::info!("finishing {} interrupted chunk deletions", rows.len());
             self.unlink_and_forget(&rows)?;
@@ -174,7 +177,7 @@ impl Reaper {
     }
 
     /// The three-step deletion of sealed chunks.
-    fn delete(&self, rows: &[ChunkRow]) -> Result<()> {
+    fn delete(&self, rows: &[Doomed]) -> Result<()> {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         self.index.mark_deleting(&ids)?;
         self.unlink_and_forget(rows)?;
@@ -201,8 +204,11 @@ impl Reaper {
     }
 
     /// Steps 2 and 3: unlink files, fsync and prune their directories, delete the rows.
-    fn unlink_and_forget(&self, rows: &[ChunkRow]) -> Result<()> {
-        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    /// Files are reached through [`confined`]: a row's path that is not a chunk path of
+    /// its root, or leads through a symlink, touches nothing outside the root (the row is
+    /// forgotten, the file left alone).
+    fn unlink_and_forget(&self, rows: &[Doomed]) -> Result<()> {
+        let mut dirs: BTreeMap<(i64, String, String), DayDir> = BTreeMap::new();
         let mut done = Vec::with_capacity(rows.len());
         for r in rows {
             let Some(root) = self.storage.root(r.root_id) else {
@@ -210,29 +216,48 @@ impl Reaper {
                 done.push(r.id);
                 continue;
             };
-            let p = root.path().join(&r.rel_path);
-            match std::fs::remove_file(&p) {
+            let rel = Path::new(&r.rel_path);
+            let [camera, day, name] = match confined::split(rel) {
+                Ok(parts) => parts,
+                Err(e) => {
+                    log::warn!("reaper: index row {}: {e}; forgetting the row, touching no file", r.id);
+                    done.push(r.id);
+                    continue;
+                }
+            };
+            let key = (r.root_id, camera.to_owned(), day.to_owned());
+            if !dirs.contains_key(&key) {
+                match DayDir::open(root.path(), camera, day, false) {
+                    Ok(d) => {
+                        dirs.insert(key.clone(), d);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        done.push(r.id);
+                        continue;
+                    }
+                    Err(e) => {
+                        log::warn!("reaper: cannot open the directory of {}: {e}", root.path().join(rel).display());
+                        if e.raw_os_error() == Some(libc::ELOOP) {
+                            done.push(r.id); // a symlinked directory: not ours to delete from
+                        }
+                        continue;
+                    }
+                }
+            }
+            let dir = &dirs[&key];
+            match dir.unlink(name) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    log::warn!("reaper: cannot remove {}: {e}", p.display());
+                    log::warn!("reaper: cannot remove {}: {e}", root.path().join(rel).display());
                     continue;
                 }
             }
-            if let Some(d) = p.parent() {
-                dirs.insert(d.to_owned());
-            }
             done.push(r.id);
         }
-        for d in &dirs {
-            // An emptied day directory goes too; remove_dir fails harmlessly if not empty.
-            if std::fs::remove_dir(d).is_ok() {
-                if let Some(parent) = d.parent() {
-                    let _ = sync_dir(parent);
-                }
-            } else {
-                let _ = sync_dir(d);
-            }
+        for d in dirs.into_values() {
+            // An emptied day directory goes too; its removal fails harmlessly if not empty.
+            let _ = d.sync_or_prune();
         }
         self.index.delete_rows(&done)
     }
@@ -262,7 +287,7 @@ mod tests {
         if open {
             return ix.rotate(None, Some(&n)).unwrap().unwrap();
         }
-        let seal = Seal { start_us: ts, end_us: ts + 59_000_000, bytes: bytes as u64, frames: 1, ..Default::default() };
+        let seal = Seal { start_us: ts, end_us: ts + 59_000_000, bytes: bytes as u64, ..Default::default() };
         ix.insert_sealed(&n, &seal).unwrap()
     }
 

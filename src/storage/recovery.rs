@@ -1,22 +1,28 @@
 //! Bringing index and files back into agreement: at every startup (automatically, before
-//! recording) and on demand (`edgenvr check [--repair]`).
+//! recording) and on demand (`edgenvr check [--repair]`, in [`check`](super::check)).
 //!
 //! Startup recovery is cheap: it looks only where a crash can leave work undone: rows in
 //! state `open` (the chunks being written at the crash: scanned, torn tails cut, sealed with
 //! their true end), rows in state `deleting` (the reaper's unfinished deletions), and the
 //! newest day directories, for files whose index row was lost with the un-synced WAL tail
-//! of a power cut. `check` reads everything: every row against its file, every file against
-//! the index, every record of every chunk. Both use bounded memory: rows are paged and files
-//! are visited one at a time.
+//! of a power cut. Everything older that the index does not know is found later, in the
+//! background, by the [`indexer`](super::indexer). Only a process holding the index lock
+//! ([`crate::index::lock`]) runs this: open rows belong to the lock holder.
+//!
+//! Every file is reached through [`confined`] and found by
+//! [`walk`]: nothing here follows a symlink or leaves its root.
 
-use crate::chunk::path::{parse_rel_path, EXTENSION};
-use crate::chunk::scan::{scan_file, ChunkSummary};
+use super::confined::{self, Access};
+use super::walk::{walk, Flow, Found};
+use crate::chunk::path::parse_rel_path;
+use crate::chunk::scan::{scan_open, ChunkSummary};
 use crate::error::{Error, Result};
+use crate::index::row::DamagedRow;
 use crate::index::{ChunkRow, ChunkState, Index, NewChunk, Seal};
+use crate::media::h26x::Codec;
 use crate::storage::reaper::Reaper;
 use crate::storage::{Root, Storage};
 use crate::time::{Civil, US_PER_DAY};
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -63,6 +69,21 @@ pub enum Problem {
         /// Row id.
         id: i64,
     },
+    /// A row that breaks the index's rules (`index::row`): unknown state or codec, a bad
+    /// path or keyframe table, counts that cannot be true.
+    Damaged {
+        /// Row id.
+        id: i64,
+        /// Which rule it breaks.
+        why: String,
+    },
+    /// A row whose path is no longer a regular file (a symlink, a directory).
+    NotRegular {
+        /// Row id.
+        id: i64,
+        /// Absolute path.
+        path: PathBuf,
+    },
 }
 
 impl std::fmt::Display for Problem {
@@ -84,9 +105,16 @@ impl std::fmt::Display for Problem {
             Problem::Unfinished { id } => {
                 write!(f, "chunk {id}: left open or half-deleted by a crash")
             }
+            Problem::Damaged { id, why } => write!(f, "chunk {id}: the index row is damaged: {why}"),
+            Problem::NotRegular { id, path } => {
+                write!(f, "chunk {id}: {} is not a regular file (left alone)", path.display())
+            }
         }
     }
 }
+
+/// Most skipped paths a report lists (the count goes on).
+const MAX_LISTED_SKIPS: usize = 100;
 
 /// What a check or recovery found and did.
 #[derive(Debug, Default)]
@@ -99,6 +127,12 @@ pub struct Report {
     pub files_checked: u64,
     /// Roots skipped because they are not present.
     pub roots_absent: Vec<PathBuf>,
+    /// Chunk-like paths left alone (symlinks, not regular files), up to 100, and why.
+    pub skipped: Vec<(PathBuf, &'static str)>,
+    /// How many paths were left alone in all.
+    pub skipped_count: u64,
+    /// Chunks being written by a running service, which a check leaves alone.
+    pub live_left_alone: u64,
 }
 
 impl Report {
@@ -106,17 +140,18 @@ impl Report {
     pub fn remaining(&self) -> usize {
         self.problems.len() - self.repaired
     }
+
+    /// Notes a path left alone.
+    pub(super) fn skip(&mut self, root: &Path, rel: PathBuf, why: &'static str) {
+        self.skipped_count += 1;
+        if self.skipped.len() < MAX_LISTED_SKIPS {
+            self.skipped.push((root.join(rel), why));
+        }
+    }
 }
 
-/// Cuts a file back to its valid prefix and makes that durable.
-fn truncate_to(path: &Path, len: u64) -> Result<()> {
-    let f =
-        OpenOptions::new().write(true).open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    f.set_len(len).map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
-    f.sync_all().map_err(|e| Error::io(format!("fsync {}", path.display()), e))
-}
-
-fn seal_from(id: i64, s: &ChunkSummary) -> Seal {
+/// The facts of a scan, for the index.
+pub(super) fn seal_from(id: i64, s: &ChunkSummary) -> Seal {
     Seal {
         id,
         start_us: s.start_us,
@@ -128,71 +163,84 @@ fn seal_from(id: i64, s: &ChunkSummary) -> Seal {
     }
 }
 
-/// Scans a file that belongs (or should belong) to the index, cutting a torn tail when
-/// `repair`. Returns the summary, or `None` when the file holds no decodable frame (the
-/// caller removes it when repairing).
-fn examine(
-    path: &Path,
-    codec: Option<crate::media::h26x::Codec>,
+/// What [`examine`] found.
+pub(super) enum Examined {
+    /// The file is not there.
+    Missing,
+    /// It is there but not a regular file (a symlink: not followed).
+    NotRegular,
+    /// It holds no decodable frame, or does not start with a keyframe.
+    Undecodable,
+    /// Its summary (after cutting a torn tail, when repairing).
+    Chunk(ChunkSummary),
+}
+
+/// Scans the chunk `rel` of `root` (confined), cutting a torn tail when `repair`.
+pub(super) fn examine(
+    root: &Root,
+    rel: &Path,
+    codec: Option<Codec>,
     repair: bool,
     report: &mut Report,
-) -> Result<Option<ChunkSummary>> {
-    let mut s = scan_file(path, codec).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+) -> Result<Examined> {
+    let path = root.path().join(rel);
+    let file = match confined::open_chunk(root.path(), rel, Access::Read) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Examined::Missing),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => return Ok(Examined::NotRegular),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Ok(Examined::NotRegular),
+        Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+    };
+    let mut s = scan_open(file, codec).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     report.files_checked += 1;
     if !s.is_clean() {
         report.problems.push(Problem::TornTail {
-            path: path.to_owned(),
+            path: path.clone(),
             good_len: s.good_len,
             file_len: s.file_len,
             why: s.error.clone().unwrap_or_else(|| "trailing bytes".into()),
         });
         if repair {
-            truncate_to(path, s.good_len)?;
+            let f = confined::open_chunk(root.path(), rel, Access::Write)
+                .map_err(|e| Error::io(format!("opening {} to cut its torn tail", path.display()), e))?;
+            f.set_len(s.good_len).map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
+            f.sync_all().map_err(|e| Error::io(format!("fsync {}", path.display()), e))?;
             s.file_len = s.good_len;
             s.error = None;
             report.repaired += 1;
         }
     }
     if s.frames == 0 || !s.starts_with_keyframe {
-        return Ok(None);
+        return Ok(Examined::Undecodable);
     }
-    Ok(Some(s))
+    Ok(Examined::Chunk(s))
+}
+
+/// Removes the chunk `rel` of `root` (confined) and makes that durable.
+pub(super) fn remove_chunk(root: &Root, rel: &Path) -> Result<()> {
+    let path = root.path().join(rel);
+    let [camera, day, name] = confined::split(rel).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+    let dir = confined::DayDir::open(root.path(), camera, day, false)
+        .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+    dir.unlink(name).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+    dir.sync_or_prune().map_err(|e| Error::io(format!("syncing the directory of {}", path.display()), e))
 }
 
 /// Startup recovery: finishes deletions, recovers open chunks, indexes lost recent files.
+/// The caller holds the index lock.
 pub fn recover_at_startup(index: &Arc<Index>, storage: &Arc<Storage>) -> Result<Report> {
     let mut report = Report::default();
-    let reaper = Reaper::new(index.clone(), storage.clone(), None, crate::time::now_us);
-    let finished = reaper.finish_deletions()?;
-    report.repaired += finished.len();
-    report.problems.extend(finished.into_iter().map(|id| Problem::Unfinished { id }));
-    for row in index.chunks_in_state(ChunkState::Open)? {
-        report.problems.push(Problem::Unfinished { id: row.id });
-        let Some(root) = storage.root(row.root_id) else {
-            continue;
-        };
-        if root.check_usable().is_err() {
-            // Its disk is away; recover when it returns (next start or `check --repair`).
-            continue;
-        }
-        recover_open_row(index, root, &row, &mut report)?;
-        report.repaired += 1;
-    }
+    recover_unfinished(index, storage, &mut report)?;
     // Files newer than the index knows (WAL tail lost in a power cut).
     let newest = index.newest_start_per_root()?;
     for root in storage.roots() {
         if root.check_usable().is_err() {
             continue;
         }
-        let since = newest.iter().find(|(id, _)| *id == root.id).map(|(_, t)| *t - US_PER_DAY);
+        let since = newest.iter().find(|(id, _)| *id == root.id).map(|(_, t)| t.saturating_sub(US_PER_DAY));
         let Some(since) = since else { continue };
         let first_day = Civil::from_us(since).yyyymmdd();
-        visit_files(root, Some(&first_day), &mut |rel, abs| {
-            if !index.has_path(root.id, rel)? {
-                index_file(index, root, rel, abs, true, &mut report)?;
-            }
-            Ok(())
-        })?;
+        index_unknown(index, root, Some(&first_day), true, &mut report)?;
     }
     if !report.problems.is_empty() {
         log::info!("startup recovery: {} problems, {} repaired", report.problems.len(), report.repaired);
@@ -203,38 +251,125 @@ pub fn recover_at_startup(index: &Arc<Index>, storage: &Arc<Storage>) -> Result<
     Ok(report)
 }
 
-fn recover_open_row(index: &Index, root: &Root, row: &ChunkRow, report: &mut Report) -> Result<()> {
-    let abs = root.path().join(&row.rel_path);
-    if !abs.exists() {
-        index.delete_rows(&[row.id])?;
-        return Ok(());
+/// Finishes the reaper's interrupted deletions and recovers the open rows a crash left
+/// (also damaged ones). Only for the holder of the index lock.
+pub(super) fn recover_unfinished(index: &Arc<Index>, storage: &Arc<Storage>, report: &mut Report) -> Result<()> {
+    let reaper = Reaper::new(index.clone(), storage.clone(), None, crate::time::now_us);
+    let finished = reaper.finish_deletions()?;
+    report.repaired += finished.len();
+    report.problems.extend(finished.into_iter().map(|id| Problem::Unfinished { id }));
+    for row in index.rows_in_state(ChunkState::Open)? {
+        let id = row.as_ref().map_or_else(|d| d.id, |r| r.id);
+        let root_id = row.as_ref().map_or_else(|d| d.root_id, |r| r.root_id);
+        let Some(root) = storage.root(root_id) else { continue };
+        if root.check_usable().is_err() {
+            // Its disk is away; recover when it returns (next start or `check --repair`).
+            report.problems.push(Problem::Unfinished { id });
+            continue;
+        }
+        match row {
+            Ok(row) => {
+                report.problems.push(Problem::Unfinished { id });
+                recover_open_row(index, root, &row, report)?;
+                report.repaired += 1;
+            }
+            Err(d) => repair_damaged(index, root, &d, true, report)?,
+        }
     }
-    match examine(&abs, Some(row.codec), true, report)? {
-        Some(s) => {
+    Ok(())
+}
+
+fn recover_open_row(index: &Index, root: &Root, row: &ChunkRow, report: &mut Report) -> Result<()> {
+    match examine(root, &row.rel_path, Some(row.codec), true, report)? {
+        Examined::Chunk(s) => {
             log::info!(
                 "recovered {} ({} frames, ends {})",
-                abs.display(),
+                root.path().join(&row.rel_path).display(),
                 s.frames,
                 crate::time::format_rfc3339(s.end_us)
             );
             index.seal(&seal_from(row.id, &s))
         }
-        None => {
-            let _ = std::fs::remove_file(&abs);
+        Examined::Undecodable => {
+            remove_chunk(root, &row.rel_path)?;
             index.delete_rows(&[row.id])
         }
+        Examined::Missing | Examined::NotRegular => index.delete_rows(&[row.id]),
     }
 }
 
+/// Reports a damaged row and, with `repair`, rewrites it from its file (or drops it when
+/// no file of ours answers to its path). The file itself is never removed here.
+pub(super) fn repair_damaged(
+    index: &Index,
+    root: &Root,
+    d: &DamagedRow,
+    repair: bool,
+    report: &mut Report,
+) -> Result<()> {
+    report.problems.push(Problem::Damaged { id: d.id, why: d.why.clone() });
+    let rel = Path::new(&d.rel_path);
+    let found = match parse_rel_path(rel) {
+        Some(p) => match examine(root, rel, None, repair, report)? {
+            Examined::Chunk(s) => Some((p.camera, s)),
+            _ => None,
+        },
+        None => None,
+    };
+    if !repair {
+        return Ok(());
+    }
+    match found {
+        Some((camera, s)) => {
+            index.rewrite(&camera, s.codec.unwrap_or(Codec::H264), &seal_from(d.id, &s))?;
+            log::info!("rewrote damaged index row {} from {}", d.id, root.path().join(rel).display());
+        }
+        None => index.delete_rows(&[d.id])?,
+    }
+    report.repaired += 1;
+    Ok(())
+}
+
+/// Finds the chunk files under `root` (days from `from_day` on) that the index does not
+/// know, and (with `repair`) indexes them after cutting torn tails.
+pub(super) fn index_unknown(
+    index: &Index,
+    root: &Root,
+    from_day: Option<&str>,
+    repair: bool,
+    report: &mut Report,
+) -> Result<()> {
+    walk(root.path(), from_day, &mut |found| {
+        match found {
+            Found::Skipped { rel, why } => report.skip(root.path(), rel, why),
+            Found::Day { camera, day, files } => {
+                for name in files {
+                    let rel: PathBuf = [camera, day, name.as_str()].iter().collect();
+                    if !index.has_path(root.id, &rel)? {
+                        index_file(index, root, &rel, repair, report)?;
+                    }
+                }
+            }
+        }
+        Ok(Flow::Continue(()))
+    })
+}
+
 /// Adds a file the index does not know (when `repair`), after cutting a torn tail.
-fn index_file(index: &Index, root: &Root, rel: &Path, abs: &Path, repair: bool, report: &mut Report) -> Result<()> {
-    report.problems.push(Problem::Unindexed { path: abs.to_owned() });
+fn index_file(index: &Index, root: &Root, rel: &Path, repair: bool, report: &mut Report) -> Result<()> {
+    let path = root.path().join(rel);
+    report.problems.push(Problem::Unindexed { path: path.clone() });
     let Some(parsed) = parse_rel_path(rel) else {
         return Ok(());
     };
-    let Some(s) = examine(abs, None, repair, report)? else {
-        report.problems.push(Problem::Undecodable { path: abs.to_owned() });
-        return Ok(());
+    let s = match examine(root, rel, None, repair, report)? {
+        Examined::Chunk(s) => s,
+        Examined::Undecodable => {
+            report.problems.push(Problem::Undecodable { path });
+            return Ok(());
+        }
+        // Gone or replaced since the listing.
+        Examined::Missing | Examined::NotRegular => return Ok(()),
     };
     if repair {
         let n = NewChunk {
@@ -242,130 +377,11 @@ fn index_file(index: &Index, root: &Root, rel: &Path, abs: &Path, repair: bool, 
             root_id: root.id,
             rel_path: rel,
             start_us: s.start_us,
-            codec: s.codec.unwrap_or(crate::media::h26x::Codec::H264),
+            codec: s.codec.unwrap_or(Codec::H264),
         };
-        index.insert_sealed(&n, &seal_from(0, &s))?;
+        // A running service's indexer may have added it meanwhile: that is fine too.
+        index.insert_found(&[(n, seal_from(0, &s))])?;
         report.repaired += 1;
-    }
-    Ok(())
-}
-
-/// Calls `f(rel, abs)` for every chunk file under `root`, in path order, one directory
-/// level in memory at a time. With `from_day`, day directories before it are skipped.
-fn visit_files(root: &Root, from_day: Option<&str>, f: &mut dyn FnMut(&Path, &Path) -> Result<()>) -> Result<()> {
-    let sorted_dir = |p: &Path| -> Result<Vec<String>> {
-        let mut v: Vec<String> = std::fs::read_dir(p)
-            .map_err(|e| Error::io(format!("listing {}", p.display()), e))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect();
-        v.sort();
-        Ok(v)
-    };
-    for cam in sorted_dir(root.path())? {
-        let cam_dir = root.path().join(&cam);
-        if !crate::config::valid_camera_id(&cam) || !cam_dir.is_dir() {
-            continue;
-        }
-        for day in sorted_dir(&cam_dir)? {
-            if day.len() != 8 || from_day.is_some_and(|d| day.as_str() < d) {
-                continue;
-            }
-            let day_dir = cam_dir.join(&day);
-            if !day_dir.is_dir() {
-                continue;
-            }
-            for name in sorted_dir(&day_dir)? {
-                if !name.ends_with(EXTENSION) {
-                    continue;
-                }
-                let rel: PathBuf = [cam.as_str(), day.as_str(), name.as_str()].iter().collect();
-                if parse_rel_path(&rel).is_some() {
-                    f(&rel, &day_dir.join(&name))?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `edgenvr check`: every row against its file and every file against the index; with
-/// `repair`, fixes what it finds (torn tails cut, unknown files indexed, rows of missing
-/// files dropped, stale rows rewritten).
-pub fn check(index: &Arc<Index>, storage: &Arc<Storage>, repair: bool) -> Result<Report> {
-    let mut report = Report::default();
-    if repair {
-        let r = recover_at_startup(index, storage)?;
-        report.problems.extend(r.problems);
-        report.repaired += r.repaired;
-        report.files_checked += r.files_checked;
-    } else {
-        for row in index.chunks_in_state(ChunkState::Open)?.iter().chain(&index.chunks_in_state(ChunkState::Deleting)?)
-        {
-            report.problems.push(Problem::Unfinished { id: row.id });
-        }
-    }
-    for root in storage.roots() {
-        if root.check_usable().is_err() {
-            report.roots_absent.push(root.path().to_owned());
-            continue;
-        }
-        // Rows → files, a page at a time.
-        let mut after_id = 0;
-        loop {
-            let page = index.chunks_on_root_page(root.id, after_id, 512)?;
-            let Some(last) = page.last() else { break };
-            after_id = last.id;
-            for row in page {
-                check_row(index, root, &row, repair, &mut report)?;
-            }
-        }
-        // Files → rows.
-        visit_files(root, None, &mut |rel, abs| {
-            if !index.has_path(root.id, rel)? {
-                index_file(index, root, rel, abs, repair, &mut report)?;
-            }
-            Ok(())
-        })?;
-    }
-    Ok(report)
-}
-
-fn check_row(index: &Index, root: &Root, row: &ChunkRow, repair: bool, report: &mut Report) -> Result<()> {
-    if row.state != ChunkState::Sealed {
-        return Ok(());
-    }
-    let abs = root.path().join(&row.rel_path);
-    if !abs.exists() {
-        report.problems.push(Problem::MissingFile { id: row.id, path: abs });
-        if repair {
-            index.delete_rows(&[row.id])?;
-            report.repaired += 1;
-        }
-        return Ok(());
-    }
-    match examine(&abs, Some(row.codec), repair, report)? {
-        None => {
-            report.problems.push(Problem::Undecodable { path: abs.clone() });
-            if repair {
-                std::fs::remove_file(&abs).map_err(|e| Error::io(format!("removing {}", abs.display()), e))?;
-                index.delete_rows(&[row.id])?;
-                report.repaired += 1;
-            }
-        }
-        Some(s) => {
-            if s.good_len != row.bytes
-                || s.frames != row.frames
-                || s.end_us != row.end_us
-                || row.records != Some(s.records)
-            {
-                report.problems.push(Problem::Stale { id: row.id, path: abs });
-                if repair {
-                    index.seal(&seal_from(row.id, &s))?;
-                    report.repaired += 1;
-                }
-            }
-        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod http;
+pub mod vm;
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
