@@ -20,16 +20,21 @@
 //! - [`media`]: what flows: [`media::h26x`] (codecs, NAL units) and [`media::frame`] (one
 //!   encoded access unit with its wall-clock time).
 //! - [`kernel`]: the kernel interfaces local cameras and the hardware encoder drive
-//!   ([`kernel::v4l2`]).
+//!   ([`kernel::v4l2`]), and background thread priority ([`kernel::priority`]).
 //! - [`source`]: frames in: [`source::testsrc`], [`source::rtsp`], [`source::v4l2`]; their
 //!   timestamps ([`source::clock`]), the bounded queue to the writer, the one retry loop
 //!   ([`source::supervisor`]) and which source a camera gets ([`source::start`]).
 //! - [`encode`]: raw pictures → H.264 (openh264 or the board's M2M encoder).
 //! - [`chunk`]: the chunk file format, its writer, reader and scanner.
-//! - [`index`]: the SQLite index of every chunk; [`index::timeline`] (recorded seconds and
-//!   gaps per local day and hour).
-//! - [`storage`]: storage roots and their health; [`storage::reaper`] (retention) and
-//!   [`storage::recovery`] (startup recovery and `check`).
+//! - [`index`]: the SQLite index of every chunk: rows read strictly ([`index::row`]), the
+//!   connection ([`index::open`]), the lock that keeps a second process off the chunks
+//!   being written ([`index::lock`]), and [`index::timeline`] (recorded seconds and gaps per
+//!   local day and hour).
+//! - [`storage`]: storage roots and their health; [`storage::reaper`] (retention),
+//!   [`storage::recovery`] (startup recovery), [`storage::check`] (`edgenvr check`),
+//!   [`storage::indexer`] (footage the index does not know, found in the background), and
+//!   [`storage::walk`] / [`storage::confined`] (finding and opening files without ever
+//!   following a symlink out of a root).
 //! - [`export`]: reading footage back as MP4 or Annex B, with `Range`.
 //! - [`thumb`]: thumbnails (keyframe → JPEG in a child process).
 //! - [`live`]: the live view ([`live::hub`], [`live::fmp4`], [`live::hls`]) fed by the

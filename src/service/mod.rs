@@ -40,6 +40,11 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     let (index, storage) = open_index_and_storage(config)?;
     let reaper = start_reaper(config, &index, &storage, &shutdown)?;
     let cameras = start_cameras(config, &index, &storage, &reaper.handle, &shutdown)?;
+    // Footage the index does not know, found in the background once recording runs.
+    let found = reaper.handle.clone();
+    let indexer = crate::storage::indexer::Indexer::new(index.clone(), storage.clone(), Arc::new(move || found.poke()))
+        .spawn(shutdown.clone())
+        .map_err(|e| Error::io("spawning the indexer", e))?;
     let api = start_api(config, &index, &storage, &cameras, &reaper.stats, &shutdown);
     let notifier = Notifier::from_env();
     let watchdog = notify_ready(&notifier, config, &cameras, &shutdown)?;
@@ -51,6 +56,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     );
     while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
     stop(&notifier, watchdog, cameras, api, reaper);
+    let _ = indexer.join();
     log::info!("stopped; {} index transactions", index.transactions());
     Ok(())
 }

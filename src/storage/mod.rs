@@ -1,7 +1,8 @@
 //! The disk side: storage roots (this module), retention ([`reaper`]) and bringing index
-//! and files back into agreement ([`recovery`] at startup, [`check`] for `edgenvr check`).
-//! Every file below a root is found by [`walk`] and reached through [`confined`], which
-//! never follows a symlink out of the root.
+//! and files back into agreement ([`recovery`] at startup, [`check`] for `edgenvr check`,
+//! the background [`indexer`] for footage the index does not know). Every file below a
+//! root is found by [`walk`] and reached through [`confined`], which never follows a
+//! symlink out of the root.
 //!
 //! Storage roots are where chunk files may be written, in order of preference, with whether
 //! each is usable right now.
@@ -14,6 +15,7 @@
 
 pub mod check;
 pub mod confined;
+pub mod indexer;
 pub mod reaper;
 pub mod recovery;
 pub mod walk;
