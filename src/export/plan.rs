@@ -246,6 +246,16 @@ pub fn check_file(row: &crate::index::ChunkRow, path: &std::path::Path) -> Resul
     Ok(())
 }
 
+/// The file of `row` on `root`, checked against the row when it is sealed. The row's path
+/// was checked when it was read (`index::row`): it stays in the root.
+fn file_of(root: &crate::storage::Root, row: &crate::index::ChunkRow) -> Result<PathBuf> {
+    let path = root.path().join(&row.rel_path);
+    if row.state == ChunkState::Sealed {
+        check_file(row, &path)?;
+    }
+    Ok(path)
+}
+
 /// Plans an export of `camera` from `from_us` to `to_us`.
 pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, to_us: i64) -> Result<Plan> {
     if from_us >= to_us {
@@ -262,11 +272,7 @@ pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, t
         if codec.is_some_and(|c| c != row.codec) {
             break; // the camera switched codec: the export ends at the switch
         }
-        // The row's path was checked when it was read (`index::row`): it stays in the root.
-        let path = root.path().join(&row.rel_path);
-        if row.state == ChunkState::Sealed {
-            check_file(&row, &path)?;
-        }
+        let path = file_of(root, &row)?;
         // The chunk being written is scanned now; a sealed one only if partly in range.
         let (start_off, live) = if row.state == ChunkState::Open {
             match scan_live(&path, row.codec, from_us, to_us) {

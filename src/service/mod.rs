@@ -41,10 +41,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     let reaper = start_reaper(config, &index, &storage, &shutdown)?;
     let cameras = start_cameras(config, &index, &storage, &reaper.handle, &shutdown)?;
     // Footage the index does not know, found in the background once recording runs.
-    let found = reaper.handle.clone();
-    let indexer = crate::storage::indexer::Indexer::new(index.clone(), storage.clone(), Arc::new(move || found.poke()))
-        .spawn(shutdown.clone())
-        .map_err(|e| Error::io("spawning the indexer", e))?;
+    let indexer = crate::storage::indexer::start(&index, &storage, reaper.handle.clone(), &shutdown)?;
     let api = start_api(config, &index, &storage, &cameras, &reaper.stats, &shutdown);
     let notifier = Notifier::from_env();
     let watchdog = notify_ready(&notifier, config, &cameras, &shutdown)?;

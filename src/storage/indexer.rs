@@ -22,6 +22,7 @@
 //!    reaper is poked, so retention and the API see them within seconds of their scan.
 
 use super::confined::{self, Access};
+use super::reaper::ReaperHandle;
 use super::recovery::seal_from;
 use super::walk::{walk, Flow, Found};
 use super::{Root, Storage};
@@ -49,6 +50,18 @@ pub const BATCH_FILES: usize = 64;
 pub const MAX_READ_RATE: u64 = 8 << 20;
 /// Least time between two reaper pokes.
 const POKE_EVERY: Duration = Duration::from_secs(2);
+
+/// Starts the indexer thread of the service, poking `reaper` when it adds chunks.
+pub fn start(
+    index: &Arc<Index>,
+    storage: &Arc<Storage>,
+    reaper: ReaperHandle,
+    shutdown: &Shutdown,
+) -> Result<std::thread::JoinHandle<()>> {
+    Indexer::new(index.clone(), storage.clone(), Arc::new(move || reaper.poke()))
+        .spawn(shutdown.clone())
+        .map_err(|e| crate::error::Error::io("spawning the indexer", e))
+}
 
 /// What one pass over a root did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
