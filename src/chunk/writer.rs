@@ -521,7 +521,7 @@ impl ChunkWriter {
             .index
             .rotate(seal, Some(&new))
             .map_err(|e| (e, false))?
-            .ok_or_else(|| (Error::new(ErrorKind::Internal, "an insert gave no id"), false))?;
+            .ok_or_else(|| (err!(Internal, "an insert gave no id"), false))?;
         // Creates the camera and day directories as needed (durably), never through a
         // symlink, and the file with O_EXCL.
         let file = confined::open_chunk(root.path(), &rel, Access::CreateNew).map_err(|e| {

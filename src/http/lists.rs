@@ -424,14 +424,17 @@ mod tests {
         let storage = Arc::new(Storage::open(&config.storage, &index).unwrap());
         let root_id = storage.roots()[0].id;
         for (i, &(start_us, end_us)) in chunks.iter().enumerate() {
-            let rel = std::path::PathBuf::from(format!("c/{i}.chunk"));
+            let rel = crate::chunk::path::rel_path("c", start_us, i as u32);
             let n = NewChunk { camera: "c", root_id, rel_path: &rel, start_us, codec: Codec::H264 };
             if live_until.is_some() && i == chunks.len() - 1 {
                 index.rotate(None, Some(&n)).unwrap();
                 continue;
             }
             let frames = ((end_us - start_us) / S) as u64 + 1;
-            index.insert_sealed(&n, &Seal { start_us, end_us, bytes: 1000, frames, ..Default::default() }).unwrap();
+            // Counts a real file could hold (17 bytes of record header per frame at least: the
+            // index refuses impossible rows).
+            let seal = Seal { start_us, end_us, bytes: frames * 17, frames, records: frames, ..Default::default() };
+            index.insert_sealed(&n, &seal).unwrap();
         }
         let cameras = config
             .cameras
@@ -469,7 +472,7 @@ mod tests {
             concat!(
                 r#"{"camera":"c","recordings":["#,
                 r#"{"start":"2026-11-21T14:56:00.000Z","end":"2026-11-21T14:57:59.000Z","start_us":1795272960000000,"#,
-                r#""end_us":1795273079000000,"duration_s":119.0,"frames":120,"bytes":2000,"chunks":2,"live":false},"#,
+                r#""end_us":1795273079000000,"duration_s":119.0,"frames":120,"bytes":2040,"chunks":2,"live":false},"#,
                 r#"{"start":"2026-11-21T14:58:09.000Z","end":"2026-11-21T14:58:30.000Z","start_us":1795273089000000,"#,
                 r#""end_us":1795273110000000,"duration_s":21.0,"frames":0,"bytes":0,"chunks":1,"live":true}],"#,
                 r#""gaps":[{"start":"2026-11-21T14:57:59.000Z","end":"2026-11-21T14:58:09.000Z","#,

@@ -14,7 +14,8 @@
 //! The holder writes `{pid} {role}` into the file so the others can say who holds it. A
 //! file system without `flock` (some network shares) gets a warning and no lock.
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::bail;
+use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
@@ -159,14 +160,12 @@ impl IndexLock {
             // The holder may not have written its name yet: look again shortly.
             let waiting_for_check = holder.role != Some(Role::Service);
             if !waiting_for_check || Instant::now() >= deadline {
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!(
-                        "the index {} is in use by {holder}; two services must not record into one index: stop \
-                         the other one (systemctl stop edgenvr) or give this one its own [index] path",
-                        index.display()
-                    ),
-                ));
+                bail!(
+                    InvalidArgument,
+                    "the index {} is in use by {holder}; two services must not record into one index: stop \
+                     the other one (systemctl stop edgenvr) or give this one its own [index] path",
+                    index.display()
+                );
             }
             if !said && holder.role.is_some() {
                 log::warn!("waiting for {holder} to finish with the index {}", index.display());

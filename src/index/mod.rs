@@ -21,59 +21,20 @@ pub mod row;
 pub mod timeline;
 pub mod upgrade;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::err;
+use crate::error::{Error, Result};
 use crate::media::h26x::Codec;
 use open::Sharing;
 use row::{decode, RowResult, CHUNK_COLUMNS};
+pub use row::{ChunkRow, ChunkState};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-/// Lifecycle state of a chunk row. SQL spells the values through the constants below, so
-/// the partial index on `state` stays usable (the planner needs literals to match it).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum ChunkState {
-    /// Being written; recovered (scanned, truncated, sealed) at startup.
-    Open = 0,
-    /// Complete.
-    Sealed = 1,
-    /// The reaper decided to delete it; startup finishes the deletion.
-    Deleting = 2,
-}
-
 const OPEN: i64 = ChunkState::Open as i64;
 const SEALED: i64 = ChunkState::Sealed as i64;
 const DELETING: i64 = ChunkState::Deleting as i64;
-
-/// One chunk as the index knows it (decoded and checked by [`row`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChunkRow {
-    /// Stable id (used by the HTTP API).
-    pub id: i64,
-    /// Camera id.
-    pub camera: String,
-    /// Storage root id.
-    pub root_id: i64,
-    /// Path relative to the root; checked to be a chunk path of this camera.
-    pub rel_path: PathBuf,
-    /// First timestamp, µs.
-    pub start_us: i64,
-    /// Last frame's timestamp, µs.
-    pub end_us: i64,
-    /// File length in bytes.
-    pub bytes: u64,
-    /// Frame count.
-    pub frames: u64,
-    /// Codec.
-    pub codec: Codec,
-    /// Lifecycle state.
-    pub state: ChunkState,
-    /// `(ts_us, offset)` of each keyframe.
-    pub keyframes: Vec<(i64, u64)>,
-    /// Records (NAL units) in the file; `None` for rows from schema version 1.
-    pub records: Option<u64>,
-}
 
 /// A chunk about to be written.
 #[derive(Clone, Debug)]
@@ -140,7 +101,7 @@ pub struct Index {
 
 /// A damaged row as the error of the one request that met it.
 fn damaged(d: row::DamagedRow) -> Error {
-    Error::new(ErrorKind::DataLoss, format!("{d}; run `edgenvr check --repair`"))
+    err!(DataLoss, "{d}; run `edgenvr check --repair`")
 }
 
 impl Index {
@@ -259,7 +220,7 @@ impl Index {
 
     /// Inserts a sealed chunk found on disk but unknown to the index (tests).
     pub fn insert_sealed(&self, n: &NewChunk<'_>, s: &Seal) -> Result<i64> {
-        let id = self.rotate(None, Some(n))?.ok_or_else(|| Error::new(ErrorKind::Internal, "an insert gave no id"))?;
+        let id = self.rotate(None, Some(n))?.ok_or_else(|| err!(Internal, "an insert gave no id"))?;
         self.seal(&Seal { id, ..s.clone() })?;
         Ok(id)
     }
@@ -563,6 +524,7 @@ fn seal_in(tx: &rusqlite::Transaction<'_>, s: &Seal, identity: Option<(&str, Cod
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn rotate_seal_and_delete_life_cycle() {

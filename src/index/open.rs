@@ -9,7 +9,8 @@
 //! life of the connection, so the index still works, but only this one connection can use
 //! it while the service runs (see `docs/design/index.md`, "File systems").
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::err;
+use crate::error::{Error, Result};
 use rusqlite::{ffi, Connection};
 use std::path::Path;
 use std::time::Duration;
@@ -79,13 +80,11 @@ fn open_with(path: &Path, attempt: impl Fn(Sharing) -> rusqlite::Result<Connecti
         path.display()
     );
     attempt(Sharing::Exclusive).map(|c| (c, Sharing::Exclusive)).map_err(|e| {
-        Error::new(
-            ErrorKind::Database,
-            format!(
-                "opening index {}: its file system cannot share SQLite's WAL memory, and exclusive \
-                 locking failed too; put [index] path on a local file system",
-                path.display()
-            ),
+        err!(
+            Database,
+            "opening index {}: its file system cannot share SQLite's WAL memory, and exclusive locking \
+             failed too; put [index] path on a local file system",
+            path.display()
         )
         .with_source(e)
     })

@@ -17,7 +17,6 @@
 //! (`export::plan`, `export::samples`, `storage::recovery`).
 
 use super::keyframes;
-use super::{ChunkRow, ChunkState};
 use crate::chunk::format::HEADER_LEN;
 use crate::chunk::path::parse_rel_path;
 use crate::media::h26x::Codec;
@@ -28,6 +27,47 @@ use std::path::PathBuf;
 /// The columns every chunk query selects, in the order [`decode`] reads them.
 pub const CHUNK_COLUMNS: &str =
     "id, camera, root_id, rel_path, start_us, end_us, bytes, frames, codec, state, keyframes, records";
+
+/// Lifecycle state of a chunk row. SQL spells the values through constants made from it
+/// (in the index module), never bare numbers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ChunkState {
+    /// Being written; recovered (scanned, truncated, sealed) at startup.
+    Open = 0,
+    /// Complete.
+    Sealed = 1,
+    /// The reaper decided to delete it; startup finishes the deletion.
+    Deleting = 2,
+}
+
+/// One chunk as the index knows it (decoded and checked here).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkRow {
+    /// Stable id (used by the HTTP API).
+    pub id: i64,
+    /// Camera id.
+    pub camera: String,
+    /// Storage root id.
+    pub root_id: i64,
+    /// Path relative to the root; checked to be a chunk path of this camera.
+    pub rel_path: PathBuf,
+    /// First timestamp, µs.
+    pub start_us: i64,
+    /// Last frame's timestamp, µs.
+    pub end_us: i64,
+    /// File length in bytes.
+    pub bytes: u64,
+    /// Frame count.
+    pub frames: u64,
+    /// Codec.
+    pub codec: Codec,
+    /// Lifecycle state.
+    pub state: ChunkState,
+    /// `(ts_us, offset)` of each keyframe.
+    pub keyframes: Vec<(i64, u64)>,
+    /// Records (NAL units) in the file; `None` for rows from schema version 1.
+    pub records: Option<u64>,
+}
 
 /// A row that breaks a rule above: what is known of it and why it was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,12 +1,12 @@
 //! Bringing index and files back into agreement: at every startup (automatically, before
-//! recording) and on demand (`edgenvr check [--repair]`, in [`check`](super::check)).
+//! recording) and on demand (`edgenvr check [--repair]`, in `storage::check`).
 //!
 //! Startup recovery is cheap: it looks only where a crash can leave work undone: rows in
 //! state `open` (the chunks being written at the crash: scanned, torn tails cut, sealed with
 //! their true end), rows in state `deleting` (the reaper's unfinished deletions), and the
 //! newest day directories, for files whose index row was lost with the un-synced WAL tail
 //! of a power cut. Everything older that the index does not know is found later, in the
-//! background, by the [`indexer`](super::indexer). Only a process holding the index lock
+//! background, by the background indexer (`storage::indexer`). Only a process holding the index lock
 //! ([`crate::index::lock`]) runs this: open rows belong to the lock holder.
 //!
 //! Every file is reached through [`confined`] and found by
