@@ -16,7 +16,7 @@
 use crate::chunk::frames::{FrameGroup, FrameGroups};
 use crate::chunk::reader::{ChunkReader, ReadError};
 use crate::error::{Error, Result};
-use crate::index::{ChunkState, Index};
+use crate::index::{ChunkState, ReadChunks};
 use crate::media::h26x::{Codec, NalKind};
 use crate::storage::Storage;
 use crate::time::format_rfc3339;
@@ -257,7 +257,7 @@ fn file_of(root: &crate::storage::Root, row: &crate::index::ChunkRow) -> Result<
 }
 
 /// Plans an export of `camera` from `from_us` to `to_us`.
-pub fn make_plan(index: &Index, storage: &Storage, camera: &str, from_us: i64, to_us: i64) -> Result<Plan> {
+pub fn make_plan(index: &impl ReadChunks, storage: &Storage, camera: &str, from_us: i64, to_us: i64) -> Result<Plan> {
     if from_us >= to_us {
         bail!(InvalidArgument, "from must be before to");
     }

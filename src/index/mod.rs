@@ -17,8 +17,11 @@
 pub mod keyframes;
 pub mod lock;
 pub mod open;
+mod queries;
+pub mod readers;
 pub mod row;
 pub mod timeline;
+pub mod totals;
 pub mod upgrade;
 
 use crate::err;
@@ -29,8 +32,10 @@ use row::{decode, RowResult, CHUNK_COLUMNS};
 pub use row::{ChunkRow, ChunkState};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+use totals::{RootTotals, Totals};
 
 const OPEN: i64 = ChunkState::Open as i64;
 const SEALED: i64 = ChunkState::Sealed as i64;
@@ -97,6 +102,18 @@ pub struct Index {
     path: Option<PathBuf>,
     /// Whether other connections can read while this one is open.
     sharing: Sharing,
+    /// Bytes and oldest footage per root, longest chunk span: loaded at open, kept up to
+    /// date by the methods that insert, seal and delete rows.
+    totals: Totals,
+}
+
+/// The range query exports plan from: implemented by the writers' [`Index`] (the CLI) and
+/// by the API's [`readers::Readers`].
+pub trait ReadChunks {
+    /// A camera's chunks overlapping `[from_us, to_us]`, in time order. A chunk still being
+    /// written (open) counts as reaching to now: its row's end is only set at the seal. A
+    /// damaged row fails the call.
+    fn chunks_for_camera(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<ChunkRow>>;
 }
 
 /// A damaged row as the error of the one request that met it.
@@ -123,7 +140,36 @@ impl Index {
 
     fn setup(mut conn: Connection, path: Option<PathBuf>, sharing: Sharing) -> Result<Index> {
         upgrade::upgrade(&mut conn)?;
-        Ok(Index { conn: Mutex::new(conn), transactions: Default::default(), path, sharing })
+        let totals = Totals::load(&conn)?;
+        Ok(Index { conn: Mutex::new(conn), transactions: Default::default(), path, sharing, totals })
+    }
+
+    /// Runs `f` on the writers' connection (the readers' fallback; tests).
+    pub(crate) fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        f(&self.lock())
+    }
+
+    /// Bytes and oldest footage on a root, from the running totals (no query).
+    pub fn root_totals(&self, root_id: i64) -> RootTotals {
+        self.totals.root(root_id)
+    }
+
+    /// The longest span of a sealed chunk, µs: the lower bound of range queries.
+    pub fn longest_span_us(&self) -> i64 {
+        self.totals.longest_span_us()
+    }
+
+    /// Applies `delta` bytes to a root's totals and re-reads its oldest footage (one
+    /// indexed lookup), after a commit that changed its rows.
+    fn refresh_root(&self, c: &Connection, root_id: i64, delta: i64) {
+        match totals::oldest_on_root(c, root_id) {
+            Ok(oldest) => self.totals.update_root(root_id, delta, oldest),
+            Err(e) => {
+                log::warn!("index: updating the totals of root {root_id}: {e}");
+                let old = self.totals.root(root_id).oldest_us;
+                self.totals.update_root(root_id, delta, old);
+            }
+        }
     }
 
     /// The database file, for a second (read-only) connection; `None` in memory.
@@ -180,8 +226,12 @@ impl Index {
     pub fn rotate(&self, seal: Option<&Seal>, open: Option<&NewChunk<'_>>) -> Result<Option<i64>> {
         let mut c = self.lock();
         let tx = c.transaction().map_err(|e| Error::db("starting rotation", e))?;
+        // (root, byte change) of every root this transaction touches.
+        let mut touched: Vec<(i64, i64)> = Vec::new();
         if let Some(s) = seal {
-            seal_in(&tx, s, None)?;
+            if let Some((root, old_bytes)) = seal_in(&tx, s, None)? {
+                touched.push((root, s.bytes as i64 - old_bytes));
+            }
         }
         let id = match open {
             None => None,
@@ -194,11 +244,18 @@ impl Index {
                     params![n.camera, n.root_id, n.rel_path.to_string_lossy(), n.start_us, n.codec.as_str()],
                 )
                 .map_err(|e| Error::db(format!("registering chunk {}", n.rel_path.display()), e))?;
+                touched.push((n.root_id, 0));
                 Some(tx.last_insert_rowid())
             }
         };
         tx.commit().map_err(|e| Error::db("committing rotation", e))?;
         self.count_tx();
+        if let Some(s) = seal {
+            self.totals.saw_span(s.start_us, s.end_us);
+        }
+        for (root, delta) in touched {
+            self.refresh_root(&c, root, delta);
+        }
         Ok(id)
     }
 
@@ -212,9 +269,13 @@ impl Index {
     pub fn rewrite(&self, camera: &str, codec: Codec, s: &Seal) -> Result<()> {
         let mut c = self.lock();
         let tx = c.transaction().map_err(|e| Error::db("starting a row rewrite", e))?;
-        seal_in(&tx, s, Some((camera, codec)))?;
+        let before = seal_in(&tx, s, Some((camera, codec)))?;
         tx.commit().map_err(|e| Error::db("committing a row rewrite", e))?;
         self.count_tx();
+        self.totals.saw_span(s.start_us, s.end_us);
+        if let Some((root, old_bytes)) = before {
+            self.refresh_root(&c, root, s.bytes as i64 - old_bytes);
+        }
         Ok(())
     }
 
@@ -232,6 +293,8 @@ impl Index {
         let mut c = self.lock();
         let tx = c.transaction().map_err(|e| Error::db("starting to index found chunks", e))?;
         let mut added = 0;
+        // Bytes added per root, for the totals.
+        let mut grown: HashMap<i64, i64> = HashMap::new();
         {
             let mut st = tx
                 .prepare_cached(&format!(
@@ -241,7 +304,7 @@ impl Index {
                 ))
                 .map_err(|e| Error::db("preparing to index found chunks", e))?;
             for (n, s) in found {
-                added += st
+                let inserted = st
                     .execute(params![
                         n.camera,
                         n.root_id,
@@ -255,10 +318,18 @@ impl Index {
                         s.records as i64
                     ])
                     .map_err(|e| Error::db(format!("indexing found chunk {}", n.rel_path.display()), e))?;
+                if inserted > 0 {
+                    added += inserted;
+                    *grown.entry(n.root_id).or_default() += s.bytes as i64;
+                    self.totals.saw_span(s.start_us, s.end_us);
+                }
             }
         }
         tx.commit().map_err(|e| Error::db("committing found chunks", e))?;
         self.count_tx();
+        for (root, bytes) in grown {
+            self.refresh_root(&c, root, bytes);
+        }
         Ok(added)
     }
 
@@ -306,14 +377,7 @@ impl Index {
     /// written (open) counts as reaching to now: its row's end is only set at the seal. A
     /// damaged row fails the call.
     pub fn chunks_for_camera(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<ChunkRow>> {
-        strict(self.query(
-            &format!(
-                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE camera = ?1 AND state != {DELETING} AND start_us <= ?3
-                 AND (end_us >= ?2 OR state = {OPEN})
-                 ORDER BY start_us"
-            ),
-            params![camera, from_us, to_us],
-        )?)
+        queries::chunks_for_camera(&self.lock(), self.longest_span_us(), camera, from_us, to_us)
     }
 
     /// A page of a camera's sealed chunks overlapping `[from_us, to_us]`, in (start, id)
@@ -324,19 +388,12 @@ impl Index {
     pub fn chunks_for_camera_page(
         &self,
         camera: &str,
-        (from_us, to_us): (i64, i64),
+        range: (i64, i64),
         after: (i64, i64),
         limit: usize,
         with_open: bool,
     ) -> Result<Vec<ChunkRow>> {
-        strict(self.query(
-            &format!(
-                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE camera = ?1 AND start_us <= ?3
-                 AND ((state = {SEALED} AND end_us >= ?2) OR (state = {OPEN} AND ?7))
-                 AND (start_us > ?4 OR (start_us = ?4 AND id > ?5)) ORDER BY start_us, id LIMIT ?6"
-            ),
-            params![camera, from_us, to_us, after.0, after.1, limit as i64, with_open],
-        )?)
+        queries::chunks_for_camera_page(&self.lock(), self.longest_span_us(), camera, range, after, limit, with_open)
     }
 
     /// The start of the oldest footage on a root.
@@ -348,12 +405,7 @@ impl Index {
 
     /// One chunk by id; a damaged row is an error.
     pub fn chunk(&self, id: i64) -> Result<Option<ChunkRow>> {
-        let c = self.lock();
-        let r = c
-            .query_row(&format!("SELECT {CHUNK_COLUMNS} FROM chunk WHERE id = ?1"), [id], decode)
-            .optional()
-            .map_err(|e| Error::db("reading chunk", e))?;
-        r.map(|r| r.map_err(damaged)).transpose()
+        queries::chunk(&self.lock(), id)
     }
 
     /// The newest chunk start per root: `(root_id, start_us)`; recovery looks for files the
@@ -424,7 +476,33 @@ impl Index {
 
     /// Removes rows (last step of deletion, or repair of rows whose files are gone).
     pub fn delete_rows(&self, ids: &[i64]) -> Result<()> {
-        self.set_many("DELETE FROM chunk WHERE id = ?1", ids)
+        let mut c = self.lock();
+        let tx = c.transaction().map_err(|e| Error::db("starting batch", e))?;
+        // Bytes freed per root, for the totals.
+        let mut freed: HashMap<i64, i64> = HashMap::new();
+        {
+            let mut get = tx
+                .prepare_cached("SELECT root_id, bytes FROM chunk WHERE id = ?1")
+                .map_err(|e| Error::db("preparing batch", e))?;
+            let mut del =
+                tx.prepare_cached("DELETE FROM chunk WHERE id = ?1").map_err(|e| Error::db("preparing batch", e))?;
+            for id in ids {
+                let row: Option<(i64, i64)> = get
+                    .query_row([id], |r| Ok((lenient_int(r, 0), lenient_int(r, 1))))
+                    .optional()
+                    .map_err(|e| Error::db("reading chunk rows", e))?;
+                if let Some((root, bytes)) = row {
+                    *freed.entry(root).or_default() += bytes.max(0);
+                }
+                del.execute([id]).map_err(|e| Error::db("deleting chunk rows", e))?;
+            }
+        }
+        tx.commit().map_err(|e| Error::db("committing batch", e))?;
+        self.count_tx();
+        for (root, bytes) in freed {
+            self.refresh_root(&c, root, -bytes);
+        }
+        Ok(())
     }
 
     fn set_many(&self, sql: &str, ids: &[i64]) -> Result<()> {
@@ -456,26 +534,43 @@ impl Index {
         let mut st = c
             .prepare_cached(&format!("SELECT id, root_id, rel_path, bytes, start_us FROM chunk {filter}"))
             .map_err(|e| Error::db("preparing a deletion query", e))?;
-        let int = |r: &rusqlite::Row<'_>, i| match r.get_ref(i) {
-            Ok(ValueRef::Integer(v)) => v,
-            _ => 0,
-        };
         let rows = st
             .query_map(p, |r| {
                 Ok(Doomed {
                     id: r.get(0)?,
-                    root_id: int(r, 1),
+                    root_id: lenient_int(r, 1),
                     rel_path: match r.get_ref(2)? {
                         ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
                         _ => String::new(),
                     },
-                    bytes: int(r, 3).max(0) as u64,
-                    start_us: int(r, 4),
+                    bytes: lenient_int(r, 3).max(0) as u64,
+                    start_us: lenient_int(r, 4),
                 })
             })
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| Error::db("querying chunks to delete", e))?;
         Ok(rows)
+    }
+}
+
+impl ReadChunks for Index {
+    fn chunks_for_camera(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<ChunkRow>> {
+        Index::chunks_for_camera(self, camera, from_us, to_us)
+    }
+}
+
+impl<T: ReadChunks + ?Sized> ReadChunks for std::sync::Arc<T> {
+    fn chunks_for_camera(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<ChunkRow>> {
+        (**self).chunks_for_camera(camera, from_us, to_us)
+    }
+}
+
+/// An integer column read leniently (0 when damaged): for bookkeeping that must go on
+/// past a damaged row (deletion, the totals).
+fn lenient_int(r: &rusqlite::Row<'_>, i: usize) -> i64 {
+    match r.get_ref(i) {
+        Ok(ValueRef::Integer(v)) => v,
+        _ => 0,
     }
 }
 
@@ -494,8 +589,15 @@ fn strict(rows: Vec<RowResult>) -> Result<Vec<ChunkRow>> {
     rows.into_iter().map(|r| r.map_err(damaged)).collect()
 }
 
-/// Seals `s` (and, with `identity`, sets the camera and codec too).
-fn seal_in(tx: &rusqlite::Transaction<'_>, s: &Seal, identity: Option<(&str, Codec)>) -> Result<()> {
+/// Seals `s` (and, with `identity`, sets the camera and codec too); returns its root and
+/// its bytes before (None if the row is gone).
+fn seal_in(tx: &rusqlite::Transaction<'_>, s: &Seal, identity: Option<(&str, Codec)>) -> Result<Option<(i64, i64)>> {
+    let before: Option<(i64, i64)> = tx
+        .query_row("SELECT root_id, bytes FROM chunk WHERE id = ?1", [s.id], |r| {
+            Ok((lenient_int(r, 0), lenient_int(r, 1).max(0)))
+        })
+        .optional()
+        .map_err(|e| Error::db(format!("sealing chunk {}", s.id), e))?;
     let n = tx
         .execute(
             &format!(
@@ -518,7 +620,7 @@ fn seal_in(tx: &rusqlite::Transaction<'_>, s: &Seal, identity: Option<(&str, Cod
     if n != 1 {
         log::warn!("sealing chunk {}: no such row (deleted meanwhile?)", s.id);
     }
-    Ok(())
+    Ok(before)
 }
 
 #[cfg(test)]
