@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::export::{annexb::AnnexBFile, mp4::Mp4File, plan::make_plan, VirtualFile};
+use crate::export::{annexb::AnnexBFile, mp4::Mp4File, plan::make_plan, Format, VirtualFile};
 use crate::index::Index;
 use crate::storage::Storage;
 use crate::time::parse_time;
@@ -40,20 +40,27 @@ pub fn run(config: &Config, a: &ExportArgs) -> Result<i32> {
     };
     let (from, to) = (time(&a.from, "--from")?, time(&a.to, "--to")?);
     let output = need(&a.output, "-o FILE (or - for stdout)")?;
-    let format = match (&a.format, output) {
+    let name = match (&a.format, output) {
         (Some(f), _) => f.clone(),
         (None, "-") => "mp4".into(),
-        (None, o) => o.rsplit('.').next().unwrap_or("mp4").to_ascii_lowercase(),
+        (None, o) => o.rsplit('.').next().unwrap_or("mp4").to_owned(),
     };
+    let format = Format::from_name(&name)
+        .ok_or_else(|| err!(InvalidArgument, "unknown export format {name:?}: use mp4, h264 or h265"))?;
     let index = Index::open(&config.index_path)?;
     let storage = Storage::open(&config.storage, &index)?;
     let plan = make_plan(&index, &storage, camera, from, to)?;
-    let file: Box<dyn VirtualFile> = match format.as_str() {
-        "mp4" => Box::new(Mp4File::new(plan)?),
-        "h264" | "h265" | "264" | "265" | "hevc" => Box::new(AnnexBFile::new(plan)),
-        f => {
-            bail!(InvalidArgument, "unknown export format {f:?}: use mp4, h264 or h265")
-        }
+    if !format.carries(plan.codec) {
+        bail!(
+            InvalidArgument,
+            "camera {camera} records {} in this range; write .{} or .mp4",
+            plan.codec.as_str(),
+            plan.codec.as_str()
+        );
+    }
+    let file: Box<dyn VirtualFile> = match format {
+        Format::Mp4 => Box::new(Mp4File::new(plan)?),
+        Format::H264 | Format::H265 => Box::new(AnnexBFile::new(plan)),
     };
     let mut out: Box<dyn Write> = if output == "-" {
         Box::new(std::io::stdout().lock())

@@ -18,7 +18,55 @@ pub mod plan;
 pub mod samples;
 pub mod stream;
 
+use crate::media::h26x::Codec;
 use std::io::Read;
+
+/// What an export is written as.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// An MP4 file (H.264 or H.265 inside).
+    Mp4,
+    /// The raw H.264 stream (Annex B).
+    H264,
+    /// The raw H.265 stream (Annex B).
+    H265,
+}
+
+impl Format {
+    /// From an API route's last segment: `export.mp4`, `export.h264`, `export.h265`.
+    pub fn from_export_name(s: &str) -> Option<Format> {
+        s.strip_prefix("export.").and_then(Format::from_name)
+    }
+
+    /// From a name or file extension: `mp4`, `h264`/`264`, `h265`/`265`/`hevc`.
+    pub fn from_name(s: &str) -> Option<Format> {
+        match s.to_ascii_lowercase().as_str() {
+            "mp4" => Some(Format::Mp4),
+            "h264" | "264" => Some(Format::H264),
+            "h265" | "265" | "hevc" => Some(Format::H265),
+            _ => None,
+        }
+    }
+
+    /// Whether footage in `codec` can be written in this format (a raw stream is only
+    /// what it says it is: an H.264 camera has no `.h265`).
+    pub fn carries(self, codec: Codec) -> bool {
+        match self {
+            Format::Mp4 => true,
+            Format::H264 => codec == Codec::H264,
+            Format::H265 => codec == Codec::H265,
+        }
+    }
+
+    /// The file extension for footage in `codec`.
+    pub fn extension(self, codec: Codec) -> &'static str {
+        match (self, codec) {
+            (Format::Mp4, _) => "mp4",
+            (_, Codec::H264) => "h264",
+            (_, Codec::H265) => "h265",
+        }
+    }
+}
 
 /// A file whose bytes are produced on demand.
 pub trait VirtualFile: Send + Sync {
