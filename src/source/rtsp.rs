@@ -141,25 +141,82 @@ pub fn split_credentials(cfg: &RtspConfig) -> Result<(url::Url, Option<Credentia
     Ok((url, creds))
 }
 
-/// A URL safe to log: any `user:password@` is replaced by `***@`.
-pub fn redact(url: &str) -> String {
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            return format!("{}***@{}", &url[..scheme_end + 3], &rest[at + 1..]);
-        }
-    }
-    url.to_owned()
+/// Whether a query parameter named `name` (decoded) carries a credential: cameras take
+/// them as `?user=admin&password=x`, `?pwd=`, `?token=`, `?authkey=` and the like.
+fn is_secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["user", "usr", "login", "pass", "pwd", "token", "secret", "key", "auth", "sig", "cred"]
+        .iter()
+        .any(|w| n.contains(w))
 }
 
-/// Removes every occurrence of the password from a message (belt and braces: servers and
+/// A URL safe to log: any `user:password@` becomes `***@`, and the value of every query
+/// parameter that can carry a credential becomes `***`.
+pub fn redact(url: &str) -> String {
+    let (mut out, rest) = match url.find("://") {
+        Some(scheme_end) => {
+            let rest = &url[scheme_end + 3..];
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => (format!("{}***@", &url[..scheme_end + 3]), &rest[at + 1..]),
+                None => (url[..scheme_end + 3].to_owned(), rest),
+            }
+        }
+        None => (String::new(), url),
+    };
+    let Some(q) = rest.find('?') else {
+        out.push_str(rest);
+        return out;
+    };
+    out.push_str(&rest[..=q]);
+    let (query, fragment) = match rest[q + 1..].find('#') {
+        Some(h) => (&rest[q + 1..q + 1 + h], &rest[q + 1 + h..]),
+        None => (&rest[q + 1..], ""),
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if is_secret_param(&crate::text::percent_decode(k, true)) => format!("{k}=***"),
+            _ => p.to_owned(),
+        })
+        .collect();
+    out.push_str(&pairs.join("&"));
+    out.push_str(fragment);
+    out
+}
+
+/// The secret values in an RTSP config: the `password` key, the URL's password, and the
+/// values of credential-carrying query parameters (decoded and as written).
+fn secrets(cfg: &RtspConfig) -> Vec<String> {
+    let mut v: Vec<String> = cfg.password.iter().cloned().collect();
+    if let Ok(u) = url::Url::parse(&cfg.url) {
+        v.extend(u.password().map(|p| crate::text::percent_decode(p, false)));
+        v.extend(u.password().map(str::to_owned));
+        for (k, val) in u.query_pairs() {
+            if is_secret_param(&k) {
+                v.push(val.into_owned());
+            }
+        }
+        if let Some(q) = u.query() {
+            v.extend(
+                q.split('&')
+                    .filter_map(|p| p.split_once('='))
+                    .filter(|(k, _)| is_secret_param(k))
+                    .map(|(_, x)| x.to_owned()),
+            );
+        }
+    }
+    v.retain(|p| p.len() >= 3);
+    // Longest first, so a secret that contains another is replaced whole.
+    v.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    v
+}
+
+/// Removes every occurrence of a secret from a message (belt and braces: servers and
 /// libraries sometimes echo what they were sent).
 fn scrub(msg: &str, cfg: &RtspConfig) -> String {
-    let mut s = msg.to_owned();
-    let url_pass =
-        url::Url::parse(&cfg.url).ok().and_then(|u| u.password().map(|p| crate::text::percent_decode(p, false)));
-    for p in cfg.password.iter().cloned().chain(url_pass).filter(|p| p.len() >= 3) {
+    let mut s = redact(msg);
+    for p in secrets(cfg) {
         s = s.replace(&p, "***");
     }
     s
@@ -357,9 +414,29 @@ mod tests {
     fn redaction_and_scrubbing() {
         assert_eq!(redact("rtsp://admin:pw@cam:554/s"), "rtsp://***@cam:554/s");
         assert_eq!(redact("rtsp://cam/s@x"), "rtsp://cam/s@x");
+        // Credentials in the query string (many cameras take them there).
+        assert_eq!(
+            redact("rtsp://cam:554/live?channel=1&user=admin&password=x&PWD=y&Token=z#f"),
+            "rtsp://cam:554/live?channel=1&user=***&password=***&PWD=***&Token=***#f"
+        );
+        assert_eq!(redact("rtsp://a:b@cam?%70assword=x"), "rtsp://***@cam?%70assword=***");
+        assert_eq!(redact("rtsp://cam@x?y"), "rtsp://***@x?y");
+        let q = cfg("rtsp://cam/s?user=admin&password=hunter3%21");
+        let s = scrub("DESCRIBE rtsp://cam/s?user=admin&password=hunter3%21 failed; hunter3! rejected", &q);
+        assert!(!s.contains("hunter3"), "{s}");
         let mut c = cfg("rtsp://admin:hunter2@cam/s");
         c.password = Some("other-secret".into());
         let s = scrub("401 for hunter2 and other-secret", &c);
         assert!(!s.contains("hunter2") && !s.contains("other-secret"), "{s}");
+    }
+
+    proptest::proptest! {
+        /// Arbitrary URLs: no panic, and no value of a password parameter survives.
+        #[test]
+        fn redact_never_panics_or_leaks(raw in "[^#]{0,120}") {
+            let _ = redact(&raw);
+            let url = format!("rtsp://h/s?{raw}&password=SECRETVALUE");
+            proptest::prop_assert!(!redact(&url).contains("SECRETVALUE"), "{}", redact(&url));
+        }
     }
 }
