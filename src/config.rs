@@ -5,10 +5,13 @@
 //! error (`storage[1].min_free: "10 %" is not a size ...`). A config error stops the service
 //! before it records anything: recording with a half-understood config would be worse.
 
+mod server;
+
 use crate::err;
 use crate::error::{Error, ErrorKind, Result};
 use serde::Deserialize;
-use std::net::SocketAddr;
+use server::RawServer;
+pub use server::{Secret, ServerConfig, ViewerToken};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -40,8 +43,9 @@ pub const MAX_CAMERAS: usize = 32;
 /// Most storage roots a config may have (bounded for the same reason as [`MAX_CAMERAS`]).
 pub const MAX_ROOTS: usize = 8;
 
-/// The whole, validated configuration.
-#[derive(Clone, Debug)]
+/// The whole, validated configuration. Its `Debug` shows no secret (tokens, camera
+/// passwords and URL credentials print as `***`).
+#[derive(Clone)]
 pub struct Config {
     /// `[server]`: the HTTP API.
     pub server: ServerConfig,
@@ -55,16 +59,18 @@ pub struct Config {
     pub cameras: Vec<CameraConfig>,
 }
 
-/// `[server]` settings.
-#[derive(Clone, Debug)]
-pub struct ServerConfig {
-    /// Address the HTTP API listens on.
-    pub listen: SocketAddr,
-    /// When set, API requests must carry this bearer token.
-    pub token: Option<String>,
-    /// Live viewers accepted per camera at once (`max_viewers`, 0 turns the live view off);
-    /// each costs up to 1 MiB of memory (the live hub's per-viewer queue).
-    pub max_viewers: usize,
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Each part's own Debug hides its secrets ([`ServerConfig`]'s tokens are
+        // [`Secret`]s, [`RtspConfig`] redacts its URL and password).
+        f.debug_struct("Config")
+            .field("server", &self.server)
+            .field("recording", &self.recording)
+            .field("index_path", &self.index_path)
+            .field("storage", &self.storage)
+            .field("cameras", &self.cameras)
+            .finish()
+    }
 }
 
 /// Most live viewers per camera a config may allow.
@@ -154,8 +160,8 @@ pub struct TestsrcConfig {
     pub speed: f64,
 }
 
-/// Settings of an RTSP camera.
-#[derive(Clone, Debug)]
+/// Settings of an RTSP camera. Its `Debug` redacts the URL's credentials and the password.
+#[derive(Clone)]
 pub struct RtspConfig {
     /// `rtsp://` URL, possibly with credentials.
     pub url: String,
@@ -180,6 +186,19 @@ pub enum Transport {
     Tcp,
     /// RTP over UDP: less latency on a clean LAN, loses packets on a busy one.
     Udp,
+}
+
+impl std::fmt::Debug for RtspConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtspConfig")
+            .field("url", &crate::source::rtsp::redact(&self.url))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("transport", &self.transport)
+            .field("first_frame_timeout", &self.first_frame_timeout)
+            .field("frame_timeout", &self.frame_timeout)
+            .finish()
+    }
 }
 
 /// Settings of a V4L2 camera (see `docs/design/v4l2.md`).
@@ -230,14 +249,6 @@ struct RawConfig {
     storage: Vec<RawStorage>,
     #[serde(default)]
     camera: Vec<RawCamera>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    listen: Option<String>,
-    token: Option<String>,
-    max_viewers: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -317,19 +328,6 @@ impl Config {
     }
 
     fn from_raw(raw: RawConfig) -> Result<Config> {
-        let listen = raw.server.listen.as_deref().unwrap_or("127.0.0.1:8080");
-        let listen: SocketAddr = listen
-            .parse()
-            .map_err(|_| invalid("server.listen", format!("{listen:?} is not an address like \"127.0.0.1:8080\"")))?;
-        if let Some(t) = &raw.server.token {
-            if t.len() < 16 {
-                return Err(invalid("server.token", "is shorter than 16 characters; use a long random token"));
-            }
-        }
-        let max_viewers = raw.server.max_viewers.unwrap_or(DEFAULT_MAX_VIEWERS);
-        if max_viewers > MAX_VIEWERS_LIMIT {
-            return Err(invalid("server.max_viewers", format!("{max_viewers} is more than {MAX_VIEWERS_LIMIT}")));
-        }
         let sync_interval = parse_duration(raw.recording.sync_interval.as_deref().unwrap_or("2s"))
             .map_err(|why| invalid("recording.sync_interval", why))?;
         if sync_interval < Duration::from_millis(100) || sync_interval > Duration::from_secs(600) {
@@ -384,7 +382,7 @@ impl Config {
             cameras.push(cam);
         }
         Ok(Config {
-            server: ServerConfig { listen, token: raw.server.token, max_viewers },
+            server: ServerConfig::from_raw(raw.server, &cameras)?,
             recording: RecordingConfig { sync_interval, max_age },
             index_path,
             storage,

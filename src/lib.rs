@@ -26,7 +26,8 @@
 //!   ([`source::supervisor`]) and which source a camera gets ([`source::start`]).
 //! - [`encode`]: raw pictures → H.264 (openh264 or the board's M2M encoder).
 //! - [`chunk`]: the chunk file format, its writer, reader and scanner.
-//! - [`index`]: the SQLite index of every chunk: rows read strictly ([`index::row`]), the
+//! - [`index`]: the SQLite index of every chunk (the API reads it through its own
+//!   read-only connections, [`index::readers`]): rows read strictly ([`index::row`]), the
 //!   connection ([`index::open`]), the lock that keeps a second process off the chunks
 //!   being written ([`index::lock`]), and [`index::timeline`] (recorded seconds and gaps per
 //!   local day and hour).
@@ -45,7 +46,8 @@
 //! - [`pynvr`]: PyNVR's API (paths and documents) for its pages and scripts.
 //! - [`onvif`]: IP cameras on the LAN: WS-Discovery, the ONVIF device and media calls that
 //!   turn a found camera into a ready-to-add one, and its own motion events (PullPoint).
-//! - [`http`]: the HTTP API; [`cli`]: the command line.
+//! - [`http`]: the HTTP API (hyper on its own thread, every client-held resource capped,
+//!   access control); [`cli`]: the command line.
 //!
 //! Design notes live in `docs/design/`.
 

@@ -1,7 +1,8 @@
 //! `edgenvr status [--json]`: asks the running service (its HTTP API at `[server] listen`,
-//! with the configured token) and prints the same data as `GET /api/v1/status`, laid out
-//! for a terminal. Exit status 0 when healthy, 1 when not, 3 when the service does not
-//! answer.
+//! with the configured token, or the one in `token_file`) and prints the same data as
+//! `GET /api/v1/status`, laid out for a terminal, with the API token when it comes from
+//! `token_file` (how the owner of a freshly flashed box learns it, over SSH). Exit status
+//! 0 when healthy, 1 when not, 3 when the service does not answer.
 
 #![allow(clippy::print_stdout)] // the CLI talks to people on stdout
 
@@ -15,8 +16,18 @@ use std::time::Duration;
 /// Most bytes read from the service (its documents are bounded; see `http::json`).
 const MAX_REPLY: u64 = 1 << 20;
 
+/// The admin token: `[server] token`, or the one in `token_file` (`None` if the service has
+/// not made it yet).
+fn token(config: &Config) -> Result<Option<String>> {
+    match (&config.server.token, &config.server.token_file) {
+        (Some(t), _) => Ok(Some(t.expose().to_owned())),
+        (None, Some(f)) => crate::http::token_file::read(f),
+        (None, None) => Ok(None),
+    }
+}
+
 /// GETs `path` from the service; returns (status, body).
-fn get(config: &Config, path: &str) -> Result<(u16, Vec<u8>)> {
+fn get(config: &Config, token: Option<&str>, path: &str) -> Result<(u16, Vec<u8>)> {
     let mut addr = config.server.listen;
     if addr.ip().is_unspecified() {
         addr = SocketAddr::new(
@@ -29,7 +40,7 @@ fn get(config: &Config, path: &str) -> Result<(u16, Vec<u8>)> {
     };
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(unreachable)?;
     s.set_read_timeout(Some(Duration::from_secs(10))).map_err(unreachable)?;
-    let auth = config.server.token.as_ref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n").map_err(unreachable)?;
     let mut raw = Vec::new();
     s.take(MAX_REPLY).read_to_end(&mut raw).map_err(unreachable)?;
@@ -55,11 +66,12 @@ fn human_bytes(b: u64) -> String {
 
 /// Runs `status`; returns the exit code.
 pub fn run(config: &Config, json: bool) -> Result<i32> {
-    let (code, body) = get(config, "/api/v1/status")?;
+    let token = token(config)?;
+    let (code, body) = get(config, token.as_deref(), "/api/v1/status")?;
     if code != 200 {
         bail!(Io, "the service answered {code}: {}", String::from_utf8_lossy(&body));
     }
-    let (health_code, health) = get(config, "/api/v1/health")?;
+    let (health_code, health) = get(config, token.as_deref(), "/api/v1/health")?;
     if json {
         println!("{}", String::from_utf8_lossy(&body));
         return Ok(if health_code == 200 { 0 } else { 1 });
@@ -76,6 +88,12 @@ pub fn run(config: &Config, json: bool) -> Result<i32> {
     );
     for r in h["reasons"].as_array().into_iter().flatten() {
         println!("  ! {}", s(r));
+    }
+    for w in st["warnings"].as_array().into_iter().flatten() {
+        println!("  WARNING: {}", s(w));
+    }
+    if let (Some(t), Some(f)) = (&token, &config.server.token_file) {
+        println!("API token: {t}  (from {})", f.display());
     }
     println!("\ncameras:");
     println!(

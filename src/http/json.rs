@@ -2,6 +2,7 @@
 //! into a fixed-size buffer: their memory does not grow with input. The config caps cameras
 //! and roots ([`MAX_CAMERAS`], [`MAX_ROOTS`]) so every document fits in [`DOC_BYTES`].
 
+use super::auth::Role;
 use super::state::AppState;
 use crate::config::{SourceConfig, MAX_CAMERAS, MAX_ROOTS};
 use crate::err;
@@ -86,6 +87,8 @@ struct StatusDoc<'a> {
     cameras: HVec<CameraDoc<'a>, MAX_CAMERAS>,
     storage: HVec<RootDoc<'a>, MAX_ROOTS>,
     reaper: ReaperDoc,
+    /// Problems of the setup (e.g. the API open to the network with no token).
+    warnings: HVec<Msg, 4>,
 }
 
 fn source_kind(s: &SourceConfig) -> &'static str {
@@ -124,6 +127,7 @@ pub fn status(state: &AppState, buf: &mut [u8]) -> crate::error::Result<usize> {
     let now = now_us();
     let paths: Vec<String> = state.storage.roots().iter().map(|r| r.path().display().to_string()).collect();
     let per_root = state.reaper.per_root.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let cameras = state.cameras.snapshot();
     let mut doc = StatusDoc {
         version: env!("CARGO_PKG_VERSION"),
         now: time(now),
@@ -137,8 +141,9 @@ pub fn status(state: &AppState, buf: &mut [u8]) -> crate::error::Result<usize> {
             bytes_deleted: state.reaper.bytes_deleted.load(Relaxed),
             last_error: state.reaper.last_error.lock().unwrap_or_else(|p| p.into_inner()).as_deref().map(msg),
         },
+        warnings: state.warnings.iter().take(4).map(|w| msg(w)).collect(),
     };
-    for c in state.cameras.iter().take(MAX_CAMERAS) {
+    for c in cameras.iter().take(MAX_CAMERAS) {
         let _ = doc.cameras.push(camera_doc(c, now));
     }
     for (root, path) in state.storage.roots().iter().zip(&paths).take(MAX_ROOTS) {
@@ -151,6 +156,8 @@ pub fn status(state: &AppState, buf: &mut [u8]) -> crate::error::Result<usize> {
         };
         let health = root.health();
         let reaped = per_root.iter().find(|e| e.0 == root.id).map_or((0, 0), |e| (e.1, e.2));
+        // Running totals kept by the index: no sum over every row per call.
+        let totals = state.index.root_totals(root.id);
         let _ = doc.storage.push(RootDoc {
             path,
             present,
@@ -158,8 +165,8 @@ pub fn status(state: &AppState, buf: &mut [u8]) -> crate::error::Result<usize> {
             total_bytes: space.map_or(0, |s| s.total),
             free_bytes: space.map_or(0, |s| s.free),
             min_free_bytes: space.map_or(0, |s| root.min_free_bytes(s.total)),
-            used_bytes: state.index.bytes_on_root(root.id)?,
-            oldest: state.index.oldest_on_root(root.id)?.map(time),
+            used_bytes: totals.bytes,
+            oldest: totals.oldest_us.map(time),
             chunks_reaped: reaped.0,
             bytes_reaped: reaped.1,
             failures: health.failures,
@@ -180,7 +187,7 @@ struct HealthDoc {
 pub fn health(state: &AppState, buf: &mut [u8]) -> crate::error::Result<(bool, usize)> {
     let now = now_us();
     let mut reasons: HVec<Msg, 40> = HVec::new();
-    for c in state.cameras.iter().filter(|c| c.config.enabled) {
+    for c in state.cameras.snapshot().iter().filter(|c| c.config.enabled) {
         let s = &c.stats;
         let last = s.last_frame_us.load(Relaxed);
         let why = if s.state() != CameraState::Recording {
@@ -208,11 +215,12 @@ struct CamerasDoc<'a> {
     cameras: HVec<CameraDoc<'a>, MAX_CAMERAS>,
 }
 
-/// `GET /api/v1/cameras`.
-pub fn cameras(state: &AppState, buf: &mut [u8]) -> crate::error::Result<usize> {
+/// `GET /api/v1/cameras`: the cameras `role` may see.
+pub fn cameras(state: &AppState, role: &Role, buf: &mut [u8]) -> crate::error::Result<usize> {
     let now = now_us();
+    let cameras = state.cameras.snapshot();
     let mut doc = CamerasDoc { cameras: HVec::new() };
-    for c in state.cameras.iter().take(MAX_CAMERAS) {
+    for c in cameras.iter().filter(|c| role.may_see(&c.config.id)).take(MAX_CAMERAS) {
         let _ = doc.cameras.push(camera_doc(c, now));
     }
     serde_json_core::to_slice(&doc, buf).map_err(|e| err!(Internal, "camera list too large").with_source(e))

@@ -98,7 +98,7 @@ pub fn chunks(state: Arc<AppState>, camera: String, from: i64, to: i64, after: (
             out.extend_from_slice(b",\"chunks\":[");
         }
         let want = PAGE.min(left + 1);
-        let rows = state.index.chunks_for_camera_page(&camera, (from, to), cursor, want, false)?;
+        let rows = state.readers.chunks_for_camera_page(&camera, (from, to), cursor, want, false)?;
         let mut more = rows.len() == want;
         for r in rows.iter().take(left.min(PAGE)) {
             if !first_item {
@@ -210,7 +210,7 @@ impl Runs {
             return Ok(None);
         }
         let rows =
-            self.state.index.chunks_for_camera_page(&self.camera, (self.from, self.to), self.cursor, PAGE, true)?;
+            self.state.readers.chunks_for_camera_page(&self.camera, (self.from, self.to), self.cursor, PAGE, true)?;
         self.exhausted = rows.len() < PAGE;
         if let Some(last) = rows.last() {
             self.cursor = (last.start_us, last.id);
@@ -248,81 +248,40 @@ impl Runs {
 /// Items written per call of the generator (bounds the buffer).
 const ITEMS_PER_CALL: usize = 100;
 
-/// `GET /api/v1/cameras/{id}/recordings`: contiguous runs (chunks that follow each other
-/// within [`MAX_FRAME_GAP_US`]) and the gaps between them:
-/// `{"camera", "recordings": [...], "gaps": [...], "next": FROM|null}`. At most `limit`
-/// runs; `next` is the start of the following run, to pass as `from`.
-pub fn recordings(state: Arc<AppState>, camera: String, from: i64, to: i64, limit: usize) -> JsonStream {
-    let mut doc = RecordingsDoc {
-        runs: Runs::new(state.clone(), camera.clone(), from, to),
-        gaps: Runs::new(state, camera.clone(), from, to),
-        camera,
-        limit,
-        section: Section::Head,
-        emitted: 0,
-        gap_prev: None,
-        gaps_seen: 0,
-        next_from: None,
-        first: true,
-    };
-    JsonStream::new(move |out| doc.write_next(out))
-}
-
-/// Where a recordings document is in its writing.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Section {
-    /// Nothing written yet.
-    Head,
-    /// Inside `"recordings": [`.
+/// The part of the recordings document being written.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Part {
+    /// `"recordings": [...]`.
     Runs,
-    /// Inside `"gaps": [`; the tail follows in the call that writes the last gap.
+    /// `"gaps": [...]`.
     Gaps,
+    /// `"next"` and the closing brace.
+    Tail,
 }
 
-/// The state of a recordings document between calls of its generator.
+/// The recordings document, written piece by piece: the runs, then the gaps between the
+/// runs written (the same runs, read again, so no list is held in memory).
 struct RecordingsDoc {
     camera: String,
     limit: usize,
-    /// The runs, for `recordings`.
+    part: Part,
     runs: Runs,
-    /// The same runs read again, for `gaps`.
-    gaps: Runs,
-    section: Section,
-    /// Runs written so far.
     emitted: usize,
-    /// The run before the next gap.
-    gap_prev: Option<Run>,
-    /// Runs read by `gaps` so far (no further than `emitted`).
-    gaps_seen: usize,
-    /// The start of the first run left out by `limit`.
+    /// Where the next page starts, when `limit` cut the list.
     next_from: Option<i64>,
-    /// No item written yet in the current list (no comma before the next).
-    first: bool,
+    gaps: Runs,
+    gaps_seen: usize,
+    gap_prev: Option<Run>,
+    first_item: bool,
 }
 
 impl RecordingsDoc {
-    /// Appends the next piece: the head and a batch of runs, then batches of gaps, then the
-    /// tail. False when the document is complete.
-    fn write_next(&mut self, out: &mut Vec<u8>) -> Result<bool> {
-        if self.section == Section::Head {
-            out.extend_from_slice(b"{\"camera\":");
-            push_json(out, &self.camera.as_str());
-            out.extend_from_slice(b",\"recordings\":[");
-            self.section = Section::Runs;
-        }
-        match self.section {
-            Section::Head | Section::Runs => {
-                if self.write_runs(out)? {
-                    out.extend_from_slice(b"],\"gaps\":[");
-                    self.first = true;
-                    self.section = Section::Gaps;
-                }
-                Ok(true)
-            }
-            Section::Gaps => {
-                if !self.write_gaps(out)? {
-                    return Ok(true);
-                }
+    /// Appends the next piece; false when the document is complete.
+    fn next(&mut self, out: &mut Vec<u8>) -> Result<bool> {
+        match self.part {
+            Part::Runs => self.write_runs(out),
+            Part::Gaps => self.write_gaps(out),
+            Part::Tail => {
                 out.extend_from_slice(b"],\"next\":");
                 match self.next_from {
                     Some(t) => push_json(out, &time(t).as_str()),
@@ -334,20 +293,20 @@ impl RecordingsDoc {
         }
     }
 
-    /// Writes up to [`ITEMS_PER_CALL`] runs; true when the list is complete (no run left,
-    /// or `limit` reached: then `next_from` is the following run's start).
+    fn comma(&mut self, out: &mut Vec<u8>) {
+        if !std::mem::take(&mut self.first_item) {
+            out.push(b',');
+        }
+    }
+
     fn write_runs(&mut self, out: &mut Vec<u8>) -> Result<bool> {
         for _ in 0..ITEMS_PER_CALL {
-            let Some(r) = self.runs.next_run()? else {
-                return Ok(true);
-            };
+            let Some(r) = self.runs.next_run()? else { return Ok(self.start_gaps(out)) };
             if self.emitted == self.limit {
                 self.next_from = Some(r.start);
-                return Ok(true);
+                return Ok(self.start_gaps(out));
             }
-            if !std::mem::take(&mut self.first) {
-                out.push(b',');
-            }
+            self.comma(out);
             push_json(
                 out,
                 &RunDoc {
@@ -364,24 +323,29 @@ impl RecordingsDoc {
             );
             self.emitted += 1;
         }
-        Ok(false)
+        Ok(true)
     }
 
-    /// Writes up to [`ITEMS_PER_CALL`] gaps between the runs written above (the same
-    /// runs, read again); true when the list is complete.
+    fn start_gaps(&mut self, out: &mut Vec<u8>) -> bool {
+        out.extend_from_slice(b"],\"gaps\":[");
+        self.first_item = true;
+        self.part = Part::Gaps;
+        true
+    }
+
     fn write_gaps(&mut self, out: &mut Vec<u8>) -> Result<bool> {
         for _ in 0..ITEMS_PER_CALL {
             if self.gaps_seen == self.emitted {
+                self.part = Part::Tail;
                 return Ok(true);
             }
             let Some(r) = self.gaps.next_run()? else {
+                self.part = Part::Tail;
                 return Ok(true);
             };
             self.gaps_seen += 1;
             if let Some(p) = self.gap_prev.replace(r) {
-                if !std::mem::take(&mut self.first) {
-                    out.push(b',');
-                }
+                self.comma(out);
                 push_json(
                     out,
                     &GapDoc {
@@ -394,15 +358,43 @@ impl RecordingsDoc {
                 );
             }
         }
-        Ok(false)
+        Ok(true)
     }
+}
+
+/// `GET /api/v1/cameras/{id}/recordings`: contiguous runs (chunks that follow each other
+/// within [`MAX_FRAME_GAP_US`]) and the gaps between them:
+/// `{"camera", "recordings": [...], "gaps": [...], "next": FROM|null}`. At most `limit`
+/// runs; `next` is the start of the following run, to pass as `from`.
+pub fn recordings(state: Arc<AppState>, camera: String, from: i64, to: i64, limit: usize) -> JsonStream {
+    let mut doc = RecordingsDoc {
+        runs: Runs::new(state.clone(), camera.clone(), from, to),
+        gaps: Runs::new(state, camera.clone(), from, to),
+        camera,
+        limit,
+        part: Part::Runs,
+        emitted: 0,
+        next_from: None,
+        gaps_seen: 0,
+        gap_prev: None,
+        first_item: true,
+    };
+    let mut started = false;
+    JsonStream::new(move |out| {
+        if !std::mem::replace(&mut started, true) {
+            out.extend_from_slice(b"{\"camera\":");
+            push_json(out, &doc.camera.as_str());
+            out.extend_from_slice(b",\"recordings\":[");
+        }
+        doc.next(out)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::http::state::CameraEntry;
+    use crate::http::state::{CameraEntry, Parts};
     use crate::index::{Index, NewChunk, Seal};
     use crate::media::h26x::Codec;
     use crate::storage::Storage;
@@ -436,20 +428,10 @@ mod tests {
             let seal = Seal { start_us, end_us, bytes: frames * 17, frames, records: frames, ..Default::default() };
             index.insert_sealed(&n, &seal).unwrap();
         }
-        let cameras = config
-            .cameras
-            .iter()
-            .map(|c| CameraEntry { config: c.clone(), stats: Default::default(), live: None })
-            .collect::<Vec<_>>();
+        let cameras: Vec<_> = config.cameras.iter().map(|c| CameraEntry::new(c, &Default::default(), None)).collect();
         cameras[0].stats.last_frame_us.store(live_until.unwrap_or(0), Relaxed);
-        Arc::new(AppState {
-            config,
-            index,
-            storage,
-            cameras,
-            reaper: Default::default(),
-            started: std::time::Instant::now(),
-        })
+        let parts = Parts { index, storage, cameras, reaper: Default::default() };
+        Arc::new(AppState::new(&config, parts).unwrap())
     }
 
     fn read(mut s: JsonStream) -> String {

@@ -51,7 +51,24 @@ pub fn parse(header: Option<&str>, len: u64) -> RangeReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use RangeReply::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 5000, ..ProptestConfig::default() })]
+
+        /// Any header against any length: no panic, and a partial range lies inside the
+        /// body and is not empty.
+        #[test]
+        fn any_range_header(raw in proptest::collection::vec(any::<u8>(), 0..64), len in any::<u64>(),
+                            text in "bytes=[0-9 ,-]{0,30}") {
+            for h in [String::from_utf8_lossy(&raw).into_owned(), text] {
+                if let Partial { start, end } = parse(Some(&h), len) {
+                    prop_assert!(start < end && end <= len, "{h:?} {len}: {start}..{end}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_three_forms_and_their_edges() {

@@ -1,29 +1,67 @@
-//! What the HTTP handlers read: the configuration, the index, the storage roots, and the
-//! live counters of cameras and reaper. Shared read-only (counters are atomics).
+//! What the HTTP handlers read: the camera list, the index (through the API's own readers),
+//! the storage roots, the live counters of cameras and reaper, and the access settings.
+//! Shared read-only (counters are atomics); the camera list can be replaced while the
+//! service runs (handlers take a snapshot per request).
 
+use super::auth::Tokens;
+use super::host::HostPolicy;
+use super::session::Sessions;
 use crate::config::{CameraConfig, Config};
+use crate::error::Result;
+use crate::index::readers::Readers;
 use crate::index::Index;
 use crate::service::status::CameraStats;
 use crate::storage::reaper::ReaperStats;
 use crate::storage::Storage;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 /// One configured camera and its counters.
+#[derive(Clone)]
 pub struct CameraEntry {
     /// Its configuration.
-    pub config: CameraConfig,
+    pub config: Arc<CameraConfig>,
     /// Its counters (idle for a disabled camera).
     pub stats: Arc<CameraStats>,
     /// Its live view (none for a camera that is not recording).
     pub live: Option<Arc<crate::live::hub::LiveHub>>,
 }
 
-/// Everything the API serves from.
-pub struct AppState {
-    /// The configuration (for cameras and server settings).
-    pub config: Config,
-    /// The index.
+impl CameraEntry {
+    /// A camera, its counters and its live view.
+    pub fn new(
+        config: &CameraConfig,
+        stats: &Arc<CameraStats>,
+        live: Option<Arc<crate::live::hub::LiveHub>>,
+    ) -> CameraEntry {
+        CameraEntry { config: Arc::new(config.clone()), stats: stats.clone(), live }
+    }
+}
+
+/// The cameras the API serves, replaceable at run time (cameras added over the API later):
+/// readers take a snapshot, a writer swaps in a new list.
+pub struct CameraList(RwLock<Arc<[CameraEntry]>>);
+
+impl CameraList {
+    /// A list of these cameras.
+    pub fn new(cameras: Vec<CameraEntry>) -> CameraList {
+        CameraList(RwLock::new(cameras.into()))
+    }
+
+    /// The cameras now, in config order.
+    pub fn snapshot(&self) -> Arc<[CameraEntry]> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the list; requests already running keep the snapshot they took.
+    pub fn replace(&self, cameras: Vec<CameraEntry>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = cameras.into();
+    }
+}
+
+/// What the service hands the API.
+pub struct Parts {
+    /// The index (its running totals; the API reads rows through its own readers).
     pub index: Arc<Index>,
     /// Storage roots.
     pub storage: Arc<Storage>,
@@ -31,13 +69,77 @@ pub struct AppState {
     pub cameras: Vec<CameraEntry>,
     /// The reaper's counters.
     pub reaper: Arc<ReaperStats>,
+}
+
+/// Everything the API serves from.
+pub struct AppState {
+    /// The writers' index: running totals for `/status`.
+    pub index: Arc<Index>,
+    /// The API's read-only index connections.
+    pub readers: Readers,
+    /// Storage roots.
+    pub storage: Arc<Storage>,
+    /// The cameras.
+    pub cameras: CameraList,
+    /// The reaper's counters.
+    pub reaper: Arc<ReaperStats>,
     /// When the service started.
     pub started: Instant,
+    /// The admin and viewer tokens.
+    pub tokens: Tokens,
+    /// The names the API answers to.
+    pub hosts: HostPolicy,
+    /// Login sessions.
+    pub sessions: Sessions,
+    /// Problems of the setup that status shows (e.g. listening beyond loopback with no
+    /// token).
+    pub warnings: Vec<String>,
 }
 
 impl AppState {
+    /// The state for `config`: reads (or makes) the token file, opens the readers, and
+    /// warns loudly when the API is open to the network.
+    pub fn new(config: &Config, parts: Parts) -> Result<AppState> {
+        let s = &config.server;
+        let admin = match (&s.token, &s.token_file) {
+            (Some(t), _) => Some(t.expose().to_owned()),
+            (None, Some(path)) => {
+                let (t, made) = super::token_file::load_or_create(path)?;
+                if made {
+                    log::warn!("made a new API token in {} (first start); `edgenvr status` shows it", path.display());
+                }
+                Some(t)
+            }
+            (None, None) => None,
+        };
+        let mut warnings = Vec::new();
+        if admin.is_none() && !s.listen.ip().is_loopback() {
+            let w = format!(
+                "the API listens on {} with no token: anyone who can reach it can watch and download \
+                 footage; set [server] token_file (or token)",
+                s.listen
+            );
+            log::warn!("!!! {w} !!!");
+            warnings.push(w);
+        }
+        let tokens = Tokens::new(admin, &s.viewer_tokens);
+        let readers = Readers::open(parts.index.clone(), Some(&config.index_path));
+        Ok(AppState {
+            index: parts.index,
+            readers,
+            storage: parts.storage,
+            cameras: CameraList::new(parts.cameras),
+            reaper: parts.reaper,
+            started: Instant::now(),
+            tokens,
+            hosts: HostPolicy::for_this_host(&s.allowed_hosts),
+            sessions: Sessions::default(),
+            warnings,
+        })
+    }
+
     /// A camera by id.
-    pub fn camera(&self, id: &str) -> Option<&CameraEntry> {
-        self.cameras.iter().find(|c| c.config.id == id)
+    pub fn camera(&self, id: &str) -> Option<CameraEntry> {
+        self.cameras.snapshot().iter().find(|c| c.config.id == id).cloned()
     }
 }

@@ -17,7 +17,7 @@ pub mod watchdog;
 use crate::chunk::writer::WriterContext;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::http::state::{AppState, CameraEntry};
+use crate::http::state::{CameraEntry, Parts};
 use crate::http::HttpHandle;
 use crate::index::Index;
 use crate::live::hub::LiveHub;
@@ -144,28 +144,13 @@ fn start_api(
 ) -> Option<HttpHandle> {
     // Every configured camera with its counters (idle ones for cameras that did not start)
     // and its live view (none for those).
-    let entries = config.cameras.iter().map(|c| CameraEntry {
-        config: c.clone(),
-        stats: cameras.stats(&c.id).cloned().unwrap_or_default(),
-        live: cameras.live(&c.id).cloned(),
-    });
-    let state = Arc::new(AppState {
-        config: config.clone(),
-        index: index.clone(),
-        storage: storage.clone(),
-        cameras: entries.collect(),
-        reaper: reaper.clone(),
-        started: std::time::Instant::now(),
-    });
-    let listener = std::net::TcpListener::bind(config.server.listen)
-        .map_err(|e| {
-            log::error!(
-                "cannot listen on {} (server.listen): {e}; recording without the HTTP API",
-                config.server.listen
-            )
-        })
-        .ok()?;
-    crate::http::start(listener, state, shutdown).map_err(|e| log::error!("{e}")).ok()
+    let entries = config
+        .cameras
+        .iter()
+        .map(|c| CameraEntry::new(c, &cameras.stats(&c.id).cloned().unwrap_or_default(), cameras.live(&c.id).cloned()));
+    let parts =
+        Parts { index: index.clone(), storage: storage.clone(), cameras: entries.collect(), reaper: reaper.clone() };
+    crate::http::start_service(config, parts, shutdown)
 }
 
 /// Tells systemd we are up, and starts feeding its watchdog (when it asked for one) while

@@ -1,0 +1,101 @@
+//! Replies to responses: JSON documents, streamed lists, and files with `ETag`,
+//! `If-None-Match` (304), `Range` and `If-Range` (206/416) and HEAD.
+
+use super::body::{from_reader, Body};
+use super::handlers::Reply;
+use super::range::{self, RangeReply};
+use super::{json, App};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Response, StatusCode};
+
+/// A response with `status`, these headers and `body`.
+fn response(status: u16, headers: Vec<(HeaderName, String)>, body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in headers {
+        // Values are built from ASCII names and numbers; one that is not is left out.
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            r.headers_mut().append(k, v);
+        }
+    }
+    r
+}
+
+/// `{"error": msg}` with `status`.
+pub(crate) fn error(status: u16, msg: &str) -> Response<Body> {
+    let h = vec![(header::CONTENT_TYPE, "application/json".into()), (header::CACHE_CONTROL, "no-store".into())];
+    response(status, h, Body::full(json::error(msg)))
+}
+
+/// The response to `reply` for a request with `req` headers (`head`: a HEAD request).
+pub(crate) fn build(app: &App, reply: Reply, req: &HeaderMap, head: bool) -> Response<Body> {
+    let json_headers =
+        || vec![(header::CONTENT_TYPE, "application/json".into()), (header::CACHE_CONTROL, "no-store".into())];
+    match reply {
+        Reply::Json(status, doc, extra) => {
+            let mut h = json_headers();
+            h.extend(extra);
+            with_body(status, h, doc, head)
+        }
+        Reply::Html(page) => {
+            let h = vec![
+                (header::CONTENT_TYPE, "text/html; charset=utf-8".into()),
+                (header::REFERRER_POLICY, "no-referrer".into()),
+            ];
+            with_body(200, h, page.as_bytes().to_vec(), head)
+        }
+        Reply::Stream(s) => {
+            let body = if head { Body::empty() } else { from_reader(&app.pool, Box::new(s), None) };
+            response(200, json_headers(), body)
+        }
+        Reply::File(file, name) => file_response(app, file.as_ref(), &name, req, head),
+    }
+}
+
+/// A whole body (HEAD: its length, no bytes).
+fn with_body(status: u16, mut h: Vec<(HeaderName, String)>, body: Vec<u8>, head: bool) -> Response<Body> {
+    if head {
+        h.push((header::CONTENT_LENGTH, body.len().to_string()));
+        return response(status, h, Body::empty());
+    }
+    response(status, h, Body::full(body))
+}
+
+fn file_response(
+    app: &App,
+    file: &dyn crate::export::VirtualFile,
+    name: &str,
+    req: &HeaderMap,
+    head: bool,
+) -> Response<Body> {
+    let get = |n: HeaderName| req.get(n).and_then(|v| v.to_str().ok());
+    let len = file.len();
+    let etag = file.etag();
+    let mut h = vec![
+        (header::CONTENT_TYPE, file.content_type().to_owned()),
+        (header::ETAG, etag.clone()),
+        (header::ACCEPT_RANGES, "bytes".into()),
+        (header::CONTENT_DISPOSITION, format!("inline; filename=\"{name}\"")),
+    ];
+    if get(header::IF_NONE_MATCH).is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+        return response(304, h, Body::empty());
+    }
+    // A Range applies only if If-Range (when present) still names this version.
+    let range_header = get(header::RANGE).filter(|_| get(header::IF_RANGE).is_none_or(|v| v.trim() == etag));
+    let (status, start, end) = match range::parse(range_header, len) {
+        RangeReply::Full => (200, 0, len),
+        RangeReply::Partial { start, end } => {
+            h.push((header::CONTENT_RANGE, format!("bytes {start}-{}/{len}", end - 1)));
+            (206, start, end)
+        }
+        RangeReply::Unsatisfiable => {
+            h.push((header::CONTENT_RANGE, format!("bytes */{len}")));
+            return with_body(416, h, json::error("range not satisfiable"), head);
+        }
+    };
+    if head {
+        h.push((header::CONTENT_LENGTH, (end - start).to_string()));
+        return response(status, h, Body::empty());
+    }
+    response(status, h, from_reader(&app.pool, file.reader(start, end), Some(end - start)))
+}
