@@ -27,16 +27,35 @@ impl Reply {
 
 /// Sends `METHOD target` with extra headers and reads the whole response.
 pub fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
+    send(port, method, target, headers, b"")
+}
+
+/// Sends `METHOD target` with extra headers (a `Host` among them replaces the default
+/// `127.0.0.1`) and `body`, and reads the whole response.
+pub fn send(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to edgenvr");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    let mut req = format!("{method} {target} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req += "Host: 127.0.0.1\r\n";
+    }
     for (k, v) in headers {
         req += &format!("{k}: {v}\r\n");
     }
+    if !body.is_empty() {
+        req += &format!("Content-Length: {}\r\n", body.len());
+    }
     req += "\r\n";
-    s.write_all(req.as_bytes()).unwrap();
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    s.write_all(&bytes).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
+    parse(method, &raw)
+}
+
+/// Parses a whole response as read from the socket.
+pub fn parse(method: &str, raw: &[u8]) -> Reply {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");

@@ -22,6 +22,12 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_edgenvr")
 }
 
+/// The binary the hostile-client tests run: `EDGENVR_RELEASE_BIN` (scripts/test.sh builds
+/// and sets the release build, as a board runs it) or else the binary under test.
+pub fn release_bin() -> String {
+    std::env::var("EDGENVR_RELEASE_BIN").ok().filter(|b| !b.trim().is_empty()).unwrap_or_else(|| bin().to_owned())
+}
+
 /// A `Command` running the binary under test. With `EDGENVR_TEST_RUNNER` set (e.g.
 /// `qemu-aarch64-static -L /usr/aarch64-linux-gnu`, for tests of the aarch64 build on an
 /// x86 machine without binfmt_misc), the binary runs under that runner.
@@ -61,13 +67,38 @@ impl Service {
 
     /// [`Service::start`] with extra environment variables.
     pub fn start_env(config: &Path, dir: &Path, env: &[(&str, &str)]) -> Service {
+        Service::start_opts(config, dir, edgenvr(), env, None)
+    }
+
+    /// [`Service::start`] of the binary `cmd` runs, with `env`, and with `nofile` (if set)
+    /// as its descriptor limit (set in the child only: this process keeps its own).
+    pub fn start_opts(
+        config: &Path,
+        dir: &Path,
+        mut cmd: Command,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Service {
         let n = std::fs::read_dir(dir)
             .unwrap()
             .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("service-"))
             .count();
         let log = dir.join(format!("service-{n}.log"));
         let f = std::fs::File::create(&log).unwrap();
-        let child = edgenvr()
+        if let Some(limit) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let l = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &l) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd
             .args(["run", "--config"])
             .arg(config)
             .args(["--log-level", "debug"])
