@@ -47,6 +47,12 @@ tests/vm/setup.sh
 echo "== test peers"
 cargo build --locked --manifest-path tests/peers/onvif-device/Cargo.toml --target-dir target/peers
 
+# The hostile-client tests (tests/http_hostile.rs) attack the release binary, as a board
+# runs it (panic = "abort": a panic there ends all recording).
+echo "== native release build"
+cargo build --locked --release
+export EDGENVR_RELEASE_BIN=$PWD/target/release/edgenvr
+
 echo "== tests"
 cargo test --locked --all-targets
 

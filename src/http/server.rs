@@ -114,7 +114,8 @@ impl Tracker {
         let conns = self.lock();
         let idlest = conns
             .iter()
-            .filter(|t| t.state.busy.load(Relaxed) == 0)
+            // Waiting for a head: no request in flight, no response bytes still queued.
+            .filter(|t| t.state.busy.load(Relaxed) == 0 && t.state.blocked_since_ms.load(Relaxed) == 0)
             .min_by_key(|t| t.state.idle_since_ms.load(Relaxed));
         match idlest {
             Some(t) => {
