@@ -13,37 +13,9 @@ command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
 bench_media
 bench_rtsp_server 1
 
-# 1. One whole minute-chunk recorded over RTSP (cached between runs, like the media).
-minute_cache="${TMPDIR:-/tmp}/edgenvr-bench-minute.chunk"
-if [[ ! -f $minute_cache ]]; then
-  bench_camera_config rec.toml "$((port + 1))" "$work/rec"
-  "$bin" run --config rec.toml --log-level warn &
-  rpid=$!; pids+=($rpid)
-  echo "recording one full minute of 1080p (up to ~2 minutes)..."
-  until [[ $(sqlite3 rec/index.db "select count(*) from chunk where state = 1" 2>/dev/null || echo 0) -ge 2 ]]; do sleep 2; done
-  kill -INT $rpid; wait $rpid || true
-  cp "rec/$(sqlite3 rec/index.db "select rel_path from chunk where state = 1 order by start_us limit 1 offset 1")" "$minute_cache"
-fi
-
-# 2. An hour of it: 60 copies, timestamps shifted by whole minutes, imported by check --repair.
-/usr/bin/python3 - "$minute_cache" "$work/hour" <<'PY'
-import os, struct, sys, time
-src, root = sys.argv[1], sys.argv[2]
-data = open(src, "rb").read()
-recs, i = [], 0
-while i < len(data):
-    v, ts, n = struct.unpack(">BQQ", data[i:i + 17]); recs.append((ts, data[i + 17:i + 17 + n])); i += 17 + n
-base = (recs[0][0] // 60_000_000 - 24 * 60) * 60_000_000  # a day ago, on a minute boundary
-off0 = base - (recs[0][0] // 60_000_000) * 60_000_000
-for k in range(60):
-    shift = off0 + k * 60_000_000
-    t = time.gmtime((recs[0][0] + shift) // 1_000_000)
-    day = time.strftime("%Y%m%d", t); hhmm = time.strftime("%H%M", t)
-    d = os.path.join(root, "cam", day); os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, f"cam.{day}.{hhmm}.chunk"), "wb") as f:
-        for ts, nal in recs:
-            f.write(struct.pack(">BQQ", 0, ts + shift, len(nal))); f.write(nal)
-PY
+# 1-2. An hour of footage: one real minute recorded over RTSP, copied 60 times with
+# shifted timestamps, imported by check --repair.
+bench_hour_footage "$work/hour"
 cat > serve.toml <<EOT
 [server]
 listen = "127.0.0.1:$((port + 2))"

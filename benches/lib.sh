@@ -3,12 +3,17 @@
 # GStreamer's RTSP server.
 
 # bench_init: installs test packages, builds the release binary ($bin), enters a scratch
-# directory ($work). Set KEEP=1 to keep it.
+# directory ($work). Set KEEP=1 to keep it. EDGENVR_BIN=PATH measures that binary instead
+# of building this tree (e.g. an older build, for before/after figures).
 bench_init() {
   here=$(cd "$(dirname "${BASH_SOURCE[1]}")/.." && pwd)
   "$here/scripts/install-deps.sh" test >/dev/null
-  cargo build --manifest-path "$here/Cargo.toml" --release --locked --quiet
-  bin="$here/target/release/edgenvr"
+  if [[ -n ${EDGENVR_BIN:-} ]]; then
+    bin=$(realpath "$EDGENVR_BIN")
+  else
+    cargo build --manifest-path "$here/Cargo.toml" --release --locked --quiet
+    bin="$here/target/release/edgenvr"
+  fi
   work=$(mktemp -d)
   pids=()
   trap bench_cleanup EXIT
@@ -53,4 +58,39 @@ path = "$3"
 id = "cam"
 url = "rtsp://127.0.0.1:$port/cam1"
 EOT
+}
+
+# bench_hour_footage ROOT: an hour of 1080p30 ~3 Mbit/s footage for camera "cam" in ROOT:
+# one real minute recorded over RTSP from GStreamer's server (needs bench_media and
+# bench_rtsp_server 1 first; cached between runs), copied 60 times with shifted timestamps
+# (a day ago), ready for `edgenvr check --repair` to import.
+bench_hour_footage() {
+  local minute_cache="${TMPDIR:-/tmp}/edgenvr-bench-minute.chunk"
+  if [[ ! -f $minute_cache ]]; then
+    bench_camera_config rec.toml "$((port + 1))" "$work/rec"
+    "$bin" run --config rec.toml --log-level warn &
+    local rpid=$!; pids+=($rpid)
+    echo "recording one full minute of 1080p (up to ~2 minutes)..."
+    until [[ $(sqlite3 rec/index.db "select count(*) from chunk where state = 1" 2>/dev/null || echo 0) -ge 2 ]]; do sleep 2; done
+    kill -INT $rpid; wait $rpid || true
+    cp "rec/$(sqlite3 rec/index.db "select rel_path from chunk where state = 1 order by start_us limit 1 offset 1")" "$minute_cache"
+  fi
+  /usr/bin/python3 - "$minute_cache" "$1" <<'PY'
+import os, struct, sys, time
+src, root = sys.argv[1], sys.argv[2]
+data = open(src, "rb").read()
+recs, i = [], 0
+while i < len(data):
+    v, ts, n = struct.unpack(">BQQ", data[i:i + 17]); recs.append((ts, data[i + 17:i + 17 + n])); i += 17 + n
+base = (recs[0][0] // 60_000_000 - 24 * 60) * 60_000_000  # a day ago, on a minute boundary
+off0 = base - (recs[0][0] // 60_000_000) * 60_000_000
+for k in range(60):
+    shift = off0 + k * 60_000_000
+    t = time.gmtime((recs[0][0] + shift) // 1_000_000)
+    day = time.strftime("%Y%m%d", t); hhmm = time.strftime("%H%M", t)
+    d = os.path.join(root, "cam", day); os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"cam.{day}.{hhmm}.chunk"), "wb") as f:
+        for ts, nal in recs:
+            f.write(struct.pack(">BQQ", 0, ts + shift, len(nal))); f.write(nal)
+PY
 }
