@@ -7,8 +7,9 @@
 //! channel holds at most [`STREAM_QUEUE`] pieces: a client that reads slowly slows the
 //! producer, it does not make us buffer.
 //!
-//! Blocking producers (files, exports, the index) run one piece at a time on the blocking
-//! pool ([`from_reader`]), so a slow client holds no thread between pieces.
+//! Blocking producers (files, exports, the index) run on the blocking pool in bursts that
+//! last while the queue has room ([`from_reader`]), so a slow client holds no thread
+//! while it is not reading.
 
 use super::limits::{MAX_JSON_BODY, STREAM_CHUNK, STREAM_QUEUE};
 use super::Pool;
@@ -102,8 +103,15 @@ impl hyper::body::Body for Body {
     }
 }
 
-/// A body that reads `reader` (blocking I/O: a file, an export, a list from the index) one
-/// [`STREAM_CHUNK`] at a time on the blocking pool. `len` is what it will yield, if known.
+/// Pieces one blocking task reads at most before handing its thread back (1 MiB), so a
+/// fast download never holds a pool thread while other requests wait for one.
+const BURST: usize = 32;
+
+/// A body that reads `reader` (blocking I/O: a file, an export, a list from the index) on
+/// the blocking pool, [`STREAM_CHUNK`] at a time. A task reads while the body's queue has
+/// room (up to [`BURST`] pieces), then gives the thread back until the client has taken
+/// some: one thread hand-off per burst instead of per piece. `len` is what it will yield,
+/// if known.
 pub fn from_reader(pool: &Pool, reader: Box<dyn Read + Send>, len: Option<u64>) -> Body {
     let (tx, body) = Body::channel(len);
     let pool = pool.clone();
@@ -111,35 +119,43 @@ pub fn from_reader(pool: &Pool, reader: Box<dyn Read + Send>, len: Option<u64>) 
         let mut reader = Some(reader);
         loop {
             // Wait for room first, so no piece is read that nobody will take.
-            let Ok(permit) = tx.reserve().await else { return };
-            let Some(mut r) = reader.take() else { return };
-            let piece = pool
-                .run(move || {
-                    let mut buf = vec![0u8; STREAM_CHUNK];
-                    let n = read_full(&mut *r, &mut buf)?;
-                    buf.truncate(n);
-                    Ok::<_, std::io::Error>((r, buf))
-                })
-                .await;
-            match piece {
-                Ok(Ok((r, buf))) if !buf.is_empty() => {
-                    permit.send(Ok(Bytes::from(buf)));
-                    reader = Some(r);
-                }
-                Ok(Ok(_)) => return,
-                Ok(Err(e)) => {
-                    log::warn!("http: reading a response body failed: {e}");
-                    permit.send(Err(e));
-                    return;
-                }
-                Err(e) => {
-                    permit.send(Err(std::io::Error::other(e.to_string())));
-                    return;
-                }
+            if tx.reserve().await.is_err() {
+                return; // the client is gone
+            }
+            let (Some(r), tx2) = (reader.take(), tx.clone()) else { return };
+            match pool.run(move || burst(r, &tx2)).await {
+                Ok((r, false)) => reader = Some(r),
+                _ => return,
             }
         }
     });
     body
+}
+
+/// Reads pieces into `tx` while it has room, at most [`BURST`]; returns the reader and
+/// whether the body is over (its end, an error, or the client gone).
+fn burst(mut r: Box<dyn Read + Send>, tx: &Sender) -> (Box<dyn Read + Send>, bool) {
+    for _ in 0..BURST {
+        let permit = match tx.try_reserve() {
+            Ok(p) => p,
+            Err(mpsc::error::TrySendError::Full(())) => return (r, false),
+            Err(mpsc::error::TrySendError::Closed(())) => return (r, true),
+        };
+        let mut buf = vec![0u8; STREAM_CHUNK];
+        match read_full(&mut *r, &mut buf) {
+            Ok(0) => return (r, true),
+            Ok(n) => {
+                buf.truncate(n);
+                permit.send(Ok(Bytes::from(buf)));
+            }
+            Err(e) => {
+                log::warn!("http: reading a response body failed: {e}");
+                permit.send(Err(e));
+                return (r, true);
+            }
+        }
+    }
+    (r, false)
 }
 
 /// Reads until `buf` is full or the reader ends.

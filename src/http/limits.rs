@@ -44,8 +44,9 @@ pub const MAX_BUF: usize = 64 << 10;
 pub const STREAM_CHUNK: usize = 32 << 10;
 
 /// Pieces of a streamed body waiting for the socket: with [`STREAM_CHUNK`] this bounds a
-/// slow reader's cost to about 64 KiB plus hyper's write buffer.
-pub const STREAM_QUEUE: usize = 2;
+/// slow reader's cost to 128 KiB plus hyper's write buffer, and lets a fast one get several
+/// pieces per hand-off from the blocking pool.
+pub const STREAM_QUEUE: usize = 4;
 
 /// Threads of the blocking pool that does files and SQLite for the API. The API's reads are
 /// short (one page of rows, one piece of a file), so a few threads keep a Pi's cores for
