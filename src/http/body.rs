@@ -118,8 +118,9 @@ pub fn from_reader(pool: &Pool, reader: Box<dyn Read + Send>, len: Option<u64>) 
     tokio::spawn(async move {
         let mut reader = Some(reader);
         loop {
-            // Wait for room first, so no piece is read that nobody will take.
-            if tx.reserve().await.is_err() {
+            // Wait until half the queue is free, so no piece is read that nobody will take
+            // and a client slower than the reader does not cost a hand-off per piece.
+            if tx.reserve_many(STREAM_QUEUE / 2).await.is_err() {
                 return; // the client is gone
             }
             let (Some(r), tx2) = (reader.take(), tx.clone()) else { return };
