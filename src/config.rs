@@ -5,13 +5,14 @@
 //! error (`storage[1].min_free: "10 %" is not a size ...`). A config error stops the service
 //! before it records anything: recording with a half-understood config would be worse.
 
+mod check;
 mod server;
 
-use crate::err;
 use crate::error::{Error, ErrorKind, Result};
+use check::{absolute, invalid};
 use serde::Deserialize;
 use server::RawServer;
-pub use server::{Secret, ServerConfig, ViewerToken};
+pub use server::{Secret, ServerConfig, ViewerToken, DEFAULT_MAX_VIEWERS, MAX_VIEWERS_LIMIT};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -72,11 +73,6 @@ impl std::fmt::Debug for Config {
             .finish()
     }
 }
-
-/// Most live viewers per camera a config may allow.
-pub const MAX_VIEWERS_LIMIT: usize = 64;
-/// The default `[server] max_viewers`.
-pub const DEFAULT_MAX_VIEWERS: usize = 8;
 
 /// `[recording]` settings.
 #[derive(Clone, Debug)]
@@ -191,7 +187,7 @@ pub enum Transport {
 impl std::fmt::Debug for RtspConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RtspConfig")
-            .field("url", &crate::source::rtsp::redact(&self.url))
+            .field("url", &crate::text::redact(&self.url))
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("transport", &self.transport)
@@ -302,10 +298,6 @@ fn yes() -> bool {
     true
 }
 
-fn invalid(key: &str, why: impl std::fmt::Display) -> Error {
-    err!(InvalidArgument, "{key}: {why}")
-}
-
 impl Config {
     /// Loads `path`, or the embedded default when `path` is `None`. Relative storage and
     /// index paths are resolved against the current directory.
@@ -382,20 +374,12 @@ impl Config {
             cameras.push(cam);
         }
         Ok(Config {
-            server: ServerConfig::from_raw(raw.server, &cameras)?,
+            server: ServerConfig::from_raw(raw.server, &cameras.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())?,
             recording: RecordingConfig { sync_interval, max_age },
             index_path,
             storage,
             cameras,
         })
-    }
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_owned()
-    } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_owned())
     }
 }
 

@@ -28,6 +28,50 @@ fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
+/// Whether a query parameter named `name` (decoded) carries a credential: cameras take
+/// them as `?user=admin&password=x`, `?pwd=`, `?token=`, `?authkey=` and the like.
+pub fn is_secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["user", "usr", "login", "pass", "pwd", "token", "secret", "key", "auth", "sig", "cred"]
+        .iter()
+        .any(|w| n.contains(w))
+}
+
+/// A URL safe to log: any `user:password@` becomes `***@`, and the value of every query
+/// parameter that can carry a credential becomes `***`.
+pub fn redact(url: &str) -> String {
+    let (mut out, rest) = match url.find("://") {
+        Some(scheme_end) => {
+            let rest = &url[scheme_end + 3..];
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => (format!("{}***@", &url[..scheme_end + 3]), &rest[at + 1..]),
+                None => (url[..scheme_end + 3].to_owned(), rest),
+            }
+        }
+        None => (String::new(), url),
+    };
+    let Some(q) = rest.find('?') else {
+        out.push_str(rest);
+        return out;
+    };
+    out.push_str(&rest[..=q]);
+    let (query, fragment) = match rest[q + 1..].find('#') {
+        Some(h) => (&rest[q + 1..q + 1 + h], &rest[q + 1 + h..]),
+        None => (&rest[q + 1..], ""),
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if is_secret_param(&percent_decode(k, true)) => format!("{k}=***"),
+            _ => p.to_owned(),
+        })
+        .collect();
+    out.push_str(&pairs.join("&"));
+    out.push_str(fragment);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

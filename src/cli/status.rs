@@ -64,6 +64,33 @@ fn human_bytes(b: u64) -> String {
     format!("{v:.1} {}", UNITS[u])
 }
 
+/// The storage part of `status`: each root's state, space and reaping.
+fn print_storage(st: &serde_json::Value) {
+    let s = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    println!("\nstorage:");
+    for r in st["storage"].as_array().into_iter().flatten() {
+        let state = match (r["present"].as_bool(), r["writable"].as_bool()) {
+            (Some(true), Some(true)) => "ok",
+            (Some(true), _) => "NOT WRITABLE",
+            _ => "ABSENT",
+        };
+        println!(
+            "  {}  [{}]  free {} of {} (keep {}), recordings {}, oldest {}, reaped {}",
+            s(&r["path"]),
+            state,
+            human_bytes(r["free_bytes"].as_u64().unwrap_or(0)),
+            human_bytes(r["total_bytes"].as_u64().unwrap_or(0)),
+            human_bytes(r["min_free_bytes"].as_u64().unwrap_or(0)),
+            human_bytes(r["used_bytes"].as_u64().unwrap_or(0)),
+            r["oldest"].as_str().unwrap_or("-"),
+            human_bytes(r["bytes_reaped"].as_u64().unwrap_or(0)),
+        );
+        if let Some(e) = r["last_error"].as_str() {
+            println!("    last error: {e}");
+        }
+    }
+}
+
 /// Runs `status`; returns the exit code.
 pub fn run(config: &Config, json: bool) -> Result<i32> {
     let token = token(config)?;
@@ -115,28 +142,7 @@ pub fn run(config: &Config, json: bool) -> Result<i32> {
             c["last_error"].as_str().unwrap_or("")
         );
     }
-    println!("\nstorage:");
-    for r in st["storage"].as_array().into_iter().flatten() {
-        let state = match (r["present"].as_bool(), r["writable"].as_bool()) {
-            (Some(true), Some(true)) => "ok",
-            (Some(true), _) => "NOT WRITABLE",
-            _ => "ABSENT",
-        };
-        println!(
-            "  {}  [{}]  free {} of {} (keep {}), recordings {}, oldest {}, reaped {}",
-            s(&r["path"]),
-            state,
-            human_bytes(r["free_bytes"].as_u64().unwrap_or(0)),
-            human_bytes(r["total_bytes"].as_u64().unwrap_or(0)),
-            human_bytes(r["min_free_bytes"].as_u64().unwrap_or(0)),
-            human_bytes(r["used_bytes"].as_u64().unwrap_or(0)),
-            r["oldest"].as_str().unwrap_or("-"),
-            human_bytes(r["bytes_reaped"].as_u64().unwrap_or(0)),
-        );
-        if let Some(e) = r["last_error"].as_str() {
-            println!("    last error: {e}");
-        }
-    }
+    print_storage(&st);
     println!(
         "\nreaper: {} runs, last {}, deleted {} chunks ({})",
         st["reaper"]["runs"],

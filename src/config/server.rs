@@ -10,7 +10,7 @@
 //!
 //! Secrets are kept as [`Secret`], whose `Debug` prints `***`.
 
-use super::{absolute, invalid, CameraConfig, DEFAULT_MAX_VIEWERS, MAX_VIEWERS_LIMIT};
+use super::check::{absolute, invalid};
 use crate::error::Result;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -73,6 +73,11 @@ pub struct ServerConfig {
     pub max_viewers: usize,
 }
 
+/// Most live viewers per camera a config may allow.
+pub const MAX_VIEWERS_LIMIT: usize = 64;
+/// The default `[server] max_viewers`.
+pub const DEFAULT_MAX_VIEWERS: usize = 8;
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
@@ -119,8 +124,8 @@ fn valid_host_name(h: &str) -> bool {
 }
 
 impl ServerConfig {
-    /// Checks `[server]`; `cameras` are the configured cameras (viewer tokens name them).
-    pub(super) fn from_raw(raw: RawServer, cameras: &[CameraConfig]) -> Result<ServerConfig> {
+    /// Checks `[server]`; `cameras` are the configured cameras' ids (viewer tokens name them).
+    pub(super) fn from_raw(raw: RawServer, cameras: &[&str]) -> Result<ServerConfig> {
         let listen = raw.listen.as_deref().unwrap_or("127.0.0.1:8080");
         let listen: SocketAddr = listen
             .parse()
@@ -158,7 +163,7 @@ impl ServerConfig {
                 if cams.is_empty() {
                     return Err(invalid(&format!("{key}.cameras"), "is empty; leave it out to allow every camera"));
                 }
-                if let Some(c) = cams.iter().find(|c| !cameras.iter().any(|k| &k.id == *c)) {
+                if let Some(c) = cams.iter().find(|c| !cameras.contains(&c.as_str())) {
                     return Err(invalid(&format!("{key}.cameras"), format!("there is no camera {c:?}")));
                 }
             }

@@ -109,7 +109,7 @@ const BURST: usize = 32;
 
 /// A body that reads `reader` (blocking I/O: a file, an export, a list from the index) on
 /// the blocking pool, [`STREAM_CHUNK`] at a time. A task reads while the body's queue has
-/// room (up to [`BURST`] pieces), then gives the thread back until the client has taken
+/// room (up to `BURST` pieces), then gives the thread back until the client has taken
 /// some: one thread hand-off per burst instead of per piece. `len` is what it will yield,
 /// if known.
 pub fn from_reader(pool: &Pool, reader: Box<dyn Read + Send>, len: Option<u64>) -> Body {

@@ -4,12 +4,12 @@
 
 use super::auth::{decide, Decision, Facts, Principal, Via};
 use super::body::Body;
+use super::conn::ConnState;
 use super::handlers;
 use super::limits::MAX_TARGET;
 use super::query::{redact_target, Query};
 use super::route::{Route, RouteError, Verb};
-use super::server::ConnState;
-use super::session::{cookie_value, Session};
+use super::session::{cookie_value, Caller};
 use super::{respond, status_for, App};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, COOKIE, HOST, ORIGIN};
@@ -29,14 +29,6 @@ pub(crate) async fn handle(
     let body = std::mem::replace(resp.body_mut(), Body::empty());
     *resp.body_mut() = body.on_end(move || conn.request_done());
     Ok(resp)
-}
-
-/// The credential a request carries, checked: `Err` for one that is present but wrong.
-pub(crate) struct Caller {
-    /// Who, if anyone.
-    pub principal: Option<Principal>,
-    /// The session behind a cookie credential, and its id.
-    pub session: Option<(String, Session)>,
 }
 
 fn header(h: &HeaderMap, name: hyper::header::HeaderName) -> Option<&str> {
@@ -138,9 +130,4 @@ fn refusal(d: Decision) -> Response<Body> {
         Decision::Forbidden(msg) => respond::error(403, msg),
         Decision::Allow => respond::error(500, "internal: allowed request refused"),
     }
-}
-
-/// The caller's role, for filtering lists.
-pub(crate) fn role_of(caller: &Caller) -> super::auth::Role {
-    caller.principal.as_ref().map_or(super::auth::Role::Viewer(Some(Vec::new())), |p| p.role.clone())
 }

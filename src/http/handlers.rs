@@ -1,32 +1,21 @@
-//! What each route does, once the request passed the checks of [`super::dispatch`]. Work
+//! What each route does, once the request passed the checks of `dispatch.rs`. Work
 //! that reads files or the index runs on the blocking pool ([`super::Pool`]).
 
 use super::auth::{Principal, Role, Via};
 use super::body::read_json;
-use super::dispatch::{role_of, Caller};
+use super::respond::Reply;
 use super::route::Route;
 use super::session::{clear_cookie, set_cookie};
+use super::session::{role_of, Caller};
 use super::{json, lists, query::Query, App};
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{annexb::AnnexBFile, mp4::Mp4File, plan::make_plan, Format, RawFile, VirtualFile};
 use crate::time::{parse_yyyymmdd_hhmm, US_PER_MIN};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderName, SET_COOKIE};
+use hyper::header::{HeaderMap, SET_COOKIE};
 use std::sync::Arc;
 
 const PLAYER_HTML: &str = include_str!("player.html");
-
-/// What a route answers.
-pub(crate) enum Reply {
-    /// A JSON document with a status and extra headers.
-    Json(u16, Vec<u8>, Vec<(HeaderName, String)>),
-    /// A JSON document of unknown length, produced piece by piece (chunked).
-    Stream(lists::JsonStream),
-    /// A downloadable file, with `Range` support, and its file name.
-    File(Box<dyn VirtualFile>, String),
-    /// An HTML page.
-    Html(&'static str),
-}
 
 fn bad(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidArgument, msg)

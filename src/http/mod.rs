@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod conn;
 pub mod dispatch;
 pub mod handlers;
 pub mod host;

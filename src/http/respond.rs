@@ -2,11 +2,23 @@
 //! `If-None-Match` (304), `Range` and `If-Range` (206/416) and HEAD.
 
 use super::body::{from_reader, Body};
-use super::handlers::Reply;
 use super::range::{self, RangeReply};
-use super::{json, App};
+use super::{json, lists, App};
+use crate::export::VirtualFile;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
+
+/// What a route answers.
+pub(crate) enum Reply {
+    /// A JSON document with a status and extra headers.
+    Json(u16, Vec<u8>, Vec<(HeaderName, String)>),
+    /// A JSON document of unknown length, produced piece by piece (chunked).
+    Stream(lists::JsonStream),
+    /// A downloadable file, with `Range` support, and its file name.
+    File(Box<dyn VirtualFile>, String),
+    /// An HTML page.
+    Html(&'static str),
+}
 
 /// A response with `status`, these headers and `body`.
 fn response(status: u16, headers: Vec<(HeaderName, String)>, body: Body) -> Response<Body> {

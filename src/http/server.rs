@@ -15,13 +15,14 @@
 //! - A sweep every [`SWEEP`] closes connections whose writes made no progress for
 //!   [`super::limits::Limits::write_stall`].
 
+use super::conn::ConnState;
 use super::limits::{Limits, MAX_BUF, MAX_HEADERS, MAX_HEAD_BYTES};
 use super::App;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -31,35 +32,6 @@ use tokio::sync::{watch, Notify};
 
 /// How often stalled writes are looked for.
 pub const SWEEP: Duration = Duration::from_secs(1);
-
-/// What the tracker knows of one connection (shared with its task and its requests).
-pub(crate) struct ConnState {
-    /// Requests in flight: from the head's arrival to the end of the response body.
-    busy: AtomicU32,
-    /// Tracker milliseconds since when the connection has had no request in flight.
-    idle_since_ms: AtomicU64,
-    /// Tracker milliseconds since when the socket has refused writes (0: it has not).
-    blocked_since_ms: AtomicU64,
-    /// The tracker's clock.
-    epoch: Instant,
-}
-
-impl ConnState {
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64 + 1
-    }
-
-    /// A request head arrived.
-    pub(crate) fn request_started(&self) {
-        self.busy.fetch_add(1, Relaxed);
-    }
-
-    /// Its response was sent (or dropped).
-    pub(crate) fn request_done(&self) {
-        self.idle_since_ms.store(self.now_ms(), Relaxed);
-        self.busy.fetch_sub(1, Relaxed);
-    }
-}
 
 struct Tracked {
     id: u64,
@@ -82,14 +54,7 @@ impl Tracker {
     }
 
     fn add(&self) -> (u64, Arc<ConnState>, Arc<Notify>) {
-        let epoch = self.epoch;
-        let state = Arc::new(ConnState {
-            busy: AtomicU32::new(0),
-            idle_since_ms: AtomicU64::new(0),
-            blocked_since_ms: AtomicU64::new(0),
-            epoch,
-        });
-        state.idle_since_ms.store(state.now_ms(), Relaxed);
+        let state = Arc::new(ConnState::new(self.epoch));
         let id = self.next_id.fetch_add(1, Relaxed);
         let close = Arc::new(Notify::new());
         self.lock().push(Tracked { id, state: state.clone(), close: close.clone() });

@@ -7,7 +7,7 @@
 //! [`MAX_SESSIONS`] (the least recently used goes first); a session ends after
 //! [`SESSION_IDLE`] unused or [`SESSION_MAX_AGE`] in all, or at logout.
 
-use super::auth::{constant_time_eq, Role};
+use super::auth::{constant_time_eq, Principal, Role};
 use super::limits::{MAX_SESSIONS, SESSION_IDLE, SESSION_MAX_AGE};
 use crate::error::{Error, Result};
 use std::sync::Mutex;
@@ -135,6 +135,19 @@ pub fn set_cookie(id: &str) -> String {
 /// The `Set-Cookie` value that ends one.
 pub fn clear_cookie() -> String {
     format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+}
+
+/// The credential a request carries, checked: `Err` for one that is present but wrong.
+pub(crate) struct Caller {
+    /// Who, if anyone.
+    pub principal: Option<Principal>,
+    /// The session behind a cookie credential, and its id.
+    pub session: Option<(String, Session)>,
+}
+
+/// The caller's role, for filtering lists.
+pub(crate) fn role_of(caller: &Caller) -> Role {
+    caller.principal.as_ref().map_or(Role::Viewer(Some(Vec::new())), |p| p.role.clone())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The time-range queries the API and exports run, on whichever connection serves them
-//! (the writers' one, or a reader of [`super::readers`]).
+//! (the writers' one, or a reader of `readers.rs`).
 //!
 //! Every query has a lower bound on `start_us`, so it walks only the rows of the asked
 //! range through the `(camera, start_us)` index, however much footage is older: a sealed

@@ -2,7 +2,7 @@
 //! oldest footage per storage root (for `/status`), and the longest span of any sealed
 //! chunk (the lower time bound of the range queries in `index/queries.rs`).
 //!
-//! Read from every row once when the index opens, then updated by the [`super::Index`]
+//! Read from every row once when the index opens, then updated by the `Index`
 //! methods that insert, seal and delete rows, after their transaction commits. Another
 //! process changing the index while the service runs (`edgenvr check --repair`) is seen at
 //! the next start; until then `/status` may be off by what it changed.

@@ -32,6 +32,7 @@ use crate::media::h26x::Codec;
 use crate::service::status::{CameraState, CameraStats};
 use crate::shutdown::Shutdown;
 use crate::source::clock::StreamClock;
+use crate::text::{is_secret_param, redact};
 use futures::StreamExt;
 use retina::client::{Credentials, Demuxed, PlayOptions, SessionGroup, SessionOptions, SetupOptions};
 use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion, VideoFrame};
@@ -139,50 +140,6 @@ pub fn split_credentials(cfg: &RtspConfig) -> Result<(url::Url, Option<Credentia
     let password = cfg.password.clone().or(url_pass);
     let creds = username.map(|username| Credentials { username, password: password.unwrap_or_default() });
     Ok((url, creds))
-}
-
-/// Whether a query parameter named `name` (decoded) carries a credential: cameras take
-/// them as `?user=admin&password=x`, `?pwd=`, `?token=`, `?authkey=` and the like.
-fn is_secret_param(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    ["user", "usr", "login", "pass", "pwd", "token", "secret", "key", "auth", "sig", "cred"]
-        .iter()
-        .any(|w| n.contains(w))
-}
-
-/// A URL safe to log: any `user:password@` becomes `***@`, and the value of every query
-/// parameter that can carry a credential becomes `***`.
-pub fn redact(url: &str) -> String {
-    let (mut out, rest) = match url.find("://") {
-        Some(scheme_end) => {
-            let rest = &url[scheme_end + 3..];
-            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => (format!("{}***@", &url[..scheme_end + 3]), &rest[at + 1..]),
-                None => (url[..scheme_end + 3].to_owned(), rest),
-            }
-        }
-        None => (String::new(), url),
-    };
-    let Some(q) = rest.find('?') else {
-        out.push_str(rest);
-        return out;
-    };
-    out.push_str(&rest[..=q]);
-    let (query, fragment) = match rest[q + 1..].find('#') {
-        Some(h) => (&rest[q + 1..q + 1 + h], &rest[q + 1 + h..]),
-        None => (&rest[q + 1..], ""),
-    };
-    let pairs: Vec<String> = query
-        .split('&')
-        .map(|p| match p.split_once('=') {
-            Some((k, _)) if is_secret_param(&crate::text::percent_decode(k, true)) => format!("{k}=***"),
-            _ => p.to_owned(),
-        })
-        .collect();
-    out.push_str(&pairs.join("&"));
-    out.push_str(fragment);
-    out
 }
 
 /// The secret values in an RTSP config: the `password` key, the URL's password, and the
