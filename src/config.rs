@@ -548,7 +548,9 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         "w" => n * 7.0 * 86_400.0,
         _ => return Err(format!("{s:?} has no known unit (ms, s, m, h, d, w)")),
     };
-    if !secs.is_finite() || secs <= 0.0 || secs > 100.0 * 365.0 * 86_400.0 {
+    // At least a microsecond: a tinier positive number would round to a zero duration
+    // (found by `fuzz_values_and_config`).
+    if !secs.is_finite() || secs < 1e-6 || secs > 100.0 * 365.0 * 86_400.0 {
         return Err(format!("{s:?} is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -717,5 +719,28 @@ mod tests {
         assert!(parse_size("1PB").is_err());
         assert_eq!(parse_free_space("10%").unwrap(), FreeSpace::Percent(10.0));
         assert_eq!(FreeSpace::Percent(10.0).bytes_for(1000), 100);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::testutil::fuzz_config())]
+
+        /// Arbitrary-bytes target of the config's value parsers and of the whole file
+        /// parse: an error, never a panic; a size or duration that parses is in range.
+        #[test]
+        fn fuzz_values_and_config(s in "\\PC{0,24}", unit in "(|ms|s|m|h|d|w|B|KB|MiB|GiB|TiB|%)", n in proptest::num::f64::ANY) {
+            let with_unit = format!("{n}{unit}");
+            for t in [s.as_str(), with_unit.as_str()] {
+                if let Ok(d) = parse_duration(t) {
+                    proptest::prop_assert!(d > Duration::ZERO && d <= Duration::from_secs(100 * 365 * 86_400));
+                }
+                if let Ok(v) = parse_size(t) {
+                    proptest::prop_assert!(v <= u64::MAX / 2);
+                }
+                let _ = parse_free_space(t);
+            }
+            let toml = format!("[[storage]]\npath = \"/x\"\nmax_bytes = {s:?}\n[[camera]]\nid = {s:?}\nsource = \"testsrc\"\n");
+            let _ = Config::parse(&toml);
+            let _ = Config::parse(&s);
+        }
     }
 }

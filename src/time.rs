@@ -281,4 +281,21 @@ mod tests {
     fn rfc3339() {
         assert_eq!(format_rfc3339(1_795_272_963_123_456), "2026-11-21T14:56:03.123Z");
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::testutil::fuzz_config())]
+
+        /// Arbitrary-bytes target of the time parsers the API and the CLI use: never a
+        /// panic, and what `format_rfc3339` writes reads back to the millisecond.
+        #[test]
+        fn fuzz_time_parsers(s in "\\PC{0,40}", ts in -2_000_000_000_000_000i64..200_000_000_000_000_000) {
+            let _ = parse_time(&s);
+            let _ = parse_yyyymmdd_hhmm(&s);
+            let ms = ts.div_euclid(1000) * 1000;
+            proptest::prop_assert_eq!(parse_time(&format_rfc3339(ts)), Some(ms));
+            let c = Civil::from_us(ts);
+            let name = format!("{}.{}", c.yyyymmdd(), c.hhmm());
+            proptest::prop_assert_eq!(parse_yyyymmdd_hhmm(&name), Some(ts.div_euclid(US_PER_MIN) * US_PER_MIN));
+        }
+    }
 }
