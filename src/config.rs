@@ -550,7 +550,7 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     };
     // At least a microsecond: a tinier positive number would round to a zero duration
     // (found by `fuzz_values_and_config`).
-    if !secs.is_finite() || secs < 1e-6 || secs > 100.0 * 365.0 * 86_400.0 {
+    if !secs.is_finite() || !(1e-6..=100.0 * 365.0 * 86_400.0).contains(&secs) {
         return Err(format!("{s:?} is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
