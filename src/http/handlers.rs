@@ -114,7 +114,7 @@ async fn export(app: &Arc<App>, camera: String, from: i64, to: i64, format: Form
             let plan = make_plan(&state.readers, &state.storage, &camera, from, to)?;
             if !format.carries(plan.codec) {
                 return Err(bad(format!(
-                    "camera {camera} records {} here; ask for export.{} (or export.mp4)",
+                    "camera {camera} records {} here; ask for /api/v1/cameras/{camera}/export.{} (or export.mp4)",
                     plan.codec.as_str().to_ascii_uppercase().replace("H26", "H.26"),
                     plan.codec.as_str()
                 )));
