@@ -82,7 +82,10 @@ fn unknown_footage_is_indexed_reaped_and_exportable() {
     .unwrap();
     let svc = Service::start(&cfg, d);
     let index = d.join("b.db");
-    let old = wait_for(Duration::from_secs(60), "the old footage indexed and reaped under 2 MiB", || {
+    // The indexer runs at nice 19 in the idle I/O class by design (it must never delay
+    // recording), so on a busy machine (the other tests of this file run beside it) it may
+    // wait for idle moments: seconds when the machine is quiet, a minute or more under load.
+    let old = wait_for(Duration::from_secs(180), "the old footage indexed and reaped under 2 MiB", || {
         let rows: Vec<_> = sealed_rows(&index).into_iter().filter(|r| r.camera == "old").collect();
         (!rows.is_empty() && total_bytes(&root) <= (2 << 20) + 400_000).then_some(rows)
     });
