@@ -13,6 +13,14 @@ use edgenvr::chunk::format::append_record;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+/// One test at a time: each records at speed on the two cores, and the background
+/// indexer (nice 19, idle I/O class by design) starved beside the others.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Sealed rows counted by SQL (the library's reader refuses damaged rows, which these
 /// tests make on purpose).
 fn count_sealed(index: &Path) -> i64 {
@@ -45,6 +53,7 @@ fn total_bytes(root: &Path) -> u64 {
 /// kept it for ever and its exports 404'd until someone ran `check --repair`.
 #[test]
 fn unknown_footage_is_indexed_reaped_and_exportable() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (_m, root) = tmpfs(d, "root", 64);
@@ -110,6 +119,7 @@ fn unknown_footage_is_indexed_reaped_and_exportable() {
 /// (empty until its first GOP is flushed) and the writer lost the rest of the recording.
 #[test]
 fn check_and_repair_beside_a_recording_leave_the_live_chunk_intact() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let cfg = d.join("edgenvr.toml");
@@ -172,6 +182,7 @@ fn torn_chunk(ts: i64) -> Vec<u8> {
 /// indexed the file and truncated it.
 #[test]
 fn symlinks_out_of_the_root_are_left_untouched() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (_m, root) = tmpfs(d, "root", 16);
@@ -225,6 +236,7 @@ fn symlinks_out_of_the_root_are_left_untouched() {
 /// an export thread, ending every camera's recording.
 #[test]
 fn a_damaged_row_fails_one_export_while_recording_goes_on() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let port = free_port();
