@@ -14,6 +14,7 @@
 //! - [`lock`]: the lock file that keeps a second service (and `check --repair`) off the
 //!   chunks a running service writes.
 
+pub mod events;
 pub mod keyframes;
 pub mod lock;
 pub mod open;
@@ -245,7 +246,9 @@ impl Index {
                 )
                 .map_err(|e| Error::db(format!("registering chunk {}", n.rel_path.display()), e))?;
                 touched.push((n.root_id, 0));
-                Some(tx.last_insert_rowid())
+                let id = tx.last_insert_rowid();
+                events::mark_chunk(&tx, id)?;
+                Some(id)
             }
         };
         tx.commit().map_err(|e| Error::db("committing rotation", e))?;
@@ -319,6 +322,7 @@ impl Index {
                     ])
                     .map_err(|e| Error::db(format!("indexing found chunk {}", n.rel_path.display()), e))?;
                 if inserted > 0 {
+                    events::mark_chunk(&tx, tx.last_insert_rowid())?;
                     added += inserted;
                     *grown.entry(n.root_id).or_default() += s.bytes as i64;
                     self.totals.saw_span(s.start_us, s.end_us);
@@ -620,6 +624,7 @@ fn seal_in(tx: &rusqlite::Transaction<'_>, s: &Seal, identity: Option<(&str, Cod
     if n != 1 {
         log::warn!("sealing chunk {}: no such row (deleted meanwhile?)", s.id);
     }
+    events::mark_chunk(tx, s.id)?;
     Ok(before)
 }
 

@@ -9,7 +9,11 @@ use crate::error::{Error, Result};
 use rusqlite::Connection;
 
 /// The upgrade steps, in order. Version 0 is an empty database.
-const STEPS: &[&str] = &[include_str!("schema.sql"), include_str!("v2_records.sql")];
+const STEPS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("v2_records.sql"),
+    include_str!("v3_events.sql"),
+];
 
 /// The schema version this binary writes.
 pub const CURRENT_VERSION: i64 = STEPS.len() as i64;
@@ -57,7 +61,8 @@ mod tests {
         assert_eq!(n, 1);
     }
 
-    /// A version-1 database with data upgrades to the same schema a fresh one has, and
+    /// A version-1 database with data upgrades (through every later step, events' version 3
+    /// included) to the same schema a fresh one has, and
     /// keeps its rows.
     #[test]
     fn upgraded_schema_matches_fresh_schema() {
@@ -81,6 +86,10 @@ mod tests {
         assert_eq!(schema(&old), schema(&fresh));
         let records: i64 = old.query_row("SELECT records FROM chunk", [], |r| r.get(0)).unwrap();
         assert_eq!(records, -1, "old rows are marked unknown");
+        let event: i64 = old.query_row("SELECT event FROM chunk", [], |r| r.get(0)).unwrap();
+        assert_eq!(event, 0, "old rows hold no event footage until an event marks them");
+        let events: i64 = old.query_row("SELECT count(*) FROM event", [], |r| r.get(0)).unwrap();
+        assert_eq!(events, 0);
     }
 
     /// Regression: the service and a second process opening the same new index at once
