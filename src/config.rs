@@ -6,6 +6,7 @@
 //! before it records anything: recording with a half-understood config would be worse.
 
 mod check;
+mod retention;
 mod server;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -15,6 +16,8 @@ use server::RawServer;
 pub use server::{Secret, ServerConfig, ViewerToken, DEFAULT_MAX_VIEWERS, MAX_VIEWERS_LIMIT};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub use retention::{Retention, MAX_CAPTURE, MAX_EVENT_DURATION};
 
 /// The configuration used when no `--config` is given: one synthetic camera recording into
 /// `./edgenvr-data`, the HTTP API on localhost. Every subcommand uses it by default, so
@@ -79,8 +82,11 @@ impl std::fmt::Debug for Config {
 pub struct RecordingConfig {
     /// How often written video is fsync'd: the most video a power cut can lose.
     pub sync_interval: Duration,
-    /// Footage older than this is deleted by the reaper.
+    /// Footage older than this is deleted by the reaper (the default of every camera's
+    /// continuous footage; [`RecordingConfig::retention`] holds it with the other defaults).
     pub max_age: Option<Duration>,
+    /// The defaults of every camera's retention classes and event capture.
+    pub retention: Retention,
 }
 
 /// How much free space the reaper keeps on a root.
@@ -111,6 +117,9 @@ pub struct StorageConfig {
     pub min_free: FreeSpace,
     /// Optional byte budget for recordings on this root.
     pub max_bytes: Option<u64>,
+    /// Room on this root continuous footage may not take, kept for event footage
+    /// (`events_reserve`; `docs/design/events.md`).
+    pub events_reserve: Option<FreeSpace>,
     /// When true the root is used only while it is on a different filesystem than `/`, so an
     /// unmounted USB disk is never silently replaced by a directory on the SD card.
     pub require_mount: bool,
@@ -125,6 +134,8 @@ pub struct CameraConfig {
     pub enabled: bool,
     /// Where its video comes from.
     pub source: SourceConfig,
+    /// How long its footage is kept by class, and how its events capture.
+    pub retention: Retention,
 }
 
 /// A camera's source and its source-specific settings.
@@ -252,6 +263,10 @@ struct RawConfig {
 struct RawRecording {
     sync_interval: Option<String>,
     max_age: Option<String>,
+    events_max_age: Option<String>,
+    pre_capture: Option<String>,
+    post_capture: Option<String>,
+    max_duration: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -266,6 +281,7 @@ struct RawStorage {
     path: PathBuf,
     min_free: Option<String>,
     max_bytes: Option<String>,
+    events_reserve: Option<String>,
     #[serde(default)]
     require_mount: bool,
 }
@@ -292,6 +308,11 @@ struct RawCamera {
     encoder: Option<String>,
     first_frame_timeout: Option<String>,
     frame_timeout: Option<String>,
+    max_age: Option<String>,
+    events_max_age: Option<String>,
+    pre_capture: Option<String>,
+    post_capture: Option<String>,
+    max_duration: Option<String>,
 }
 
 fn yes() -> bool {
@@ -325,13 +346,16 @@ impl Config {
         if sync_interval < Duration::from_millis(100) || sync_interval > Duration::from_secs(600) {
             return Err(invalid("recording.sync_interval", "must be between 100ms and 10m"));
         }
-        let max_age = match &raw.recording.max_age {
-            None => None,
-            Some(s) => Some(parse_duration(s).map_err(|why| invalid("recording.max_age", why))?),
+        let r = &raw.recording;
+        let raw_retention = retention::RawRetention {
+            max_age: r.max_age.as_deref(),
+            events_max_age: r.events_max_age.as_deref(),
+            pre_capture: r.pre_capture.as_deref(),
+            post_capture: r.post_capture.as_deref(),
+            max_duration: r.max_duration.as_deref(),
         };
-        if max_age.is_some_and(|a| a < Duration::from_secs(120)) {
-            return Err(invalid("recording.max_age", "must be at least 2m (a chunk is one minute)"));
-        }
+        let defaults = Retention::resolve("recording", raw_retention, &Retention::default())?;
+        let max_age = defaults.max_age;
 
         if raw.storage.len() > MAX_ROOTS {
             return Err(invalid("storage", format!("at most {} roots are supported", MAX_ROOTS)));
@@ -358,7 +382,8 @@ impl Config {
             if storage.iter().any(|o: &StorageConfig| o.path == path) {
                 return Err(invalid(&key("path"), format!("{} is listed twice", path.display())));
             }
-            storage.push(StorageConfig { path, min_free, max_bytes, require_mount: s.require_mount });
+            let events_reserve = retention::events_reserve(&key("events_reserve"), s.events_reserve.as_deref())?;
+            storage.push(StorageConfig { path, min_free, max_bytes, events_reserve, require_mount: s.require_mount });
         }
         let index_path = match raw.index.path {
             Some(p) => absolute(&p),
@@ -367,7 +392,7 @@ impl Config {
 
         let mut cameras: Vec<CameraConfig> = Vec::with_capacity(raw.camera.len());
         for (i, c) in raw.camera.into_iter().enumerate() {
-            let cam = camera_from_raw(i, c)?;
+            let cam = camera_from_raw(i, c, &defaults)?;
             if cameras.iter().any(|o| o.id == cam.id) {
                 return Err(invalid(&format!("camera[{i}].id"), format!("{:?} is used by two cameras", cam.id)));
             }
@@ -375,7 +400,7 @@ impl Config {
         }
         Ok(Config {
             server: ServerConfig::from_raw(raw.server, &cameras.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())?,
-            recording: RecordingConfig { sync_interval, max_age },
+            recording: RecordingConfig { sync_interval, max_age, retention: defaults },
             index_path,
             storage,
             cameras,
@@ -388,7 +413,7 @@ pub fn valid_camera_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn camera_from_raw(i: usize, c: RawCamera) -> Result<CameraConfig> {
+fn camera_from_raw(i: usize, c: RawCamera, defaults: &Retention) -> Result<CameraConfig> {
     let key = |k: &str| format!("camera[{i}].{k}");
     if !valid_camera_id(&c.id) {
         return Err(invalid(&key("id"), format!("{:?} must be 1-64 characters of A-Z a-z 0-9 - _", c.id)));
@@ -415,7 +440,15 @@ fn camera_from_raw(i: usize, c: RawCamera) -> Result<CameraConfig> {
     } else {
         SourceConfig::V4l2(v4l2_from_raw(&key, &c)?)
     };
-    Ok(CameraConfig { id: c.id, enabled: c.enabled, source })
+    let raw_retention = retention::RawRetention {
+        max_age: c.max_age.as_deref(),
+        events_max_age: c.events_max_age.as_deref(),
+        pre_capture: c.pre_capture.as_deref(),
+        post_capture: c.post_capture.as_deref(),
+        max_duration: c.max_duration.as_deref(),
+    };
+    let retention = Retention::resolve(&format!("camera[{i}]"), raw_retention, defaults)?;
+    Ok(CameraConfig { id: c.id, enabled: c.enabled, source, retention })
 }
 
 fn testsrc_from_raw(key: &dyn Fn(&str) -> String, c: &RawCamera) -> Result<TestsrcConfig> {

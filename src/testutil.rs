@@ -19,8 +19,13 @@ pub fn writer_fixture_syncing(
     sync_interval: std::time::Duration,
 ) -> (ChunkWriter, Arc<Index>, Arc<Storage>) {
     let index = Arc::new(Index::open_in_memory().unwrap());
-    let cfg =
-        StorageConfig { path: dir.to_owned(), min_free: FreeSpace::Bytes(0), max_bytes: None, require_mount: false };
+    let cfg = StorageConfig {
+        path: dir.to_owned(),
+        min_free: FreeSpace::Bytes(0),
+        max_bytes: None,
+        events_reserve: None,
+        require_mount: false,
+    };
     let storage = Arc::new(Storage::open(&[cfg], &index).unwrap());
     let ctx = WriterContext {
         storage: storage.clone(),

@@ -67,8 +67,13 @@ fn footage(dir: &Path) -> Vec<Vec<Vec<u8>>> {
 
 fn record(dir: &Path, aus: &[Vec<Vec<u8>>]) -> (Arc<Index>, Arc<Storage>) {
     let index = Arc::new(Index::open(&dir.join("index.db")).unwrap());
-    let cfg =
-        StorageConfig { path: dir.join("root"), min_free: FreeSpace::Bytes(0), max_bytes: None, require_mount: false };
+    let cfg = StorageConfig {
+        path: dir.join("root"),
+        min_free: FreeSpace::Bytes(0),
+        max_bytes: None,
+        events_reserve: None,
+        require_mount: false,
+    };
     std::fs::create_dir_all(&cfg.path).unwrap();
     let storage = Arc::new(Storage::open(&[cfg], &index).unwrap());
     let ctx = WriterContext {

@@ -224,6 +224,62 @@ impl Index {
             .map_err(|e| Error::db("reading a chunk's event mark", e))
     }
 
+    /// Up to `limit` of a root's oldest sealed chunks of one class (event footage or
+    /// not): the reaper under pressure (`docs/design/events.md`).
+    pub fn oldest_sealed_of_class(&self, root_id: i64, event: bool, limit: usize) -> Result<Vec<super::ChunkRow>> {
+        self.query(
+            &format!(
+                "SELECT {} FROM chunk WHERE root_id = ?1 AND event = ?2 AND state = 1 ORDER BY start_us LIMIT ?3",
+                super::CHUNK_COLUMNS
+            ),
+            params![root_id, event as i64, limit as i64],
+        )
+    }
+
+    /// Up to `limit` of a camera's sealed chunks of one class whose last frame is before
+    /// `end_us`: the reaper's age limits.
+    pub fn camera_sealed_of_class_ending_before(
+        &self,
+        camera: &str,
+        event: bool,
+        end_us: i64,
+        limit: usize,
+    ) -> Result<Vec<super::ChunkRow>> {
+        self.query(
+            &format!(
+                "SELECT {} FROM chunk WHERE camera = ?1 AND event = ?2 AND state = 1 AND end_us < ?3
+                 ORDER BY start_us LIMIT ?4",
+                super::CHUNK_COLUMNS
+            ),
+            params![camera, event as i64, end_us, limit as i64],
+        )
+    }
+
+    /// Bytes of one class of footage on a root (sealed and open).
+    pub fn class_bytes_on_root(&self, root_id: i64, event: bool) -> Result<u64> {
+        let c = self.lock();
+        c.query_row(
+            "SELECT coalesce(sum(bytes), 0) FROM chunk WHERE root_id = ?1 AND event = ?2",
+            params![root_id, event as i64],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|v| v.max(0) as u64)
+        .map_err(|e| Error::db("summing a root's event footage", e))
+    }
+
+    /// Every camera id with footage in the index (configured or not).
+    pub fn cameras_with_footage(&self) -> Result<Vec<String>> {
+        let c = self.lock();
+        let mut st = c
+            .prepare_cached("SELECT DISTINCT camera FROM chunk ORDER BY camera")
+            .map_err(|e| Error::db("listing cameras with footage", e))?;
+        let v = st
+            .query_map([], |r| r.get(0))
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<String>>>())
+            .map_err(|e| Error::db("listing cameras with footage", e))?;
+        Ok(v)
+    }
+
     fn events_where(&self, clause: &str, p: impl rusqlite::Params) -> Result<Vec<EventRow>> {
         let c = self.lock();
         let mut st = c
@@ -260,8 +316,7 @@ mod tests {
         if open {
             return ix.rotate(None, Some(&n)).unwrap().unwrap();
         }
-        ix.insert_sealed(&n, &Seal { start_us: m * M, end_us: m * M + 59 * S, bytes: 1, ..Default::default() })
-            .unwrap()
+        ix.insert_sealed(&n, &Seal { start_us: m * M, end_us: m * M + 59 * S, bytes: 1, ..Default::default() }).unwrap()
     }
 
     fn marked(ix: &Index, id: i64) -> bool {
@@ -348,7 +403,8 @@ mod tests {
         let last = p1.last().unwrap();
         let p2 = ix.events_page(&all, (last.start_us, last.id), 4).unwrap();
         assert_eq!(p2.len(), 2);
-        let f = EventFilter { camera: Some("c".into()), label: Some("motion".into()), from_us: M + 2 * S, to_us: 4 * M };
+        let f =
+            EventFilter { camera: Some("c".into()), label: Some("motion".into()), from_us: M + 2 * S, to_us: 4 * M };
         let got: Vec<i64> = ix.events_page(&f, (i64::MIN, 0), 10).unwrap().iter().map(|e| e.start_us).collect();
         assert_eq!(got, [2 * M, 4 * M]);
         let open = ix.open_events().unwrap();

@@ -82,7 +82,8 @@ fn start_reaper(
     storage: &Arc<Storage>,
     shutdown: &Shutdown,
 ) -> Result<RunningReaper> {
-    let reaper = Reaper::new(index.clone(), storage.clone(), config.recording.max_age, crate::time::now_us);
+    let reaper = Reaper::new(index.clone(), storage.clone(), config.recording.max_age, crate::time::now_us)
+        .with_classes(crate::storage::reaper::Classes::from_config(config));
     let stats = reaper.stats.clone();
     let (handle, thread) = reaper.spawn(shutdown.clone()).map_err(|e| Error::io("spawning reaper", e))?;
     Ok(RunningReaper { handle, thread, stats })

@@ -204,7 +204,13 @@ mod tests {
     use crate::err;
 
     fn cfg(p: &Path, require_mount: bool) -> StorageConfig {
-        StorageConfig { path: p.to_owned(), min_free: FreeSpace::Percent(1.0), max_bytes: None, require_mount }
+        StorageConfig {
+            path: p.to_owned(),
+            min_free: FreeSpace::Percent(1.0),
+            max_bytes: None,
+            events_reserve: None,
+            require_mount,
+        }
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! Retention: keeps every storage root above its free-space watermark and under its byte
-//! budget, and removes footage older than `max_age`. Oldest sealed chunks go first; an open
-//! chunk (being written) is never touched. The age limit reads the clock the reaper is
-//! given ([`WallClock`]), so its tests fix the time.
+//! budget, and removes footage older than its age limit. Footage comes in two classes
+//! (continuous, and event footage: chunks the index marks as holding an event's span plus
+//! its pre and post capture), each with its own age limit per camera; under pressure
+//! continuous footage goes first, oldest first, and event footage only when it alone
+//! breaks the limits (the rules: `docs/design/events.md`, in [`classes`]). An open chunk
+//! (being written) is never touched. The age limits read the clock the reaper is given
+//! ([`WallClock`]), so its tests fix the time.
 //!
 //! Deletion is crash-safe in three steps (see `docs/design/crash-safety.md`):
 //! 1. mark the rows `deleting` (one transaction),
@@ -11,6 +15,10 @@
 //! A crash after 1 leaves `deleting` rows that startup finishes ([`Reaper::finish_deletions`]);
 //! a crash after 2 the same. No step leaves a file the index forgot or a row whose file
 //! the reaper removed without record.
+
+mod classes;
+
+pub use classes::Classes;
 
 use crate::error::Result;
 use crate::index::{Doomed, Index};
@@ -42,6 +50,8 @@ pub struct ReaperStats {
     pub chunks_deleted: AtomicU64,
     /// Bytes deleted since start.
     pub bytes_deleted: AtomicU64,
+    /// Chunks of event footage deleted since start (age limit or pressure).
+    pub event_chunks_deleted: AtomicU64,
     /// Per root id: (chunks, bytes) deleted since start.
     pub per_root: Mutex<Vec<(i64, u64, u64)>>,
     /// The last error, if the last run failed.
@@ -66,7 +76,8 @@ impl ReaperHandle {
 pub struct Reaper {
     index: Arc<Index>,
     storage: Arc<Storage>,
-    max_age: Option<Duration>,
+    /// Age limits per camera and class.
+    classes: Classes,
     /// What "now" is for the age limit and the counters.
     clock: WallClock,
     /// Counters, shared with status.
@@ -77,7 +88,14 @@ impl Reaper {
     /// A reaper over `storage` that tells the time by `clock` (the service passes
     /// [`crate::time::now_us`]).
     pub fn new(index: Arc<Index>, storage: Arc<Storage>, max_age: Option<Duration>, clock: WallClock) -> Reaper {
-        Reaper { index, storage, max_age, clock, stats: Arc::default() }
+        Reaper { index, storage, classes: Classes::uniform(max_age), clock, stats: Arc::default() }
+    }
+
+    /// The same reaper with per-camera retention classes (the service passes
+    /// [`Classes::from_config`]).
+    pub fn with_classes(mut self, classes: Classes) -> Reaper {
+        self.classes = classes;
+        self
     }
 
     /// Starts the reaper thread; it runs every [`INTERVAL`] and when poked. It stops when
@@ -105,7 +123,7 @@ impl Reaper {
         }
     }
 
-    /// One pass over every root: watermark, byte budget, age limit.
+    /// One pass over every root: watermark, byte budget, events' reserve, age limits.
     pub fn run_once(&self) -> Result<()> {
         for root in self.storage.roots() {
             if root.check_usable().is_err() {
@@ -114,51 +132,9 @@ impl Reaper {
             let Ok(space) = statvfs(root.path()) else {
                 continue;
             };
-            let need_free = root.min_free_bytes(space.total).saturating_sub(space.free);
-            // A damaged row cannot claim more than the file system holds.
-            let used = space.total.saturating_sub(space.free);
-            let over_budget = match root.config.max_bytes {
-                Some(max) => self.index.bytes_on_root(root.id)?.min(used).saturating_sub(max),
-                None => 0,
-            };
-            let mut excess = need_free.max(over_budget);
-            while excess > 0 {
-                let batch = self.index.oldest_sealed_on_root(root.id, BATCH)?;
-                if batch.is_empty() {
-                    log::warn!(
-                        "reaper: storage root {} needs {excess} more bytes free but holds no finished chunk to delete",
-                        root.path().display()
-                    );
-                    break;
-                }
-                let mut take = Vec::new();
-                for r in batch {
-                    excess = excess.saturating_sub(r.bytes.max(1));
-                    take.push(r);
-                    if excess == 0 {
-                        break;
-                    }
-                }
-                self.delete(&take)?;
-            }
+            self.relieve(root, &space)?;
         }
-        if let Some(age) = self.max_age {
-            let cutoff = (self.clock)() - age.as_micros() as i64;
-            loop {
-                // Only chunks on roots that are present: a yanked disk's files cannot be
-                // removed, and dropping their rows would orphan them.
-                let batch: Vec<Doomed> = self
-                    .index
-                    .sealed_ending_before(cutoff, BATCH * 4)?
-                    .into_iter()
-                    .filter(|r| self.storage.root(r.root_id).is_some_and(|root| root.check_usable().is_ok()))
-                    .collect();
-                if batch.is_empty() {
-                    break;
-                }
-                self.delete(&batch)?;
-            }
-        }
+        self.age_out()?;
         self.stats.runs.fetch_add(1, Relaxed);
         self.stats.last_run_us.store((self.clock)(), Relaxed);
         *self.stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -294,8 +270,13 @@ mod tests {
     /// An index and one root at `dir` with a byte budget.
     fn fixture(dir: &Path, max_bytes: Option<u64>) -> (Arc<Index>, Arc<Storage>, i64) {
         let ix = Arc::new(Index::open_in_memory().unwrap());
-        let cfg =
-            StorageConfig { path: dir.to_owned(), min_free: FreeSpace::Bytes(0), max_bytes, require_mount: false };
+        let cfg = StorageConfig {
+            path: dir.to_owned(),
+            min_free: FreeSpace::Bytes(0),
+            max_bytes,
+            events_reserve: None,
+            require_mount: false,
+        };
         let storage = Arc::new(Storage::open(&[cfg], &ix).unwrap());
         let root_id = storage.roots()[0].id;
         (ix, storage, root_id)

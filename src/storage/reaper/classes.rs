@@ -1,0 +1,266 @@
+//! Retention classes: continuous footage and event footage, each with its own age limit
+//! per camera, and the order the reaper deletes them in under pressure. The rules, numbered
+//! as in `docs/design/events.md`:
+//!
+//! 1. A root short of free space or over its byte budget loses continuous footage first,
+//!    oldest first.
+//! 2. With `events_reserve`, continuous footage may use only the root's room minus the
+//!    reserve (room = what footage may take before the watermark or the budget): past it,
+//!    continuous footage goes, oldest first, even with free space left.
+//! 3. Event footage goes under pressure only when no continuous footage is left to delete
+//!    on that root, oldest first, and every such deletion is logged as a warning.
+//! 4. Each class ages out on its own limit (`max_age`, `events_max_age`), per camera;
+//!    cameras no longer in the config keep the `[recording]` defaults.
+//! 5. An open chunk is never deleted (every query asks for sealed rows), and every deletion
+//!    is the reaper's three crash-safe steps.
+
+use super::{Reaper, BATCH};
+use crate::config::Config;
+use crate::error::Result;
+use crate::index::ChunkRow;
+use crate::storage::{Root, Space};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+/// A camera's age limits: (continuous footage, event footage).
+type Limits = (Option<Duration>, Option<Duration>);
+
+/// Age limits (continuous, event) per camera.
+#[derive(Clone, Debug, Default)]
+pub struct Classes {
+    /// For cameras not listed (removed from the config).
+    default: Limits,
+    /// Per configured camera.
+    cameras: Vec<(String, Limits)>,
+}
+
+impl Classes {
+    /// One age limit for all footage of every camera.
+    pub fn uniform(max_age: Option<Duration>) -> Classes {
+        Classes { default: (max_age, max_age), cameras: Vec::new() }
+    }
+
+    /// Each camera's `max_age` and `events_max_age`, with `[recording]`'s as the default.
+    pub fn from_config(config: &Config) -> Classes {
+        let limits = |r: &crate::config::Retention| (r.max_age, r.events_max_age);
+        Classes {
+            default: limits(&config.recording.retention),
+            cameras: config.cameras.iter().map(|c| (c.id.clone(), limits(&c.retention))).collect(),
+        }
+    }
+
+    fn limits(&self, camera: &str) -> Limits {
+        self.cameras.iter().find(|(id, _)| id == camera).map_or(self.default, |(_, l)| *l)
+    }
+
+    fn any_limit(&self) -> bool {
+        let set = |l: &Limits| l.0.is_some() || l.1.is_some();
+        set(&self.default) || self.cameras.iter().any(|(_, l)| set(l))
+    }
+}
+
+impl Reaper {
+    /// Rules 1 to 3 on one root.
+    pub(super) fn relieve(&self, root: &Root, space: &Space) -> Result<()> {
+        let min_free = root.min_free_bytes(space.total);
+        let need_free = min_free.saturating_sub(space.free);
+        let indexed = self.index.bytes_on_root(root.id)?;
+        let over_budget = root.config.max_bytes.map_or(0, |max| indexed.saturating_sub(max));
+        let mut excess = need_free.max(over_budget);
+        let mut continuous_excess = 0;
+        if let Some(reserve) = root.config.events_reserve {
+            let room = (indexed + space.free).saturating_sub(min_free);
+            let room = root.config.max_bytes.map_or(room, |max| room.min(max));
+            let limit = room.saturating_sub(reserve.bytes_for(space.total));
+            continuous_excess = self.index.class_bytes_on_root(root.id, false)?.saturating_sub(limit);
+        }
+        excess = excess.saturating_sub(self.delete_oldest_of_class(root, false, excess.max(continuous_excess))?);
+        if excess > 0 {
+            excess = excess.saturating_sub(self.delete_oldest_of_class(root, true, excess)?);
+        }
+        if excess > 0 {
+            log::warn!(
+                "reaper: storage root {} needs {excess} more bytes free but holds no finished chunk to delete",
+                root.path().display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes a root's oldest sealed chunks of one class until `want` bytes are gone or
+    /// none is left; returns the bytes deleted.
+    fn delete_oldest_of_class(&self, root: &Root, event: bool, mut want: u64) -> Result<u64> {
+        let mut freed = 0;
+        while want > 0 {
+            let batch = self.index.oldest_sealed_of_class(root.id, event, BATCH)?;
+            if batch.is_empty() {
+                break;
+            }
+            let mut take = Vec::new();
+            for r in batch {
+                want = want.saturating_sub(r.bytes.max(1));
+                freed += r.bytes;
+                take.push(r);
+                if want == 0 {
+                    break;
+                }
+            }
+            if event {
+                log::warn!(
+                    "reaper: storage root {} is short of space with only event footage left: deleting {} event chunks, oldest {}",
+                    root.path().display(),
+                    take.len(),
+                    crate::time::format_rfc3339(take[0].start_us)
+                );
+                self.stats.event_chunks_deleted.fetch_add(take.len() as u64, Relaxed);
+            }
+            self.delete(&take)?;
+        }
+        Ok(freed)
+    }
+
+    /// Rule 4: every camera's classes past their age limits.
+    pub(super) fn age_out(&self) -> Result<()> {
+        if !self.classes.any_limit() {
+            return Ok(());
+        }
+        let now = (self.clock)();
+        for camera in self.index.cameras_with_footage()? {
+            let (continuous, event) = self.classes.limits(&camera);
+            for (is_event, age) in [(false, continuous), (true, event)] {
+                let Some(age) = age else { continue };
+                let cutoff = now - age.as_micros() as i64;
+                loop {
+                    // Only chunks on roots that are present: a yanked disk's files cannot be
+                    // removed, and dropping their rows would orphan them.
+                    let batch: Vec<ChunkRow> = self
+                        .index
+                        .camera_sealed_of_class_ending_before(&camera, is_event, cutoff, BATCH * 4)?
+                        .into_iter()
+                        .filter(|r| self.storage.root(r.root_id).is_some_and(|root| root.check_usable().is_ok()))
+                        .collect();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    if is_event {
+                        self.stats.event_chunks_deleted.fetch_add(batch.len() as u64, Relaxed);
+                    }
+                    self.delete(&batch)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FreeSpace, StorageConfig};
+    use crate::index::events::NewEvent;
+    use crate::index::{Index, NewChunk, Seal};
+    use crate::media::h26x::Codec;
+    use crate::storage::Storage;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    const M: i64 = 60_000_000;
+    const T0: i64 = 1_795_272_960_000_000;
+
+    /// Chunks of camera "c" at minutes 0..n (1000 bytes each; the last one open), and an
+    /// event over minutes 1 and 3 (no pre/post capture).
+    fn fixture(dir: &Path, max_bytes: Option<u64>, reserve: Option<FreeSpace>) -> (Arc<Index>, Arc<Storage>, Vec<i64>) {
+        let ix = Arc::new(Index::open_in_memory().unwrap());
+        let cfg = StorageConfig {
+            path: dir.to_owned(),
+            min_free: FreeSpace::Bytes(0),
+            max_bytes,
+            events_reserve: reserve,
+            require_mount: false,
+        };
+        let storage = Arc::new(Storage::open(&[cfg], &ix).unwrap());
+        let root_id = storage.roots()[0].id;
+        let ids = (0..7)
+            .map(|m| {
+                let ts = T0 + m * M;
+                let rel = crate::chunk::path::rel_path("c", ts, 0);
+                std::fs::create_dir_all(dir.join(&rel).parent().unwrap()).unwrap();
+                std::fs::write(dir.join(&rel), vec![0u8; 1000]).unwrap();
+                let n = NewChunk { camera: "c", root_id, rel_path: &rel, start_us: ts, codec: Codec::H264 };
+                if m == 6 {
+                    return ix.rotate(None, Some(&n)).unwrap().unwrap();
+                }
+                let s = Seal { start_us: ts, end_us: ts + 59_000_000, bytes: 1000, ..Default::default() };
+                ix.insert_sealed(&n, &s).unwrap()
+            })
+            .collect();
+        for m in [1, 3] {
+            let e = NewEvent {
+                camera: "c",
+                label: "door",
+                source: "api",
+                start_us: T0 + m * M + 10_000_000,
+                end_us: Some(T0 + m * M + 20_000_000),
+                pre_us: 0,
+                post_us: 0,
+                note: None,
+            };
+            ix.insert_event(&e).unwrap();
+        }
+        (ix, storage, ids)
+    }
+
+    fn kept(ix: &Index, ids: &[i64]) -> Vec<bool> {
+        ids.iter().map(|&id| ix.chunk(id).unwrap().is_some()).collect()
+    }
+
+    /// Rules 1 and 3: continuous footage goes first, oldest first; event footage only once
+    /// nothing else is left, oldest first; never the open chunk.
+    #[test]
+    fn pressure_takes_continuous_footage_first_then_the_oldest_event() {
+        let d = tempfile::tempdir().unwrap();
+        // 7000 bytes indexed (the open chunk's row says 0), budget 3000: 3 continuous go.
+        let (ix, storage, ids) = fixture(d.path(), Some(3000), None);
+        let reaper = Reaper::new(ix.clone(), storage.clone(), None, crate::time::now_us);
+        reaper.run_once().unwrap();
+        assert_eq!(kept(&ix, &ids), [false, true, false, true, false, true, true]);
+        assert_eq!(reaper.stats.event_chunks_deleted.load(Relaxed), 0);
+        // Budget 1500: minute 5 (continuous) goes, then the older event chunk.
+        let (ix, storage, ids) = fixture(tempfile::tempdir().unwrap().path(), Some(1500), None);
+        let reaper = Reaper::new(ix.clone(), storage, None, crate::time::now_us);
+        reaper.run_once().unwrap();
+        assert_eq!(kept(&ix, &ids), [false, false, false, true, false, false, true]);
+        assert_eq!(reaper.stats.event_chunks_deleted.load(Relaxed), 1);
+    }
+
+    /// Rule 2: with a reserve, continuous footage is held under room minus reserve even
+    /// while the budget itself is not reached.
+    #[test]
+    fn the_events_reserve_keeps_continuous_footage_out_of_its_room() {
+        let d = tempfile::tempdir().unwrap();
+        // Budget 10000 (not reached: 6000 sealed), reserve 7500: continuous may use 2500.
+        let (ix, storage, ids) = fixture(d.path(), Some(10_000), Some(FreeSpace::Bytes(7500)));
+        Reaper::new(ix.clone(), storage, None, crate::time::now_us).run_once().unwrap();
+        assert_eq!(kept(&ix, &ids), [false, true, false, true, true, true, true]);
+    }
+
+    /// Rule 4: each class ages out on its own limit, per camera.
+    #[test]
+    fn each_class_ages_out_on_its_own_limit() {
+        let d = tempfile::tempdir().unwrap();
+        let (ix, storage, ids) = fixture(d.path(), None, None);
+        let classes = || Classes {
+            default: (None, None),
+            cameras: vec![("c".into(), (Some(Duration::from_secs(180)), Some(Duration::from_secs(3600))))],
+        };
+        // Now = minute 8: continuous footage ending before minute 5 goes; event footage stays.
+        let reaper = Reaper::new(ix.clone(), storage.clone(), None, || T0 + 8 * M).with_classes(classes());
+        reaper.run_once().unwrap();
+        assert_eq!(kept(&ix, &ids), [false, true, false, true, false, true, true]);
+        // Now = minute 63: the event chunk ending at 1:59 is past its hour, 3:59 is not.
+        let reaper = Reaper::new(ix.clone(), storage, None, || T0 + 63 * M).with_classes(classes());
+        reaper.run_once().unwrap();
+        assert_eq!(kept(&ix, &ids), [false, false, false, true, false, false, true]);
+        assert_eq!(reaper.stats.event_chunks_deleted.load(Relaxed), 1);
+    }
+}
