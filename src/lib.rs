@@ -36,6 +36,9 @@
 //!   [`storage::indexer`] (footage the index does not know, found in the background), and
 //!   [`storage::walk`] / [`storage::confined`] (finding and opening files without ever
 //!   following a symlink out of a root).
+//! - [`events`]: footage that matters (API, CLI, MQTT, camera motion): checked, stored in the
+//!   index (which marks the chunks holding it for the reaper's retention classes and the
+//!   archive), closed after `max_duration`, told to listeners such as MQTT.
 //! - [`export`]: reading footage back as MP4 or Annex B, with `Range`.
 //! - [`thumb`]: thumbnails (keyframe → JPEG in a child process).
 //! - [`live`]: the live view ([`live::hub`], [`live::fmp4`], [`live::hls`]) fed by the
@@ -72,6 +75,8 @@ pub mod source;
 pub mod chunk;
 pub mod index;
 pub mod storage;
+
+pub mod events;
 
 pub mod export;
 pub mod live;

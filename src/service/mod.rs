@@ -38,6 +38,8 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     // Held for the service's life: no second service, no repair of the chunks it writes.
     let _lock = crate::index::lock::IndexLock::for_service(&config.index_path, crate::index::lock::SERVICE_PATIENCE)?;
     let (index, storage) = open_index_and_storage(config)?;
+    let events = Arc::new(crate::events::Events::new(index.clone(), config, crate::time::now_us));
+    events.close_overdue()?;
     let reaper = start_reaper(config, &index, &storage, &shutdown)?;
     let cameras = start_cameras(config, &index, &storage, &reaper.handle, &shutdown)?;
     // Footage the index does not know, found in the background once recording runs.
@@ -51,7 +53,12 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
         config.storage.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>().join(", "),
         config.index_path.display()
     );
-    while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
+    // The main thread has nothing else to do: it closes events past their max_duration.
+    while !shutdown.wait_timeout(crate::events::CLOSE_CHECK) {
+        if let Err(e) = events.close_overdue() {
+            log::warn!("events: {e}");
+        }
+    }
     stop(&notifier, watchdog, cameras, api, reaper);
     let _ = indexer.join();
     log::info!("stopped; {} index transactions", index.transactions());
