@@ -17,7 +17,9 @@ test_pkgs=(ffmpeg e2fsprogs util-linux mount sqlite3 iproute2 iptables chromium 
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   # the ONVIF test camera runs with its clock set back (tests/onvif.rs)
-  faketime)
+  faketime
+  # the MQTT broker of tests/mqtt.rs (Home Assistant discovery, events in and out)
+  mosquitto mosquitto-clients)
 
 aarch64_pkgs=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
 

@@ -5,7 +5,7 @@
 //! error (`storage[1].min_free: "10 %" is not a size ...`). A config error stops the service
 //! before it records anything: recording with a half-understood config would be worse.
 
-mod check;
+mod mqtt;
 mod retention;
 mod server;
 
@@ -17,6 +17,7 @@ pub use server::{Secret, ServerConfig, ViewerToken, DEFAULT_MAX_VIEWERS, MAX_VIE
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use mqtt::MqttConfig;
 pub use retention::{Retention, MAX_CAPTURE, MAX_EVENT_DURATION};
 
 /// The configuration used when no `--config` is given: one synthetic camera recording into
@@ -61,6 +62,8 @@ pub struct Config {
     pub storage: Vec<StorageConfig>,
     /// `[[camera]]`: the cameras.
     pub cameras: Vec<CameraConfig>,
+    /// `[mqtt]`: the broker events and state go to, if any.
+    pub mqtt: Option<MqttConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -256,6 +259,7 @@ struct RawConfig {
     storage: Vec<RawStorage>,
     #[serde(default)]
     camera: Vec<RawCamera>,
+    mqtt: Option<mqtt::RawMqtt>,
 }
 
 #[derive(Deserialize, Default)]
@@ -404,6 +408,7 @@ impl Config {
             index_path,
             storage,
             cameras,
+            mqtt: raw.mqtt.map(MqttConfig::from_raw).transpose()?,
         })
     }
 }

@@ -38,7 +38,9 @@
 //!   following a symlink out of a root).
 //! - [`events`]: footage that matters (API, CLI, MQTT, camera motion): checked, stored in the
 //!   index (which marks the chunks holding it for the reaper's retention classes and the
-//!   archive), closed after `max_duration`, told to listeners such as MQTT.
+//!   archive), closed after `max_duration`, told to listeners such as [`mqtt`].
+//! - [`mqtt`]: events and state out to a broker, Home Assistant discovery, commands in (its
+//!   own thread, bounded queue; a broker down never touches recording).
 //! - [`export`]: reading footage back as MP4 or Annex B, with `Range`.
 //! - [`thumb`]: thumbnails (keyframe → JPEG in a child process).
 //! - [`live`]: the live view ([`live::hub`], [`live::fmp4`], [`live::hls`]) fed by the
@@ -77,6 +79,7 @@ pub mod index;
 pub mod storage;
 
 pub mod events;
+pub mod mqtt;
 
 pub mod export;
 pub mod live;

@@ -71,6 +71,9 @@ pub struct ServerConfig {
     /// Live viewers accepted per camera at once (`max_viewers`, 0 turns the live view off);
     /// each costs up to 1 MiB of memory (the live hub's per-viewer queue).
     pub max_viewers: usize,
+    /// The box's name in MQTT topics and Home Assistant ids (`box_id`; default: the host
+    /// name).
+    pub box_id: String,
 }
 
 /// Most live viewers per camera a config may allow.
@@ -89,6 +92,7 @@ pub(super) struct RawServer {
     #[serde(default)]
     allowed_hosts: Vec<String>,
     max_viewers: Option<usize>,
+    box_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -182,6 +186,7 @@ impl ServerConfig {
             return Err(invalid("server.max_viewers", format!("{max_viewers} is more than {MAX_VIEWERS_LIMIT}")));
         }
         Ok(ServerConfig {
+            box_id: box_id(raw.box_id.as_deref())?,
             max_viewers,
             listen,
             token: raw.token.map(Secret),
@@ -189,6 +194,25 @@ impl ServerConfig {
             viewer_tokens,
             allowed_hosts: raw.allowed_hosts,
         })
+    }
+}
+
+/// Whether `id` can name the box in topics and ids: 1-64 of `A-Z a-z 0-9 - _`.
+fn valid_box_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `[server] box_id`: as written, else the host name (when it is a valid id), else
+/// `edgenvr`.
+fn box_id(raw: Option<&str>) -> Result<String> {
+    match raw {
+        Some(id) if valid_box_id(id) => Ok(id.to_owned()),
+        Some(id) => Err(invalid("server.box_id", format!("{id:?} must be 1-64 characters of A-Z a-z 0-9 - _"))),
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            let host = host.trim();
+            Ok(if valid_box_id(host) { host.to_owned() } else { "edgenvr".to_owned() })
+        }
     }
 }
 

@@ -45,6 +45,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     // Footage the index does not know, found in the background once recording runs.
     let indexer = crate::storage::indexer::start(&index, &storage, reaper.handle.clone(), &shutdown)?;
     let api = start_api(config, &index, &storage, &cameras, &reaper.stats, &shutdown);
+    let mqtt = start_mqtt(config, &events, &storage, &cameras, &shutdown);
     let notifier = Notifier::from_env();
     let watchdog = notify_ready(&notifier, config, &cameras, &shutdown)?;
     log::info!(
@@ -61,6 +62,9 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     }
     stop(&notifier, watchdog, cameras, api, reaper);
     let _ = indexer.join();
+    if let Some(m) = mqtt {
+        m.join();
+    }
     log::info!("stopped; {} index transactions", index.transactions());
     Ok(())
 }
@@ -159,6 +163,41 @@ fn start_api(
     let parts =
         Parts { index: index.clone(), storage: storage.clone(), cameras: entries.collect(), reaper: reaper.clone() };
     crate::http::start_service(config, parts, shutdown)
+}
+
+/// Starts the MQTT client when `[mqtt]` is configured. Like the API, it is not needed to
+/// record: a failure to start (an unreadable password file) is logged, not fatal.
+fn start_mqtt(
+    config: &Config,
+    events: &Arc<crate::events::Events>,
+    storage: &Arc<Storage>,
+    cameras: &Cameras,
+    shutdown: &Shutdown,
+) -> Option<crate::mqtt::MqttHandle> {
+    let cfg = config.mqtt.as_ref()?;
+    let stats: Vec<(String, Arc<CameraStats>)> =
+        config.cameras.iter().map(|c| (c.id.clone(), cameras.stats(&c.id).cloned().unwrap_or_default())).collect();
+    let storage = storage.clone();
+    let snapshot = Arc::new(move || {
+        let now = crate::time::now_us();
+        let mut s = crate::mqtt::Snapshot::default();
+        for (id, st) in &stats {
+            // Recording: a frame written within the last 10 s.
+            let last = st.last_frame_us.load(std::sync::atomic::Ordering::Relaxed);
+            s.cameras.push((id.clone(), last > 0 && now - last < 10_000_000));
+        }
+        for root in storage.roots() {
+            if let Ok(space) = crate::storage::statvfs(root.path()) {
+                s.free_bytes += space.free;
+                s.total_bytes += space.total;
+            }
+        }
+        s
+    });
+    let ids = config.cameras.iter().map(|c| c.id.clone()).collect();
+    crate::mqtt::start(cfg, &config.server.box_id, ids, events.clone(), snapshot, shutdown)
+        .map_err(|e| log::error!("mqtt: {e}; recording without MQTT"))
+        .ok()
 }
 
 /// Tells systemd we are up, and starts feeding its watchdog (when it asked for one) while

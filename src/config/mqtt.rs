@@ -1,0 +1,111 @@
+//! `[mqtt]`: the broker events and state are told to (the MQTT client's settings). The password is never in the config:
+//! `password_file` names a root-only file whose first line is read when the client starts.
+
+use super::invalid;
+use crate::error::Result;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// `[mqtt]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMqtt {
+    host: String,
+    port: Option<u16>,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    prefix: Option<String>,
+    discovery_prefix: Option<String>,
+    #[serde(default)]
+    tls: bool,
+}
+
+/// `[mqtt]`, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MqttConfig {
+    /// Broker host name or address.
+    pub host: String,
+    /// Broker port (default 1883).
+    pub port: u16,
+    /// User name, if the broker wants one.
+    pub username: Option<String>,
+    /// File whose first line is the password (read at start, never logged).
+    pub password_file: Option<PathBuf>,
+    /// First level of every topic (default `edgenvr`).
+    pub prefix: String,
+    /// Home Assistant's discovery prefix (default `homeassistant`).
+    pub discovery_prefix: String,
+}
+
+/// A topic level we build: no wildcards, separators or control characters.
+fn topic_level_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+impl MqttConfig {
+    pub(super) fn from_raw(raw: RawMqtt) -> Result<MqttConfig> {
+        if raw.host.is_empty() || raw.host.len() > 253 || raw.host.bytes().any(|b| b.is_ascii_whitespace() || b == b'/')
+        {
+            return Err(invalid("mqtt.host", format!("{:?} is not a host name or address", raw.host)));
+        }
+        if raw.tls {
+            return Err(invalid(
+                "mqtt.tls",
+                "this build has no TLS for MQTT; use a broker on the LAN or a TLS tunnel (stunnel) to it",
+            ));
+        }
+        if raw.password_file.is_some() && raw.username.is_none() {
+            return Err(invalid("mqtt.password_file", "goes with mqtt.username"));
+        }
+        if let Some(p) = &raw.password_file {
+            if !p.is_absolute() {
+                return Err(invalid("mqtt.password_file", "must be an absolute path"));
+            }
+        }
+        let prefix = raw.prefix.unwrap_or_else(|| "edgenvr".into());
+        if !topic_level_ok(&prefix) {
+            return Err(invalid("mqtt.prefix", "must be 1-64 characters of A-Z a-z 0-9 - _ ."));
+        }
+        let discovery_prefix = raw.discovery_prefix.unwrap_or_else(|| "homeassistant".into());
+        if !topic_level_ok(&discovery_prefix) {
+            return Err(invalid("mqtt.discovery_prefix", "must be 1-64 characters of A-Z a-z 0-9 - _ ."));
+        }
+        Ok(MqttConfig {
+            host: raw.host,
+            port: raw.port.unwrap_or(1883),
+            username: raw.username,
+            password_file: raw.password_file,
+            prefix,
+            discovery_prefix,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const BASE: &str = "[[storage]]\npath = \"/x\"\n";
+
+    #[test]
+    fn mqtt_table_parses_with_defaults_and_errors_name_the_key() {
+        let c = Config::parse(&format!("[server]\nbox_id = \"shed\"\n[mqtt]\nhost = \"10.0.0.2\"\n{BASE}")).unwrap();
+        let m = c.mqtt.unwrap();
+        assert_eq!((m.port, m.prefix.as_str(), m.discovery_prefix.as_str()), (1883, "edgenvr", "homeassistant"));
+        assert_eq!(c.server.box_id, "shed");
+        assert!(Config::parse(BASE).unwrap().mqtt.is_none());
+        for (text, key) in [
+            ("[mqtt]\nhost = \"a b\"\n", "mqtt.host"),
+            ("[mqtt]\nhost = \"h\"\nprefix = \"a/#\"\n", "mqtt.prefix"),
+            ("[mqtt]\nhost = \"h\"\npassword_file = \"/p\"\n", "mqtt.password_file"),
+            ("[mqtt]\nhost = \"h\"\nusername = \"u\"\npassword_file = \"p\"\n", "mqtt.password_file"),
+            ("[mqtt]\nhost = \"h\"\ntls = true\n", "mqtt.tls"),
+            ("[server]\nbox_id = \"a/b\"\n", "server.box_id"),
+        ] {
+            let e = Config::parse(&format!("{text}{BASE}")).unwrap_err().to_string();
+            assert!(e.starts_with(key), "{key}: {e}");
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! MQTT: events and state out to a broker (and Home Assistant's discovery), commands in.
+//!
+//! Runs only when `[mqtt]` is configured, on its own thread `mqtt` with a current-thread
+//! tokio runtime (rumqttc 0.25 without default features): a broker that is slow or down then
+//! shares no thread with RTSP reads or the API, and recording never waits for it. The
+//! service's side only pushes into the bounded [`outbox`] (a mutex held for a queue
+//! operation) and wakes the thread.
+//!
+//! Two tasks on that runtime:
+//! - the poller drives rumqttc's event loop: connects, reconnects with back-off (1 s
+//!   doubling to 30 s; the first failure of an outage is logged, later ones not), and on
+//!   every connect subscribes to the command topics and Home Assistant's status, and queues
+//!   availability, discovery and full state (a restarted broker lost its retained
+//!   messages); it also does that when Home Assistant says `online`;
+//! - the sender hands queued messages to the client while connected, events one at a time
+//!   until acknowledged ([`outbox`]'s rules), and refreshes state every [`STATE_EVERY`].
+//!
+//! The password is read from `password_file` when the thread starts and is never logged
+//! (rumqttc's options hold it; neither they nor ours are printed).
+
+pub mod outbox;
+pub mod topics;
+
+use crate::config::MqttConfig;
+use crate::error::{Error, Result};
+use crate::events::{Change, Events, Source, StartEvent};
+use crate::shutdown::Shutdown;
+use outbox::{Kind, Msg, Outbox};
+use rumqttc::{AsyncClient, ConnectReturnCode, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use topics::{Command, Topics};
+
+/// How often state (recording, storage) is published when nothing else changes.
+pub const STATE_EVERY: Duration = Duration::from_secs(30);
+/// Longest wait between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Requests rumqttc's client may hold before its event loop takes them.
+const CLIENT_CHANNEL: usize = 16;
+/// Largest packet accepted from the broker (commands are tiny; a bigger one is refused by
+/// rumqttc, which drops the connection).
+const MAX_INCOMING: usize = 64 << 10;
+
+/// What the service is doing, for state messages: built on the MQTT thread.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// `(camera id, recording now)`.
+    pub cameras: Vec<(String, bool)>,
+    /// Free bytes over every storage root.
+    pub free_bytes: u64,
+    /// Size of every storage root's file system.
+    pub total_bytes: u64,
+}
+
+/// Builds a [`Snapshot`] (the service passes one that reads the cameras' counters and the
+/// roots' file systems).
+pub type SnapshotFn = Arc<dyn Fn() -> Snapshot + Send + Sync>;
+
+/// Counters for status and tests.
+#[derive(Debug, Default)]
+pub struct MqttStats {
+    /// Whether the broker connection is up.
+    pub connected: AtomicBool,
+    /// Connections made since start.
+    pub connects: AtomicU64,
+    /// Events the broker acknowledged.
+    pub events_sent: AtomicU64,
+    /// State messages dropped (queue full).
+    pub dropped_state: AtomicU64,
+    /// Events dropped (queue full of events).
+    pub dropped_events: AtomicU64,
+}
+
+struct Shared {
+    outbox: Mutex<Outbox>,
+    wake: Notify,
+    /// State should be rebuilt (an event started or ended).
+    dirty: AtomicBool,
+    stats: Arc<MqttStats>,
+    topics: Topics,
+    cameras: Vec<String>,
+    events: Arc<Events>,
+    snapshot: SnapshotFn,
+}
+
+impl Shared {
+    fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, m: Msg) {
+        let mut o = self.outbox();
+        o.push(m);
+        self.stats.dropped_state.store(o.dropped_state, Relaxed);
+        self.stats.dropped_events.store(o.dropped_events, Relaxed);
+    }
+
+    fn state(&self, topic: String, payload: impl Into<Vec<u8>>) {
+        self.push(Msg { topic, payload: payload.into(), retain: true, kind: Kind::State });
+    }
+
+    /// Queues every state message.
+    fn queue_state(&self) {
+        let s = (self.snapshot)();
+        let active = self.events.active_cameras().unwrap_or_default();
+        let on = |b: bool| if b { "ON" } else { "OFF" };
+        for (cam, recording) in &s.cameras {
+            self.state(self.topics.camera(cam, "recording"), on(*recording));
+            self.state(self.topics.camera(cam, "event_active"), on(active.contains(cam)));
+        }
+        let doc = serde_json::json!({"free_bytes": s.free_bytes, "total_bytes": s.total_bytes});
+        self.state(self.topics.storage(), doc.to_string());
+    }
+
+    /// Availability, discovery and state: after every connect and when Home Assistant
+    /// comes online.
+    fn queue_announcement(&self) {
+        self.state(self.topics.availability(), "online");
+        for (topic, payload) in self.topics.discovery(&self.cameras) {
+            self.state(topic, payload);
+        }
+        self.queue_state();
+        self.wake.notify_one();
+    }
+}
+
+/// The running client.
+pub struct MqttHandle {
+    thread: std::thread::JoinHandle<()>,
+    /// Its counters.
+    pub stats: Arc<MqttStats>,
+}
+
+impl MqttHandle {
+    /// Waits for the thread (after shutdown fired; it says `offline` first when connected).
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+}
+
+/// Reads the first line of `path` (the broker password).
+fn read_password(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("mqtt.password_file: cannot read {}", path.display()), e))?;
+    Ok(text.lines().next().unwrap_or("").to_owned())
+}
+
+fn options(cfg: &MqttConfig, box_id: &str, topics: &Topics) -> Result<MqttOptions> {
+    let mut o = MqttOptions::new(format!("edgenvr-{box_id}"), cfg.host.clone(), cfg.port);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_clean_session(true);
+    o.set_max_packet_size(MAX_INCOMING, 256 << 10);
+    o.set_request_channel_capacity(CLIENT_CHANNEL);
+    o.set_last_will(LastWill::new(topics.availability(), "offline", QoS::AtLeastOnce, true));
+    if let Some(user) = &cfg.username {
+        let password = match &cfg.password_file {
+            Some(p) => read_password(p)?,
+            None => String::new(),
+        };
+        o.set_credentials(user.clone(), password);
+    }
+    Ok(o)
+}
+
+/// Starts the client thread for `cfg`; events are told to it by subscribing to `events`.
+pub fn start(
+    cfg: &MqttConfig,
+    box_id: &str,
+    cameras: Vec<String>,
+    events: Arc<Events>,
+    snapshot: SnapshotFn,
+    shutdown: &Shutdown,
+) -> Result<MqttHandle> {
+    let topics = Topics::new(cfg, box_id);
+    let opts = options(cfg, box_id, &topics)?;
+    let stats = Arc::new(MqttStats::default());
+    let shared = Arc::new(Shared {
+        outbox: Mutex::default(),
+        wake: Notify::new(),
+        dirty: AtomicBool::new(false),
+        stats: stats.clone(),
+        topics,
+        cameras,
+        events: events.clone(),
+        snapshot,
+    });
+    let s = shared.clone();
+    events.subscribe(Box::new(move |c: &Change| {
+        let (camera, payload) = topics::event_payload(c);
+        s.push(Msg { topic: s.topics.camera(&camera, "event"), payload, retain: false, kind: Kind::Event });
+        s.dirty.store(true, Relaxed);
+        s.wake.notify_one();
+    }))?;
+    let (stop_tx, stop) = watch::channel(false);
+    shutdown.on_trigger(move || {
+        let _ = stop_tx.send(true);
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the MQTT runtime", e))?;
+    let where_ = format!("{}:{}", cfg.host, cfg.port);
+    let thread = std::thread::Builder::new()
+        .name("mqtt".into())
+        .spawn(move || rt.block_on(run(shared, opts, stop, where_)))
+        .map_err(|e| Error::io("spawning the MQTT thread", e))?;
+    Ok(MqttHandle { thread, stats })
+}
+
+async fn run(shared: Arc<Shared>, opts: MqttOptions, stop: watch::Receiver<bool>, broker: String) {
+    let (client, eventloop) = AsyncClient::new(opts, CLIENT_CHANNEL);
+    let sender = tokio::spawn(send_loop(shared.clone(), client.clone(), stop.clone()));
+    poll_loop(&shared, &client, eventloop, stop, &broker).await;
+    let _ = sender.await;
+}
+
+/// Waits until `stop` says true.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn poll_loop(
+    shared: &Shared,
+    client: &AsyncClient,
+    mut el: EventLoop,
+    stop: watch::Receiver<bool>,
+    broker: &str,
+) {
+    let mut backoff = Duration::from_secs(1);
+    let mut failing = false;
+    loop {
+        let ev = tokio::select! {
+            _ = stopped(stop.clone()) => break,
+            ev = el.poll() => ev,
+        };
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) if ack.code == ConnectReturnCode::Success => {
+                log::info!("mqtt: connected to {broker}");
+                backoff = Duration::from_secs(1);
+                failing = false;
+                shared.stats.connected.store(true, Relaxed);
+                shared.stats.connects.fetch_add(1, Relaxed);
+                let subs = [shared.topics.commands(), shared.topics.ha_status()];
+                let _ = client.try_subscribe_many(subs.map(|t| rumqttc::SubscribeFilter::new(t, QoS::AtLeastOnce)));
+                shared.queue_announcement();
+            }
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                log::warn!("mqtt: {broker} refused the connection: {:?}", ack.code);
+                shared.stats.connected.store(false, Relaxed);
+                failing = true;
+                backoff = pause(backoff, stop.clone()).await;
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => on_message(shared, &p.topic, &p.payload),
+            Ok(Event::Incoming(Packet::PubAck(a))) => {
+                if shared.outbox().puback(a.pkid) {
+                    shared.stats.events_sent.fetch_add(1, Relaxed);
+                    shared.wake.notify_one();
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => shared.outbox().sent(pkid),
+            Ok(_) => {}
+            Err(e) => {
+                let was = shared.stats.connected.swap(false, Relaxed);
+                shared.outbox().disconnected();
+                if was || !failing {
+                    log::warn!("mqtt: {broker}: {e}; retrying with back-off (at most {} s)", MAX_BACKOFF.as_secs());
+                }
+                failing = true;
+                backoff = pause(backoff, stop.clone()).await;
+            }
+        }
+    }
+    // Say goodbye while connected: the will would say "offline" too, but only after the
+    // broker's keep-alive runs out.
+    if shared.stats.connected.load(Relaxed) {
+        let _ = client.try_publish(shared.topics.availability(), QoS::AtMostOnce, true, "offline");
+        let _ = client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Ok(ev) = el.poll().await {
+                if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Sleeps `backoff` (or until stop) and returns the next one.
+async fn pause(backoff: Duration, stop: watch::Receiver<bool>) -> Duration {
+    tokio::select! {
+        _ = stopped(stop) => {}
+        _ = tokio::time::sleep(backoff) => {}
+    }
+    (backoff * 2).min(MAX_BACKOFF)
+}
+
+fn on_message(shared: &Shared, topic: &str, payload: &[u8]) {
+    if topic == shared.topics.ha_status() {
+        if payload == b"online" {
+            log::info!("mqtt: Home Assistant is online; publishing discovery again");
+            shared.queue_announcement();
+        }
+        return;
+    }
+    let Some(camera) = shared.topics.command_camera(topic) else { return };
+    let r = match topics::parse_command(payload) {
+        Err(why) => Err(crate::err!(InvalidArgument, "{why}")),
+        Ok(Command::Start(label, note)) => match shared.events.open_with_label(camera, &label) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => {
+                let req = StartEvent {
+                    camera: camera.to_owned(),
+                    label,
+                    source: Source::Mqtt,
+                    start_us: None,
+                    end_us: None,
+                    note,
+                };
+                shared.events.start(&req).map(|_| ())
+            }
+            Err(e) => Err(e),
+        },
+        Ok(Command::End(label)) => shared.events.end_open(camera, &label).map(|_| ()),
+    };
+    if let Err(e) = r {
+        log::warn!("mqtt: command on {topic}: {e}");
+    }
+}
+
+async fn send_loop(shared: Arc<Shared>, client: AsyncClient, stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + STATE_EVERY, STATE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped(stop.clone()) => return,
+            _ = shared.wake.notified() => {}
+            _ = tick.tick() => shared.dirty.store(true, Relaxed),
+        }
+        if shared.dirty.swap(false, Relaxed) {
+            shared.queue_state();
+        }
+        while shared.stats.connected.load(Relaxed) {
+            let Some(m) = shared.outbox().take_next() else { break };
+            let qos = if m.kind == Kind::Event { QoS::AtLeastOnce } else { QoS::AtMostOnce };
+            if client.publish(m.topic, qos, m.retain, m.payload).await.is_err() {
+                return;
+            }
+        }
+    }
+}
