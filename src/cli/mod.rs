@@ -6,6 +6,7 @@
 
 mod check;
 mod discover;
+mod event;
 mod export;
 mod status;
 
@@ -36,6 +37,13 @@ commands:
       --username U           the cameras' ONVIF user, to ask for their streams
       --password-file F      a file whose first line is the password (- for stdin)
       --json                 as JSON (the document GET /api/v1/discover serves)
+  event start CAMERA [--label L] [--at TIME] [--end TIME] [--note TEXT]
+                 start an event now (or at TIME; with --end, record a finished one)
+  event end EVENT [--at TIME]
+                 end an open event
+  event list [--camera ID] [--label L] [--from TIME] [--to TIME] [--limit N] [--json]
+                 events, oldest first; the commands talk to the running service
+                 (its API, with the configured token); list reads the index when it is down
   help           this text
 
 options:
@@ -85,6 +93,8 @@ pub enum Command {
     },
     /// Find ONVIF cameras.
     Discover(discover::DiscoverArgs),
+    /// Start, end or list events.
+    Event(event::EventArgs),
     /// Print usage.
     Help,
     /// Print the version.
@@ -104,6 +114,7 @@ fn command_named(s: &str) -> Result<Command, Error> {
         "status" => Command::Status { json: false },
         "probe" => Command::Probe { json: false },
         "discover" => Command::Discover(discover::DiscoverArgs::default()),
+        "event" => Command::Event(event::EventArgs::default()),
         _ => return Err(usage_error(format!("unknown command {s:?}"))),
     })
 }
@@ -130,6 +141,19 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
     };
     let mut a = Args { command, config: None, log_level: None };
     while let Some(arg) = it.next() {
+        if let Command::Event(e) = &mut a.command {
+            if !arg.starts_with('-') {
+                if !e.positional(arg) {
+                    return Err(usage_error(format!("unexpected argument {arg:?}")));
+                }
+                continue;
+            }
+            if event::EventArgs::OPTIONS.contains(&arg.as_str()) {
+                let v = it.next().cloned().ok_or_else(|| usage_error(format!("{arg} needs a value")))?;
+                e.set(arg, v);
+                continue;
+            }
+        }
         let mut value = |name: &str| it.next().cloned().ok_or_else(|| usage_error(format!("{name} needs a value")));
         match arg.as_str() {
             "--config" | "-c" => a.config = Some(PathBuf::from(value("--config")?)),
@@ -144,7 +168,8 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
             "--json" => match &mut a.command {
                 Command::Status { json } | Command::Probe { json } => *json = true,
                 Command::Discover(d) => d.json = true,
-                _ => return Err(usage_error("--json goes with `status`, `probe` or `discover`")),
+                Command::Event(e) => e.json = true,
+                _ => return Err(usage_error("--json goes with `status`, `probe`, `discover` or `event`")),
             },
             "--timeout" | "--username" | "--password-file" => {
                 let v = value(arg)?;
@@ -245,6 +270,7 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Check { repair } => check::run(&config, repair),
         Command::Export(e) => export::run(&config, &e),
         Command::Status { json } => status::run(&config, json),
+        Command::Event(e) => event::run(&config, &e),
         Command::Help
         | Command::Version
         | Command::Probe { .. }
@@ -290,6 +316,14 @@ mod tests {
         assert_eq!((d.timeout.as_deref(), d.username.as_deref(), d.json), (Some("5s"), Some("admin"), true));
         assert_eq!(d.password_file, Some(PathBuf::from("/pw")));
         assert_eq!(p("thumbnail-decode --width 320").unwrap().command, Command::ThumbnailDecode { width: 320 });
+        let Command::Event(e) = p("event start door --label bell --at 1795272963 --json").unwrap().command else {
+            panic!("not event")
+        };
+        assert_eq!(
+            (e.action.as_deref(), e.target.as_deref(), e.label.as_deref()),
+            (Some("start"), Some("door"), Some("bell"))
+        );
+        assert_eq!((e.at.as_deref(), e.json), (Some("1795272963"), true));
         for bad in [
             "frobnicate",
             "thumbnail-decode",
@@ -299,6 +333,8 @@ mod tests {
             "--log-level loud",
             "run --bogus",
             "run --timeout 3s",
+            "event end 1 2",
+            "event list --label",
         ] {
             assert_eq!(p(bad).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad}");
         }
