@@ -12,6 +12,7 @@
 //! - [`annexb`]: the raw H.264/H.265 elementary stream with start codes.
 
 pub mod annexb;
+pub mod chapters;
 pub mod hvcc;
 pub mod mp4;
 pub mod plan;

@@ -12,6 +12,7 @@
 //!                                  ├ stsz  one entry per sample   ┘ chunk files
 //!                                  ├ stsc  one entry per chunk file
 //!                                  └ co64  one entry per chunk file
+//!      └ udta ─ ©nam (title: camera and range), chpl (a chapter per event; export::chapters)
 //! mdat (64-bit size) ─ each chunk file's records, 17-byte headers → 4-byte lengths
 //! ```
 //!
@@ -195,13 +196,13 @@ const VMHD_LEN: u64 = 20;
 const DINF_LEN: u64 = 36;
 
 impl Lengths {
-    fn new(n: u64, k: u64, f: u64, stsd_len: u64) -> Lengths {
+    fn new(n: u64, k: u64, f: u64, stsd_len: u64, udta_len: u64) -> Lengths {
         let (stts, stss, stsz, stsc, co64) = (16 + 8 * n, 16 + 4 * k, 20 + 4 * n, 16 + 12 * f, 16 + 8 * f);
         let stbl = 8 + stsd_len + stts + stss + stsz + stsc + co64;
         let minf = 8 + VMHD_LEN + DINF_LEN + stbl;
         let mdia = 8 + MDHD_LEN + HDLR_LEN + minf;
         let trak = 8 + TKHD_LEN + EDTS_LEN + mdia;
-        let moov = 8 + MVHD_LEN + trak;
+        let moov = 8 + MVHD_LEN + trak + udta_len;
         Lengths { stts, stss, stsz, stsc, co64, stbl, minf, mdia, trak, moov }
     }
 }
@@ -298,8 +299,8 @@ fn write_media_header(out: &mut Vec<u8>, len: &Lengths, times: &Times) {
 }
 
 /// `stsc` and `co64` (one entry per chunk file, whose payload starts at `payload_start`),
-/// then the `mdat` header.
-fn chunk_tables(plan: &Plan, len: &Lengths, payload_start: u64) -> Vec<u8> {
+/// then `udta` (ending the `moov`), then the `mdat` header.
+fn chunk_tables(plan: &Plan, len: &Lengths, payload_start: u64, udta: &[u8]) -> Vec<u8> {
     let f = plan.segments.len() as u32;
     let mut tail = Vec::with_capacity((len.stsc + len.co64 + 16) as usize);
     full_header(&mut tail, len.stsc, b"stsc", 0, 0);
@@ -317,6 +318,7 @@ fn chunk_tables(plan: &Plan, len: &Lengths, payload_start: u64) -> Vec<u8> {
         off += s.payload_len();
     }
     let payload: u64 = plan.segments.iter().map(|s| s.payload_len()).sum();
+    tail.extend_from_slice(udta);
     u32b(&mut tail, 1);
     tail.extend_from_slice(b"mdat");
     u64b(&mut tail, 16 + payload);
@@ -341,12 +343,16 @@ impl Mp4File {
         let (entry, width, height, config) = sample_entry(plan.codec, &plan.sps, &plan.pps, plan.vps.as_deref())?;
         let stsd = stsd(entry, width, height, &config);
         let (n, k) = (plan.samples(), plan.keyframes());
-        let len = Lengths::new(n, k, plan.segments.len() as u64, stsd.len() as u64);
+        let timing =
+            Timing { base_us: plan.first_ts(), last_duration: (plan.frame_duration_us() * 9 / 100).max(1) as u32 };
+        // The presentation starts at `from`, or at the first frame when that is later.
+        let origin = plan.from_us.max(timing.base_us);
+        let title = super::chapters::title(&plan.camera, plan.from_us, plan.to_us);
+        let udta = super::chapters::udta(&title, &plan.chapters, origin);
+        let len = Lengths::new(n, k, plan.segments.len() as u64, stsd.len() as u64, udta.len() as u64);
         if len.moov > u32::MAX as u64 {
             bail!(InvalidArgument, "export too large for one MP4; use a shorter range");
         }
-        let timing =
-            Timing { base_us: plan.first_ts(), last_duration: (plan.frame_duration_us() * 9 / 100).max(1) as u32 };
         let times = Times::new(&plan, &timing);
         let mdat_payload_start = FTYP_LEN + len.moov + 16;
 
@@ -363,6 +369,7 @@ impl Mp4File {
                 &plan.from_us.to_be_bytes(),
                 &plan.to_us.to_be_bytes(),
                 &plan.segment_key(),
+                &udta,
             ])
         );
         let parts = vec![
@@ -372,7 +379,7 @@ impl Mp4File {
             Part::Table(Table::Stss),
             Part::Bytes(table_header(b"stsz", len.stsz, n)),
             Part::Table(Table::Stsz),
-            Part::Bytes(chunk_tables(&plan, &len, mdat_payload_start)),
+            Part::Bytes(chunk_tables(&plan, &len, mdat_payload_start, &udta)),
             Part::Payload { start_codes: false },
         ];
         let layout = std::sync::Arc::new(Layout::new(plan, parts, timing));
@@ -469,6 +476,50 @@ mod tests {
             pos += size;
         }
         assert_eq!(pos, data.len(), "boxes fill their parent exactly");
+    }
+
+    /// Events in the range become chapters ffprobe reads at their times on the export's
+    /// timeline (which starts at `from`), and the title names camera and range.
+    #[test]
+    fn events_are_chapters_at_their_times_and_the_title_names_the_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, storage) = record(dir.path());
+        let ev = |label, start: i64, end: Option<i64>| crate::index::events::NewEvent {
+            camera: "cam",
+            label,
+            source: "api",
+            start_us: T0 + start,
+            end_us: end.map(|e| T0 + e),
+            pre_us: 0,
+            post_us: 0,
+            note: None,
+        };
+        index.insert_event(&ev("early", 500_000, Some(2_000_000))).unwrap();
+        index.insert_event(&ev("door", 3_000_000, Some(5_000_000))).unwrap();
+        index.insert_event(&ev("motion", 15_000_000, None)).unwrap();
+        index.insert_event(&ev("later", 21_000_000, Some(22_000_000))).unwrap();
+        let (from, to) = (T0 + 1_050_000, T0 + 20_000_000);
+        let mp4 = Mp4File::new(make_plan(&index, &storage, "cam", from, to).unwrap()).unwrap();
+        let path = dir.path().join("x.mp4");
+        std::fs::write(&path, read_all(&mp4, 0, mp4.len())).unwrap();
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-show_chapters", "-show_format", "-of", "json"])
+            .arg(&path)
+            .output()
+            .expect("ffprobe");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let chapters: Vec<(f64, String)> = v["chapters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["start_time"].as_str().unwrap().parse().unwrap(), c["tags"]["title"].as_str().unwrap().into()))
+            .collect();
+        let starts: Vec<f64> = chapters.iter().map(|c| c.0).collect();
+        assert_eq!(starts, [0.0, 1.95, 13.95], "{chapters:?}");
+        assert!(chapters[1].1.starts_with("door (event 2"), "{chapters:?}");
+        let title = v["format"]["tags"]["title"].as_str().unwrap();
+        assert_eq!(title, "cam 2026-11-21T14:56:51.050Z to 2026-11-21T14:57:10.000Z");
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub struct Plan {
     pub pps: Vec<u8>,
     /// First VPS (H.265 only).
     pub vps: Option<Vec<u8>>,
+    /// One chapter per event in the range (MP4 only).
+    pub chapters: Vec<super::chapters::Chapter>,
 }
 
 impl Plan {
@@ -333,5 +335,8 @@ pub fn make_plan(index: &impl ReadChunks, storage: &Storage, camera: &str, from_
         );
     };
     let (sps, pps, vps) = parameter_sets(&segments[0], codec)?;
-    Ok(Plan { camera: camera.to_owned(), codec, from_us, to_us, segments, sps, pps, vps })
+    let filter = EventFilter { camera: Some(camera.to_owned()), from_us, to_us, label: None };
+    let chapters =
+        super::chapters::of_events(&index.events_page(&filter, (i64::MIN, 0), super::chapters::MAX_CHAPTERS)?);
+    Ok(Plan { camera: camera.to_owned(), codec, from_us, to_us, segments, sps, pps, vps, chapters })
 }
