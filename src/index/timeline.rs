@@ -16,7 +16,8 @@
 //! 3. Local days start at local midnight (or the first instant after it, when a DST change
 //!    skips midnight); their hours are the hour-long steps from there, so a day has 23, 24
 //!    or 25 of them, each labelled with the local hour it starts at and its UTC offset.
-//! 4. `events` is reserved for event counts per hour (none are recorded yet: `null`).
+//! 4. `events` counts the camera's events starting in the hour (from the `event` table,
+//!    one more indexed query; at most [`MAX_EVENTS`] per request are counted).
 
 use super::{ChunkState, Index};
 use crate::bail;
@@ -75,9 +76,12 @@ pub struct HourSummary {
     pub gaps: Vec<[i64; 2]>,
     /// Gaps not listed.
     pub more_gaps: u32,
-    /// Events in the hour, once events exist (rule 4).
+    /// Events starting in the hour (rule 4).
     pub events: Option<u32>,
 }
+
+/// Most events counted per request (8 bytes each while the summary is built).
+pub const MAX_EVENTS: usize = 100_000;
 
 /// Parses `YYYY-MM-DD`.
 pub fn parse_date(s: &str) -> Option<(i64, u32, u32)> {
@@ -148,6 +152,7 @@ pub fn days(
     }
     let day_start = |d: i64| zone.local_to_utc(d * 86_400) * US_PER_SEC;
     let spans = index.recorded_spans(camera, day_start(d0), day_start(d1 + 1), live_end_us)?;
+    let starts = index.event_starts(camera, day_start(d0), day_start(d1 + 1), MAX_EVENTS)?;
     let mut next_span = 0;
     let mut out = Vec::with_capacity((d1 - d0 + 1) as usize);
     for d in d0..=d1 {
@@ -159,7 +164,10 @@ pub fn days(
             while next_span < spans.len() && spans[next_span].1 <= hs {
                 next_span += 1;
             }
-            hours.push(hour(zone, hs, he, &spans[next_span..], now_us));
+            let mut h = hour(zone, hs, he, &spans[next_span..], now_us);
+            let n = starts.partition_point(|&t| t < he) - starts.partition_point(|&t| t < hs);
+            h.events = Some(n as u32);
+            hours.push(h);
             hs = he;
         }
         let (y, m, dd) = civil_day(d);
@@ -264,7 +272,24 @@ mod tests {
         for h in d.hours.iter().filter(|h| h.hour != 15 && h.hour != 16) {
             assert!(h.gaps.is_empty() && (h.recorded_s - 3600.0).abs() < 0.01, "{h:?}");
         }
-        assert_eq!(h15.events, None);
+        assert_eq!(h15.events, Some(0));
+        // Events count in the hour they start in (local 15:00 is 09:30 UTC).
+        for (m, label) in [(5, "a"), (40, "b"), (95, "c")] {
+            let e = crate::index::events::NewEvent {
+                camera: "cam",
+                label,
+                source: "api",
+                start_us: day + 9 * H + m * 60 * US_PER_SEC,
+                end_us: None,
+                pre_us: 0,
+                post_us: 0,
+                note: None,
+            };
+            ix.insert_event(&e).unwrap();
+        }
+        let doc = days(&ix, "cam", &z, (2026, 11, 21), (2026, 11, 21), day + 30 * H, 0).unwrap();
+        let counts: Vec<Option<u32>> = doc.days[0].hours[14..17].iter().map(|h| h.events).collect();
+        assert_eq!(counts, [Some(1), Some(1), Some(1)]);
     }
 
     #[test]
