@@ -5,9 +5,11 @@
 //! error (`storage[1].min_free: "10 %" is not a size ...`). A config error stops the service
 //! before it records anything: recording with a half-understood config would be worse.
 
+mod check;
 mod mqtt;
 mod retention;
 mod server;
+mod units;
 
 use crate::error::{Error, ErrorKind, Result};
 use check::{absolute, invalid};
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 pub use mqtt::MqttConfig;
 pub use retention::{Retention, MAX_CAPTURE, MAX_EVENT_DURATION};
+pub use units::{parse_duration, parse_free_space, parse_size, FreeSpace};
 
 /// The configuration used when no `--config` is given: one synthetic camera recording into
 /// `./edgenvr-data`, the HTTP API on localhost. Every subcommand uses it by default, so
@@ -90,25 +93,6 @@ pub struct RecordingConfig {
     pub max_age: Option<Duration>,
     /// The defaults of every camera's retention classes and event capture.
     pub retention: Retention,
-}
-
-/// How much free space the reaper keeps on a root.
-#[derive(Copy, Clone, Debug, PartialEq)]
-pub enum FreeSpace {
-    /// An absolute number of bytes.
-    Bytes(u64),
-    /// A percentage (0..100) of the filesystem's size.
-    Percent(f64),
-}
-
-impl FreeSpace {
-    /// The watermark in bytes for a filesystem of `total_bytes`.
-    pub fn bytes_for(&self, total_bytes: u64) -> u64 {
-        match *self {
-            FreeSpace::Bytes(b) => b,
-            FreeSpace::Percent(p) => (total_bytes as f64 * p / 100.0) as u64,
-        }
-    }
 }
 
 /// One `[[storage]]` root.
@@ -273,6 +257,20 @@ struct RawRecording {
     max_duration: Option<String>,
 }
 
+impl RawRecording {
+    /// The retention and capture defaults (`docs/design/events.md`).
+    fn retention(&self) -> Result<Retention> {
+        let raw = retention::RawRetention {
+            max_age: self.max_age.as_deref(),
+            events_max_age: self.events_max_age.as_deref(),
+            pre_capture: self.pre_capture.as_deref(),
+            post_capture: self.post_capture.as_deref(),
+            max_duration: self.max_duration.as_deref(),
+        };
+        Retention::resolve("recording", raw, &Retention::default())
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawIndex {
@@ -350,15 +348,7 @@ impl Config {
         if sync_interval < Duration::from_millis(100) || sync_interval > Duration::from_secs(600) {
             return Err(invalid("recording.sync_interval", "must be between 100ms and 10m"));
         }
-        let r = &raw.recording;
-        let raw_retention = retention::RawRetention {
-            max_age: r.max_age.as_deref(),
-            events_max_age: r.events_max_age.as_deref(),
-            pre_capture: r.pre_capture.as_deref(),
-            post_capture: r.post_capture.as_deref(),
-            max_duration: r.max_duration.as_deref(),
-        };
-        let defaults = Retention::resolve("recording", raw_retention, &Retention::default())?;
+        let defaults = raw.recording.retention()?;
         let max_age = defaults.max_age;
 
         if raw.storage.len() > MAX_ROOTS {
@@ -569,68 +559,6 @@ fn v4l2_from_raw(key: &dyn Fn(&str) -> String, c: &RawCamera) -> Result<V4l2Conf
         bitrate: c.bitrate,
         keyframe_interval: c.keyframe_interval,
     })
-}
-
-/// Parses `"500ms"`, `"2s"`, `"5m"`, `"12h"`, `"30d"`, `"1w"` (one number, one unit).
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (use e.g. \"500ms\", \"2s\", \"30d\")"))?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86_400.0,
-        "w" => n * 7.0 * 86_400.0,
-        _ => return Err(format!("{s:?} has no known unit (ms, s, m, h, d, w)")),
-    };
-    // At least a microsecond: a tinier positive number would round to a zero duration
-    // (found by `fuzz_values_and_config`).
-    if !secs.is_finite() || !(1e-6..=100.0 * 365.0 * 86_400.0).contains(&secs) {
-        return Err(format!("{s:?} is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
-/// Parses a byte size: `"1048576"`, `"500MB"` (10^6), `"2GiB"` (2^30), `"1.5T"` (binary).
-pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size (use e.g. \"2GiB\", \"500MB\")"))?;
-    let mult: f64 = match unit.trim() {
-        "" | "B" => 1.0,
-        "KB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "TB" => 1e12,
-        "K" | "KiB" => 1024.0,
-        "M" | "MiB" => 1024.0 * 1024.0,
-        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "T" | "TiB" => 1024.0f64.powi(4),
-        _ => return Err(format!("{s:?} has no known unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")),
-    };
-    let v = n * mult;
-    if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 / 2.0 {
-        return Err(format!("{s:?} is out of range"));
-    }
-    Ok(v as u64)
-}
-
-/// Parses a free-space watermark: a size, or a percentage like `"10%"`.
-pub fn parse_free_space(s: &str) -> std::result::Result<FreeSpace, String> {
-    match s.trim().strip_suffix('%') {
-        Some(p) => {
-            let v: f64 = p.trim().parse().map_err(|_| format!("{s:?} is not a percentage"))?;
-            if !(0.0..100.0).contains(&v) {
-                return Err(format!("{s:?} must be from 0% to below 100%"));
-            }
-            Ok(FreeSpace::Percent(v))
-        }
-        None => parse_size(s).map(FreeSpace::Bytes),
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `[mqtt]`: the broker events and state are told to (the MQTT client's settings). The password is never in the config:
 //! `password_file` names a root-only file whose first line is read when the client starts.
 
-use super::invalid;
+use super::check::invalid;
 use crate::error::Result;
 use serde::Deserialize;
 use std::path::PathBuf;

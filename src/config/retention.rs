@@ -3,7 +3,8 @@
 //! `max_duration`), and a storage root's `events_reserve`. The rules they feed are in
 //! `docs/design/events.md`.
 
-use super::{invalid, parse_duration, parse_free_space, FreeSpace};
+use super::check::invalid;
+use super::units::{parse_duration, parse_free_space, FreeSpace};
 use crate::error::Result;
 use std::time::Duration;
 

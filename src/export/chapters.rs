@@ -14,7 +14,6 @@
 //!      └ chpl  version 1, flags 0, u32 0, u8 count, count × (u64 start in 100 ns, u8 length, UTF-8 title)
 //! ```
 
-use super::mp4::{box_header, u16b, u32b, u64b};
 use crate::index::events::EventRow;
 use crate::time::format_rfc3339;
 
@@ -30,6 +29,23 @@ pub struct Chapter {
     pub start_us: i64,
     /// Title.
     pub title: String,
+}
+
+fn box_header(out: &mut Vec<u8>, size: u64, kind: &[u8; 4]) {
+    out.extend_from_slice(&(size as u32).to_be_bytes());
+    out.extend_from_slice(kind);
+}
+
+fn u16b(out: &mut Vec<u8>, v: u16) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+fn u32b(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+fn u64b(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_be_bytes());
 }
 
 /// `s` cut to at most [`MAX_TITLE`] bytes on a character boundary.
@@ -50,6 +66,17 @@ pub fn of_events(events: &[EventRow]) -> Vec<Chapter> {
         .collect()
 }
 
+/// The chapters of `camera`'s events overlapping `[from_us, to_us]`.
+pub fn of_range(
+    index: &crate::index::Index,
+    camera: &str,
+    from_us: i64,
+    to_us: i64,
+) -> crate::error::Result<Vec<Chapter>> {
+    let filter = crate::index::events::EventFilter { camera: Some(camera.to_owned()), from_us, to_us, label: None };
+    Ok(of_events(&index.events_page(&filter, (i64::MIN, 0), MAX_CHAPTERS)?))
+}
+
 /// The movie title: camera and range.
 pub fn title(camera: &str, from_us: i64, to_us: i64) -> String {
     format!("{camera} {} to {}", format_rfc3339(from_us), format_rfc3339(to_us))
@@ -58,6 +85,8 @@ pub fn title(camera: &str, from_us: i64, to_us: i64) -> String {
 /// The `udta` box: `title`, and `chapters` placed on the presentation timeline, which
 /// starts at `origin_us` (a chapter before it starts at 0).
 pub fn udta(title: &str, chapters: &[Chapter], origin_us: i64) -> Vec<u8> {
+    // Bounded: 255-byte titles, at most 255 chapters: the box is under 70 KiB.
+    let chapters = &chapters[..chapters.len().min(MAX_CHAPTERS)];
     let title = bounded(title);
     let nam_len = 12 + title.len() as u64;
     let chpl_len = if chapters.is_empty() {
@@ -78,6 +107,7 @@ pub fn udta(title: &str, chapters: &[Chapter], origin_us: i64) -> Vec<u8> {
         out.push(chapters.len() as u8);
         for c in chapters {
             let t = bounded(&c.title);
+            // Chapters are sorted by start; one before the origin starts at 0.
             u64b(&mut out, (c.start_us - origin_us).max(0) as u64 * 10);
             out.push(t.len() as u8);
             out.extend_from_slice(t.as_bytes());

@@ -335,8 +335,6 @@ pub fn make_plan(index: &impl ReadChunks, storage: &Storage, camera: &str, from_
         );
     };
     let (sps, pps, vps) = parameter_sets(&segments[0], codec)?;
-    let filter = EventFilter { camera: Some(camera.to_owned()), from_us, to_us, label: None };
-    let chapters =
-        super::chapters::of_events(&index.events_page(&filter, (i64::MIN, 0), super::chapters::MAX_CHAPTERS)?);
+    let chapters = super::chapters::of_range(index, camera, from_us, to_us)?;
     Ok(Plan { camera: camera.to_owned(), codec, from_us, to_us, segments, sps, pps, vps, chapters })
 }

@@ -60,7 +60,7 @@ impl EventRow {
     }
 }
 
-/// An event to insert (already validated by `crate::events`).
+/// An event to insert (already checked by the events room: camera, label, times).
 #[derive(Clone, Debug)]
 pub struct NewEvent<'a> {
     /// Camera id.

@@ -16,7 +16,7 @@
 //! a crash after 2 the same. No step leaves a file the index forgot or a row whose file
 //! the reaper removed without record.
 
-mod classes;
+pub mod classes;
 
 pub use classes::Classes;
 
@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::index::{Doomed, Index};
 use crate::shutdown::Shutdown;
 use crate::storage::confined::{self, DayDir};
-use crate::storage::{statvfs, Storage};
+use crate::storage::{statvfs, Root, Space, Storage};
 use crate::time::WallClock;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -236,6 +236,100 @@ impl Reaper {
             let _ = d.sync_or_prune();
         }
         self.index.delete_rows(&done)
+    }
+}
+
+impl Reaper {
+    /// Rules 1 to 3 of [`classes`] on one root.
+    fn relieve(&self, root: &Root, space: &Space) -> Result<()> {
+        let min_free = root.min_free_bytes(space.total);
+        let need_free = min_free.saturating_sub(space.free);
+        let indexed = self.index.bytes_on_root(root.id)?;
+        let over_budget = root.config.max_bytes.map_or(0, |max| indexed.saturating_sub(max));
+        let mut excess = need_free.max(over_budget);
+        let mut continuous_excess = 0;
+        if let Some(reserve) = root.config.events_reserve {
+            let room = (indexed + space.free).saturating_sub(min_free);
+            let room = root.config.max_bytes.map_or(room, |max| room.min(max));
+            let limit = room.saturating_sub(reserve.bytes_for(space.total));
+            continuous_excess = self.index.class_bytes_on_root(root.id, false)?.saturating_sub(limit);
+        }
+        excess = excess.saturating_sub(self.delete_oldest_of_class(root, false, excess.max(continuous_excess))?);
+        if excess > 0 {
+            excess = excess.saturating_sub(self.delete_oldest_of_class(root, true, excess)?);
+        }
+        if excess > 0 {
+            log::warn!(
+                "reaper: storage root {} needs {excess} more bytes free but holds no finished chunk to delete",
+                root.path().display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Deletes a root's oldest sealed chunks of one class until `want` bytes are gone or
+    /// none is left; returns the bytes deleted.
+    fn delete_oldest_of_class(&self, root: &Root, event: bool, mut want: u64) -> Result<u64> {
+        let mut freed = 0;
+        while want > 0 {
+            let batch = self.index.oldest_sealed_of_class(root.id, event, BATCH)?;
+            if batch.is_empty() {
+                break;
+            }
+            let mut take = Vec::new();
+            for r in batch {
+                want = want.saturating_sub(r.bytes.max(1));
+                freed += r.bytes;
+                take.push(r);
+                if want == 0 {
+                    break;
+                }
+            }
+            if event {
+                log::warn!(
+                    "reaper: storage root {} is short of space with only event footage left: deleting {} event chunks, oldest {}",
+                    root.path().display(),
+                    take.len(),
+                    crate::time::format_rfc3339(take[0].start_us)
+                );
+                self.stats.event_chunks_deleted.fetch_add(take.len() as u64, Relaxed);
+            }
+            self.delete(&take)?;
+        }
+        Ok(freed)
+    }
+
+    /// Rule 4 of [`classes`]: every camera's classes past their age limits.
+    fn age_out(&self) -> Result<()> {
+        if !self.classes.any_limit() {
+            return Ok(());
+        }
+        let now = (self.clock)();
+        for camera in self.index.cameras_with_footage()? {
+            let (continuous, event) = self.classes.limits(&camera);
+            for (is_event, age) in [(false, continuous), (true, event)] {
+                let Some(age) = age else { continue };
+                let cutoff = now - age.as_micros() as i64;
+                loop {
+                    // Only chunks on roots that are present: a yanked disk's files cannot be
+                    // removed, and dropping their rows would orphan them.
+                    let batch: Vec<ChunkRow> = self
+                        .index
+                        .camera_sealed_of_class_ending_before(&camera, is_event, cutoff, BATCH * 4)?
+                        .into_iter()
+                        .filter(|r| self.storage.root(r.root_id).is_some_and(|root| root.check_usable().is_ok()))
+                        .collect();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    if is_event {
+                        self.stats.event_chunks_deleted.fetch_add(batch.len() as u64, Relaxed);
+                    }
+                    self.delete(&batch)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

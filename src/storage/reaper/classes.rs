@@ -13,17 +13,15 @@
 //!    cameras no longer in the config keep the `[recording]` defaults.
 //! 5. An open chunk is never deleted (every query asks for sealed rows), and every deletion
 //!    is the reaper's three crash-safe steps.
+//!
+//! This file holds the limits; the reaper applies the rules (`Reaper::relieve`,
+//! `Reaper::age_out`).
 
-use super::{Reaper, BATCH};
 use crate::config::Config;
-use crate::error::Result;
-use crate::index::ChunkRow;
-use crate::storage::{Root, Space};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 /// A camera's age limits: (continuous footage, event footage).
-type Limits = (Option<Duration>, Option<Duration>);
+pub type Limits = (Option<Duration>, Option<Duration>);
 
 /// Age limits (continuous, event) per camera.
 #[derive(Clone, Debug, Default)]
@@ -49,107 +47,15 @@ impl Classes {
         }
     }
 
-    fn limits(&self, camera: &str) -> Limits {
+    /// `camera`'s limits (the defaults for a camera not listed).
+    pub fn limits(&self, camera: &str) -> Limits {
         self.cameras.iter().find(|(id, _)| id == camera).map_or(self.default, |(_, l)| *l)
     }
 
-    fn any_limit(&self) -> bool {
+    /// Whether any camera has an age limit.
+    pub fn any_limit(&self) -> bool {
         let set = |l: &Limits| l.0.is_some() || l.1.is_some();
         set(&self.default) || self.cameras.iter().any(|(_, l)| set(l))
-    }
-}
-
-impl Reaper {
-    /// Rules 1 to 3 on one root.
-    pub(super) fn relieve(&self, root: &Root, space: &Space) -> Result<()> {
-        let min_free = root.min_free_bytes(space.total);
-        let need_free = min_free.saturating_sub(space.free);
-        let indexed = self.index.bytes_on_root(root.id)?;
-        let over_budget = root.config.max_bytes.map_or(0, |max| indexed.saturating_sub(max));
-        let mut excess = need_free.max(over_budget);
-        let mut continuous_excess = 0;
-        if let Some(reserve) = root.config.events_reserve {
-            let room = (indexed + space.free).saturating_sub(min_free);
-            let room = root.config.max_bytes.map_or(room, |max| room.min(max));
-            let limit = room.saturating_sub(reserve.bytes_for(space.total));
-            continuous_excess = self.index.class_bytes_on_root(root.id, false)?.saturating_sub(limit);
-        }
-        excess = excess.saturating_sub(self.delete_oldest_of_class(root, false, excess.max(continuous_excess))?);
-        if excess > 0 {
-            excess = excess.saturating_sub(self.delete_oldest_of_class(root, true, excess)?);
-        }
-        if excess > 0 {
-            log::warn!(
-                "reaper: storage root {} needs {excess} more bytes free but holds no finished chunk to delete",
-                root.path().display()
-            );
-        }
-        Ok(())
-    }
-
-    /// Deletes a root's oldest sealed chunks of one class until `want` bytes are gone or
-    /// none is left; returns the bytes deleted.
-    fn delete_oldest_of_class(&self, root: &Root, event: bool, mut want: u64) -> Result<u64> {
-        let mut freed = 0;
-        while want > 0 {
-            let batch = self.index.oldest_sealed_of_class(root.id, event, BATCH)?;
-            if batch.is_empty() {
-                break;
-            }
-            let mut take = Vec::new();
-            for r in batch {
-                want = want.saturating_sub(r.bytes.max(1));
-                freed += r.bytes;
-                take.push(r);
-                if want == 0 {
-                    break;
-                }
-            }
-            if event {
-                log::warn!(
-                    "reaper: storage root {} is short of space with only event footage left: deleting {} event chunks, oldest {}",
-                    root.path().display(),
-                    take.len(),
-                    crate::time::format_rfc3339(take[0].start_us)
-                );
-                self.stats.event_chunks_deleted.fetch_add(take.len() as u64, Relaxed);
-            }
-            self.delete(&take)?;
-        }
-        Ok(freed)
-    }
-
-    /// Rule 4: every camera's classes past their age limits.
-    pub(super) fn age_out(&self) -> Result<()> {
-        if !self.classes.any_limit() {
-            return Ok(());
-        }
-        let now = (self.clock)();
-        for camera in self.index.cameras_with_footage()? {
-            let (continuous, event) = self.classes.limits(&camera);
-            for (is_event, age) in [(false, continuous), (true, event)] {
-                let Some(age) = age else { continue };
-                let cutoff = now - age.as_micros() as i64;
-                loop {
-                    // Only chunks on roots that are present: a yanked disk's files cannot be
-                    // removed, and dropping their rows would orphan them.
-                    let batch: Vec<ChunkRow> = self
-                        .index
-                        .camera_sealed_of_class_ending_before(&camera, is_event, cutoff, BATCH * 4)?
-                        .into_iter()
-                        .filter(|r| self.storage.root(r.root_id).is_some_and(|root| root.check_usable().is_ok()))
-                        .collect();
-                    if batch.is_empty() {
-                        break;
-                    }
-                    if is_event {
-                        self.stats.event_chunks_deleted.fetch_add(batch.len() as u64, Relaxed);
-                    }
-                    self.delete(&batch)?;
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -160,8 +66,10 @@ mod tests {
     use crate::index::events::NewEvent;
     use crate::index::{Index, NewChunk, Seal};
     use crate::media::h26x::Codec;
+    use crate::storage::reaper::Reaper;
     use crate::storage::Storage;
     use std::path::Path;
+    use std::sync::atomic::Ordering::Relaxed;
     use std::sync::Arc;
 
     const M: i64 = 60_000_000;
