@@ -88,7 +88,7 @@ impl Sub {
     fn start(port: u16, log: PathBuf) -> Sub {
         let f = std::fs::File::create(&log).unwrap();
         let child = Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "#", "-q", "1", "-F", "%r %t %p"])
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "#", "-q", "1", "-F", "%r %t %x"])
             .args(PROBE)
             .stdout(f)
             .stderr(Stdio::null())
@@ -97,13 +97,22 @@ impl Sub {
         Sub { child, log }
     }
 
-    fn lines(&self) -> Vec<(String, String)> {
+    /// `(topic, payload)` of every message so far (payloads arrive hex-encoded, so a JPEG
+    /// stays on its line; text payloads are returned as text).
+    fn messages(&self) -> Vec<(String, Vec<u8>)> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.split_once(' ').and_then(|(_, rest)| rest.split_once(' ')))
-            .map(|(t, p)| (t.to_owned(), p.to_owned()))
+            .map(|(t, hex)| {
+                let bytes = (0..hex.len() / 2).filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok());
+                (t.to_owned(), bytes.collect())
+            })
             .collect()
+    }
+
+    fn lines(&self) -> Vec<(String, String)> {
+        self.messages().into_iter().map(|(t, p)| (t, String::from_utf8_lossy(&p).into_owned())).collect()
     }
 
     fn count(&self, f: impl Fn(&str, &str) -> bool) -> usize {
@@ -153,6 +162,10 @@ fn check_discovery(sub: &Sub) {
         assert!(free[k].is_string(), "sensor without {k}: {free}");
     }
     assert_eq!(free["device_class"], "data_size");
+    let cam = find("camera/edgenvr_shed_door/thumbnail/config");
+    for k in ["name", "unique_id", "topic", "availability_topic"] {
+        assert!(cam[k].is_string(), "camera without {k}: {cam}");
+    }
 }
 
 #[test]
@@ -171,7 +184,7 @@ fn home_assistant_discovery_events_in_and_out_and_a_broker_restart() {
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{http}\"\nbox_id = \"shed\"\n[recording]\nsync_interval = \"500ms\"\nmax_duration = \"3s\"\n\
-             [mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nusername = \"edgenvr\"\npassword_file = \"{}\"\n\
+             [mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nusername = \"edgenvr\"\npassword_file = \"{}\"\nthumbnail_interval = \"10s\"\n\
              [[storage]]\npath = \"{}\"\nmin_free = \"0\"\n{}",
             d.join("mqtt-password").display(),
             d.join("data").display(),
@@ -237,6 +250,12 @@ fn home_assistant_discovery_events_in_and_out_and_a_broker_restart() {
         (sub.count(|t, _| t.ends_with("/config")) >= before + 3).then_some(())
     });
     assert_eq!(sub.count(|t, p| t.ends_with("/event") && p.contains(r#""type":"end""#)), 1, "sent once");
+
+    // The camera entity's picture: a JPEG of the latest keyframe, at most every 10 s.
+    let jpeg = wait_for(Duration::from_secs(30), "a thumbnail", || {
+        sub.messages().into_iter().find(|(t, _)| t == "edgenvr/shed/camera/door/thumbnail").map(|m| m.1)
+    });
+    assert_eq!(&jpeg[..2], [0xff, 0xd8], "a JPEG");
 
     // Recording lost no frame through all of it.
     let status = common::http::get(http, "/api/v1/status").json();

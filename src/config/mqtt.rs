@@ -16,6 +16,7 @@ pub(super) struct RawMqtt {
     password_file: Option<PathBuf>,
     prefix: Option<String>,
     discovery_prefix: Option<String>,
+    thumbnail_interval: Option<String>,
     #[serde(default)]
     tls: bool,
 }
@@ -35,6 +36,9 @@ pub struct MqttConfig {
     pub prefix: String,
     /// Home Assistant's discovery prefix (default `homeassistant`).
     pub discovery_prefix: String,
+    /// How often each camera's latest keyframe is published as a JPEG for Home Assistant's
+    /// camera entity (`thumbnail_interval`, default 60 s, at least 10 s; `"0s"`: never).
+    pub thumbnail_interval: Option<std::time::Duration>,
 }
 
 /// A topic level we build: no wildcards, separators or control characters.
@@ -72,7 +76,21 @@ impl MqttConfig {
         if !topic_level_ok(&discovery_prefix) {
             return Err(invalid("mqtt.discovery_prefix", "must be 1-64 characters of A-Z a-z 0-9 - _ ."));
         }
+        let thumbnail_interval = match raw.thumbnail_interval.as_deref() {
+            None => Some(std::time::Duration::from_secs(60)),
+            Some(s) => {
+                let d = super::units::parse_duration(s).map_err(|why| invalid("mqtt.thumbnail_interval", why))?;
+                if d.is_zero() {
+                    None
+                } else if d < std::time::Duration::from_secs(10) {
+                    return Err(invalid("mqtt.thumbnail_interval", "must be at least 10s (or 0s: never)"));
+                } else {
+                    Some(d)
+                }
+            }
+        };
         Ok(MqttConfig {
+            thumbnail_interval,
             host: raw.host,
             port: raw.port.unwrap_or(1883),
             username: raw.username,
@@ -103,6 +121,7 @@ mod tests {
             ("[mqtt]\nhost = \"h\"\nusername = \"u\"\npassword_file = \"p\"\n", "mqtt.password_file"),
             ("[mqtt]\nhost = \"h\"\ntls = true\n", "mqtt.tls"),
             ("[server]\nbox_id = \"a/b\"\n", "server.box_id"),
+            ("[mqtt]\nhost = \"h\"\nthumbnail_interval = \"1s\"\n", "mqtt.thumbnail_interval"),
         ] {
             let e = Config::parse(&format!("{text}{BASE}")).unwrap_err().to_string();
             assert!(e.starts_with(key), "{key}: {e}");

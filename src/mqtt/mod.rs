@@ -58,6 +58,13 @@ pub struct Snapshot {
 /// roots' file systems).
 pub type SnapshotFn = Arc<dyn Fn() -> Snapshot + Send + Sync>;
 
+/// A camera's latest keyframe as a JPEG, if one can be had now (the service passes one
+/// backed by its thumbnailer). Blocking: run on the blocking pool.
+pub type ThumbnailFn = Arc<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>;
+
+/// Width of the published thumbnails: about 10-30 KiB each, one per camera queued at most.
+pub const THUMBNAIL_WIDTH: usize = 320;
+
 /// Counters for status and tests.
 #[derive(Debug, Default)]
 pub struct MqttStats {
@@ -83,6 +90,7 @@ struct Shared {
     cameras: Vec<String>,
     events: Arc<Events>,
     snapshot: SnapshotFn,
+    thumbnails: bool,
 }
 
 impl Shared {
@@ -118,7 +126,7 @@ impl Shared {
     /// comes online.
     fn queue_announcement(&self) {
         self.state(self.topics.availability(), "online");
-        for (topic, payload) in self.topics.discovery(&self.cameras) {
+        for (topic, payload) in self.topics.discovery(&self.cameras, self.thumbnails) {
             self.state(topic, payload);
         }
         self.queue_state();
@@ -164,15 +172,22 @@ fn options(cfg: &MqttConfig, box_id: &str, topics: &Topics) -> Result<MqttOption
     Ok(o)
 }
 
+/// What the client reports on, from the service.
+pub struct Sources {
+    /// Camera ids.
+    pub cameras: Vec<String>,
+    /// The events (the client subscribes to them and starts and ends them).
+    pub events: Arc<Events>,
+    /// State.
+    pub snapshot: SnapshotFn,
+    /// Thumbnails, if the config asks for them.
+    pub thumbnail: Option<ThumbnailFn>,
+}
+
 /// Starts the client thread for `cfg`; events are told to it by subscribing to `events`.
-pub fn start(
-    cfg: &MqttConfig,
-    box_id: &str,
-    cameras: Vec<String>,
-    events: Arc<Events>,
-    snapshot: SnapshotFn,
-    shutdown: &Shutdown,
-) -> Result<MqttHandle> {
+pub fn start(cfg: &MqttConfig, box_id: &str, sources: Sources, shutdown: &Shutdown) -> Result<MqttHandle> {
+    let Sources { cameras, events, snapshot, thumbnail } = sources;
+    let thumbnail = thumbnail.zip(cfg.thumbnail_interval);
     let topics = Topics::new(cfg, box_id);
     let opts = options(cfg, box_id, &topics)?;
     let stats = Arc::new(MqttStats::default());
@@ -185,6 +200,7 @@ pub fn start(
         cameras,
         events: events.clone(),
         snapshot,
+        thumbnails: thumbnail.is_some(),
     });
     let s = shared.clone();
     events.subscribe(Box::new(move |c: &Change| {
@@ -204,16 +220,50 @@ pub fn start(
     let where_ = format!("{}:{}", cfg.host, cfg.port);
     let thread = std::thread::Builder::new()
         .name("mqtt".into())
-        .spawn(move || rt.block_on(run(shared, opts, stop, where_)))
+        .spawn(move || rt.block_on(run(shared, opts, stop, where_, thumbnail)))
         .map_err(|e| Error::io("spawning the MQTT thread", e))?;
     Ok(MqttHandle { thread, stats })
 }
 
-async fn run(shared: Arc<Shared>, opts: MqttOptions, stop: watch::Receiver<bool>, broker: String) {
+async fn run(
+    shared: Arc<Shared>,
+    opts: MqttOptions,
+    stop: watch::Receiver<bool>,
+    broker: String,
+    thumbnails: Option<(ThumbnailFn, Duration)>,
+) {
     let (client, eventloop) = AsyncClient::new(opts, CLIENT_CHANNEL);
     let sender = tokio::spawn(send_loop(shared.clone(), client.clone(), stop.clone()));
+    let thumbs = thumbnails.map(|(f, every)| tokio::spawn(thumbnail_loop(shared.clone(), f, every, stop.clone())));
     poll_loop(&shared, &client, eventloop, stop, &broker).await;
     let _ = sender.await;
+    if let Some(t) = thumbs {
+        let _ = t.await;
+    }
+}
+
+/// Every `every`, each camera's latest keyframe as a JPEG on `camera/{id}/thumbnail`
+/// (retained; a newer one replaces a queued one). Decoding runs on the blocking pool (one
+/// thread while it runs; the thumbnailer itself allows one decode at a time).
+async fn thumbnail_loop(shared: Arc<Shared>, f: ThumbnailFn, every: Duration, stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped(stop.clone()) => return,
+            _ = tick.tick() => {}
+        }
+        if !shared.stats.connected.load(Relaxed) {
+            continue;
+        }
+        for cam in shared.cameras.clone() {
+            let (f, c) = (f.clone(), cam.clone());
+            if let Ok(Some(jpeg)) = tokio::task::spawn_blocking(move || f(&c)).await {
+                shared.state(shared.topics.camera(&cam, "thumbnail"), jpeg);
+                shared.wake.notify_one();
+            }
+        }
+    }
 }
 
 /// Waits until `stop` says true.

@@ -89,9 +89,10 @@ impl Topics {
     }
 
     /// Home Assistant discovery configs `(topic, JSON)`: per camera a binary sensor
-    /// "recording" and one "event active"; for the box a sensor "free space". Keys as Home
-    /// Assistant's MQTT binary sensor and sensor documentation names them.
-    pub fn discovery(&self, cameras: &[String]) -> Vec<(String, Vec<u8>)> {
+    /// "recording" and one "event active" (and with `thumbnails`, a camera entity fed by
+    /// `camera/{id}/thumbnail`); for the box a sensor "free space". Keys as Home Assistant's
+    /// MQTT binary sensor, sensor and camera documentation names them.
+    pub fn discovery(&self, cameras: &[String], thumbnails: bool) -> Vec<(String, Vec<u8>)> {
         let mut v = Vec::with_capacity(cameras.len() * 2 + 1);
         let avail = self.availability();
         for cam in cameras {
@@ -119,6 +120,19 @@ impl Topics {
                     format!("{}/binary_sensor/{node}/{object}/config", self.discovery),
                     c.to_string().into_bytes(),
                 ));
+            }
+            if thumbnails {
+                let c = json!({
+                    "name": "Thumbnail",
+                    "unique_id": format!("{node}_thumbnail"),
+                    "object_id": format!("{node}_thumbnail"),
+                    "topic": self.camera(cam, "thumbnail"),
+                    "availability_topic": avail,
+                    "payload_available": "online",
+                    "payload_not_available": "offline",
+                    "device": self.camera_device(cam),
+                });
+                v.push((format!("{}/camera/{node}/thumbnail/config", self.discovery), c.to_string().into_bytes()));
             }
         }
         let node = format!("edgenvr_{}", self.box_id);
@@ -209,6 +223,7 @@ mod tests {
             password_file: None,
             prefix: "edgenvr".into(),
             discovery_prefix: "homeassistant".into(),
+            thumbnail_interval: None,
         };
         Topics::new(&cfg, "shed")
     }

@@ -45,7 +45,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     // Footage the index does not know, found in the background once recording runs.
     let indexer = crate::storage::indexer::start(&index, &storage, reaper.handle.clone(), &shutdown)?;
     let api = start_api(config, &index, &storage, &cameras, &reaper.stats, &shutdown);
-    let mqtt = start_mqtt(config, &events, &storage, &cameras, &shutdown);
+    let mqtt = start_mqtt(config, &index, &events, &storage, &cameras, &shutdown);
     let notifier = Notifier::from_env();
     let watchdog = notify_ready(&notifier, config, &cameras, &shutdown)?;
     log::info!(
@@ -169,6 +169,7 @@ fn start_api(
 /// record: a failure to start (an unreadable password file) is logged, not fatal.
 fn start_mqtt(
     config: &Config,
+    index: &Arc<Index>,
     events: &Arc<crate::events::Events>,
     storage: &Arc<Storage>,
     cameras: &Cameras,
@@ -177,6 +178,7 @@ fn start_mqtt(
     let cfg = config.mqtt.as_ref()?;
     let stats: Vec<(String, Arc<CameraStats>)> =
         config.cameras.iter().map(|c| (c.id.clone(), cameras.stats(&c.id).cloned().unwrap_or_default())).collect();
+    let storage_for_thumbs = storage.clone();
     let storage = storage.clone();
     let snapshot = Arc::new(move || {
         let now = crate::time::now_us();
@@ -194,8 +196,19 @@ fn start_mqtt(
         }
         s
     });
-    let ids = config.cameras.iter().map(|c| c.id.clone()).collect();
-    crate::mqtt::start(cfg, &config.server.box_id, ids, events.clone(), snapshot, shutdown)
+    let thumbs = crate::thumb::Thumbnailer::for_service();
+    let (ix, st) = (index.clone(), storage_for_thumbs);
+    let thumbnail: crate::mqtt::ThumbnailFn = Arc::new(move |camera: &str| {
+        let pick = crate::thumb::locate::Pick::AtOrBefore(crate::time::now_us());
+        thumbs.jpeg(&ix, &st, camera, pick, crate::mqtt::THUMBNAIL_WIDTH).ok().map(|j| j.bytes.to_vec())
+    });
+    let sources = crate::mqtt::Sources {
+        cameras: config.cameras.iter().map(|c| c.id.clone()).collect(),
+        events: events.clone(),
+        snapshot,
+        thumbnail: Some(thumbnail),
+    };
+    crate::mqtt::start(cfg, &config.server.box_id, sources, shutdown)
         .map_err(|e| log::error!("mqtt: {e}; recording without MQTT"))
         .ok()
 }
