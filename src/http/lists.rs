@@ -29,7 +29,7 @@ fn time(us: i64) -> Time {
 }
 
 /// Appends one value as JSON (values here are small and bounded).
-fn push_json<T: Serialize>(out: &mut Vec<u8>, v: &T) {
+pub(super) fn push_json<T: Serialize>(out: &mut Vec<u8>, v: &T) {
     let mut buf = [0u8; 1024];
     match serde_json_core::to_slice(v, &mut buf) {
         Ok(n) => out.extend_from_slice(&buf[..n]),
@@ -50,7 +50,7 @@ pub struct JsonStream {
 }
 
 impl JsonStream {
-    fn new(next: impl FnMut(&mut Vec<u8>) -> Result<bool> + Send + 'static) -> JsonStream {
+    pub(super) fn new(next: impl FnMut(&mut Vec<u8>) -> Result<bool> + Send + 'static) -> JsonStream {
         JsonStream { buf: Vec::with_capacity(64 << 10), pos: 0, done: false, next: Box::new(next) }
     }
 }

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod body;
 pub mod conn;
 pub mod dispatch;
+pub mod events;
 pub mod handlers;
 pub mod host;
 pub mod json;
