@@ -232,6 +232,18 @@ impl Index {
             .map_err(|e| Error::db("reading a chunk's event mark", e))
     }
 
+    /// Up to `limit` sealed chunks holding event footage with ids after `after_id`, in id
+    /// order: the archive's `send = "events"` walks them with a cursor.
+    pub fn event_chunks_after(&self, after_id: i64, limit: usize) -> Result<Vec<super::ChunkRow>> {
+        self.query(
+            &format!(
+                "SELECT {} FROM chunk WHERE id > ?1 AND event = 1 AND state = 1 ORDER BY id LIMIT ?2",
+                super::CHUNK_COLUMNS
+            ),
+            params![after_id, limit as i64],
+        )
+    }
+
     /// Up to `limit` of a root's oldest sealed chunks of one class (event footage or
     /// not): the reaper under pressure (`docs/design/events.md`).
     pub fn oldest_sealed_of_class(&self, root_id: i64, event: bool, limit: usize) -> Result<Vec<super::ChunkRow>> {
@@ -412,6 +424,9 @@ mod tests {
         assert!(!marked(&ix, c1), "only the ended event covered it");
         assert!(marked(&ix, c2), "the second event still covers it");
         assert!(!marked(&ix, c3));
+        let ids: Vec<i64> = ix.event_chunks_after(0, 10).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(ids, [c2], "the archive's walk: sealed event chunks only");
+        assert!(ix.event_chunks_after(c2, 10).unwrap().is_empty());
     }
 
     #[test]
