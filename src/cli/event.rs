@@ -87,9 +87,10 @@ fn time_arg(name: &str, v: &Option<String>) -> Result<Option<i64>> {
         .transpose()
 }
 
-/// The admin token the CLI sends, if the service has one.
-fn admin_token(config: &Config) -> Option<String> {
-    config.server.token.clone()
+/// The admin token the CLI sends, if the service has one (`token`, or the file
+/// `token_file` names).
+fn admin_token(config: &Config) -> Result<Option<String>> {
+    super::status::token(config)
 }
 
 /// The service's API address, loopback when it listens on every address.
@@ -129,7 +130,7 @@ fn call(config: &Config, method_post: Option<&Value>, path: &str) -> Result<(u16
         )
         .with_source(e)
     };
-    let auth = admin_token(config).map(|t| format!("Bearer {t}"));
+    let auth = admin_token(config)?.map(|t| format!("Bearer {t}"));
     let mut resp = match method_post {
         Some(body) => {
             let mut r = agent.post(&url).header("Content-Type", "application/json");

@@ -18,7 +18,7 @@ const MAX_REPLY: u64 = 1 << 20;
 
 /// The admin token: `[server] token`, or the one in `token_file` (`None` if the service has
 /// not made it yet).
-fn token(config: &Config) -> Result<Option<String>> {
+pub(super) fn token(config: &Config) -> Result<Option<String>> {
     match (&config.server.token, &config.server.token_file) {
         (Some(t), _) => Ok(Some(t.expose().to_owned())),
         (None, Some(f)) => crate::http::token_file::read(f),

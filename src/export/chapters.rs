@@ -68,13 +68,12 @@ pub fn of_events(events: &[EventRow]) -> Vec<Chapter> {
 
 /// The chapters of `camera`'s events overlapping `[from_us, to_us]`.
 pub fn of_range(
-    index: &crate::index::Index,
+    index: &impl crate::index::ReadChunks,
     camera: &str,
     from_us: i64,
     to_us: i64,
 ) -> crate::error::Result<Vec<Chapter>> {
-    let filter = crate::index::events::EventFilter { camera: Some(camera.to_owned()), from_us, to_us, label: None };
-    Ok(of_events(&index.events_page(&filter, (i64::MIN, 0), MAX_CHAPTERS)?))
+    Ok(of_events(&index.events_overlapping(camera, from_us, to_us, MAX_CHAPTERS)?))
 }
 
 /// The movie title: camera and range.

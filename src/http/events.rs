@@ -12,14 +12,102 @@
 //! field (`label: must be a string`); unknown fields are refused, so a misspelt key is not
 //! silently ignored.
 
+use super::body::read_json;
 use super::lists::{push_json, JsonStream, PAGE};
+use super::query::Query;
+use super::respond::Reply;
+use super::session::{role_of, Caller};
+use super::App;
 use crate::error::Result;
-use crate::events::{Events, Source, StartEvent};
+use crate::events::{Source, StartEvent};
 use crate::index::events::{EventFilter, EventRow};
 use crate::time::{format_rfc3339, parse_time};
 use crate::{bail, err};
+use hyper::body::Incoming;
+use hyper::HeaderMap;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
+
+/// A JSON reply.
+fn reply(status: u16, v: &Value) -> Reply {
+    Reply::Json(status, v.to_string().into_bytes(), Vec::new())
+}
+
+/// The request's JSON body; an empty POST (no `Content-Type`, no length) is an empty body.
+/// `Err` is the reply refusing it (415, 413, 408).
+async fn body_of(app: &App, headers: &HeaderMap, body: Incoming) -> std::result::Result<Vec<u8>, Reply> {
+    let no_type = headers.get(hyper::header::CONTENT_TYPE).is_none();
+    if no_type && hyper::body::Body::size_hint(&body).upper() == Some(0) {
+        return Ok(Vec::new());
+    }
+    read_json(headers, body, app.limits.body_timeout).await.map_err(|e| {
+        let (status, msg) = e.reply();
+        Reply::Json(status, super::json::error(&msg), Vec::new())
+    })
+}
+
+/// `POST /api/v1/cameras/{camera}/events`: 201 and the event.
+pub(crate) async fn start(app: &Arc<App>, camera: String, headers: &HeaderMap, body: Incoming) -> Result<Reply> {
+    let raw = match body_of(app, headers, body).await {
+        Ok(b) => b,
+        Err(r) => return Ok(r),
+    };
+    let req = parse_start(&camera, &raw)?;
+    let events = app.state.events.clone();
+    let row = app.pool.run(move || events.start(&req)).await??;
+    Ok(reply(201, &event_doc(&row, true)))
+}
+
+/// `POST /api/v1/events/{event}/end`: 200 and the ended event.
+pub(crate) async fn end(app: &Arc<App>, id: &str, headers: &HeaderMap, body: Incoming) -> Result<Reply> {
+    let id = crate::index::events::parse_event_id(id)?;
+    let raw = match body_of(app, headers, body).await {
+        Ok(b) => b,
+        Err(r) => return Ok(r),
+    };
+    let at = parse_end(&raw)?;
+    let events = app.state.events.clone();
+    let row = app.pool.run(move || events.end(id, at)).await??;
+    Ok(reply(200, &event_doc(&row, true)))
+}
+
+/// `GET /api/v1/events/{event}`: the event with links; 404 also for an event of a camera
+/// the caller may not see (it learns nothing of other cameras).
+pub(crate) async fn one(app: &Arc<App>, id: &str, caller: &Caller) -> Result<Reply> {
+    let id = crate::index::events::parse_event_id(id)?;
+    let state = app.state.clone();
+    let row = app.pool.run(move || state.readers.event(id)).await??;
+    match row {
+        Some(e) if role_of(caller).may_see(&e.camera) => Ok(reply(200, &event_doc(&e, true))),
+        _ => bail!(NotFound, "no event {id}"),
+    }
+}
+
+/// `GET /api/v1/events?camera=&from=&to=&label=&limit=&after=`.
+pub(crate) fn list_route(app: &Arc<App>, q: &Query, caller: &Caller) -> Result<Reply> {
+    let role = role_of(caller);
+    let camera = q.get("camera").map(str::to_owned);
+    if let Some(c) = &camera {
+        if app.state.camera(c).is_none() || !role.may_see(c) {
+            bail!(NotFound, "no camera {c:?}");
+        }
+    }
+    let label = q.get("label").map(str::to_owned);
+    if let Some(l) = &label {
+        crate::events::check_label(l)?;
+    }
+    let filter = EventFilter {
+        camera,
+        label,
+        from_us: q.time("from")?.unwrap_or(i64::MIN / 2),
+        to_us: q.time("to")?.unwrap_or(i64::MAX),
+    };
+    let state = app.state.clone();
+    let source = move |f: &EventFilter, after: (i64, i64), n: usize| {
+        crate::index::ReadChunks::events_page(&state.readers, f, after, n)
+    };
+    Ok(Reply::Stream(list(source, filter, q.cursor()?, q.limit()?, move |c| role.may_see(c))))
+}
 
 /// The body as a JSON object whose keys are all in `allowed`.
 fn object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>> {
@@ -110,7 +198,7 @@ pub fn event_doc(e: &EventRow, links: bool) -> Value {
 /// `GET /api/v1/events`: `{"events": [...], "next": "START_US:ID"|null}`, a page of the
 /// index at a time, only events of cameras `may_see` allows.
 pub fn list(
-    events: Arc<Events>,
+    page: impl Fn(&EventFilter, (i64, i64), usize) -> Result<Vec<EventRow>> + Send + 'static,
     filter: EventFilter,
     after: (i64, i64),
     limit: usize,
@@ -126,7 +214,7 @@ pub fn list(
             out.extend_from_slice(b"{\"events\":[");
         }
         let want = PAGE.min(left + 1);
-        let rows = events.page(&filter, cursor, want)?;
+        let rows = page(&filter, cursor, want)?;
         let more = rows.len() == want;
         for e in rows.iter().take(left.min(PAGE)) {
             cursor = (e.start_us, e.id);
@@ -158,6 +246,7 @@ pub fn list(
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::events::Events;
     use crate::index::Index;
     use std::io::Read;
 
@@ -210,14 +299,18 @@ mod tests {
             serde_json::from_str(&t).unwrap()
         };
         let all = EventFilter { from_us: 0, to_us: i64::MAX, ..Default::default() };
-        let p1 = read(list(ev.clone(), all.clone(), (i64::MIN, 0), 3, |_| true));
+        let page = |ev: &Arc<Events>| {
+            let ev = ev.clone();
+            move |f: &EventFilter, a: (i64, i64), n: usize| ev.page(f, a, n)
+        };
+        let p1 = read(list(page(&ev), all.clone(), (i64::MIN, 0), 3, |_| true));
         assert_eq!(p1["events"].as_array().unwrap().len(), 3);
         let next = p1["next"].as_str().unwrap();
         let (s, id) = next.split_once(':').unwrap();
-        let p2 = read(list(ev.clone(), all.clone(), (s.parse().unwrap(), id.parse().unwrap()), 3, |_| true));
+        let p2 = read(list(page(&ev), all.clone(), (s.parse().unwrap(), id.parse().unwrap()), 3, |_| true));
         assert_eq!(p2["events"].as_array().unwrap().len(), 2);
         assert!(p2["next"].is_null());
-        let only_a = read(list(ev.clone(), all, (i64::MIN, 0), 10, |c| c == "a"));
+        let only_a = read(list(page(&ev), all, (i64::MIN, 0), 10, |c| c == "a"));
         let cams: Vec<&str> =
             only_a["events"].as_array().unwrap().iter().map(|e| e["camera"].as_str().unwrap()).collect();
         assert_eq!(cams, ["a", "a", "a"]);

@@ -75,6 +75,13 @@ pub(crate) async fn run(
             let id = camera_id(app, camera)?;
             export(app, id, from, to, Format::Mp4).await
         }
+        Route::StartEvent(id) => {
+            let id = camera_id(app, id)?;
+            super::events::start(app, id, headers, body).await
+        }
+        Route::EndEvent(id) => super::events::end(app, id, headers, body).await,
+        Route::Events => super::events::list_route(app, q, caller),
+        Route::Event(id) => super::events::one(app, id, caller).await,
         Route::Session => Ok(session_doc(caller)),
         Route::Login => login(app, headers, body).await,
         Route::Logout => {

@@ -430,7 +430,8 @@ mod tests {
         }
         let cameras: Vec<_> = config.cameras.iter().map(|c| CameraEntry::new(c, &Default::default(), None)).collect();
         cameras[0].stats.last_frame_us.store(live_until.unwrap_or(0), Relaxed);
-        let parts = Parts { index, storage, cameras, reaper: Default::default() };
+        let events = Arc::new(crate::events::Events::new(index.clone(), &config, crate::time::now_us));
+        let parts = Parts { index, storage, cameras, reaper: Default::default(), events };
         Arc::new(AppState::new(&config, parts).unwrap())
     }
 

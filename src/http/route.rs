@@ -68,6 +68,14 @@ pub enum Route<'a> {
     Chunk(&'a str),
     /// PyNVR's `GET /api/1/range/{camera}.{YYYYMMDD.HHMM}.to.{YYYYMMDD.HHMM}.mp4`.
     PynvrRange(&'a str),
+    /// `POST /api/v1/cameras/{id}/events`: start an event (or record a finished one).
+    StartEvent(&'a str),
+    /// `GET /api/v1/events`: the events, filtered and paged.
+    Events,
+    /// `GET /api/v1/events/{event}`: one event with links.
+    Event(&'a str),
+    /// `POST /api/v1/events/{event}/end`: end an open event.
+    EndEvent(&'a str),
 }
 
 /// Why a request has no route.
@@ -104,14 +112,18 @@ impl<'a> Route<'a> {
                 "session" => Route::Session,
                 "login" => Route::Login,
                 "logout" => Route::Logout,
+                "events" => Route::Events,
                 _ => return None,
             },
             [Some("api"), Some("v1"), Some("cameras"), Some(id), Some(what), None] => match what {
                 "recordings" => Route::Recordings(id),
                 "chunks" => Route::Chunks(id),
+                "events" => Route::StartEvent(id),
                 _ => Route::Export(id, Format::from_export_name(what)?),
             },
             [Some("api"), Some("v1"), Some("chunks"), Some(id), None, ..] => Route::Chunk(id),
+            [Some("api"), Some("v1"), Some("events"), Some(id), None, ..] => Route::Event(id),
+            [Some("api"), Some("v1"), Some("events"), Some(id), Some("end"), None] => Route::EndEvent(id),
             [Some("api"), Some("1"), Some("system.json"), None, ..] => Route::Status,
             [Some("api"), Some("1"), Some("cameras.json"), None, ..] => Route::Cameras,
             [Some("api"), Some("1"), Some("range"), Some(spec), None, ..] => Route::PynvrRange(spec),
@@ -121,7 +133,7 @@ impl<'a> Route<'a> {
 
     fn methods(&self) -> &'static [Verb] {
         match self {
-            Route::Login | Route::Logout => &[Verb::Post],
+            Route::Login | Route::Logout | Route::StartEvent(_) | Route::EndEvent(_) => &[Verb::Post],
             _ => &[Verb::Get, Verb::Head],
         }
     }
@@ -131,7 +143,11 @@ impl<'a> Route<'a> {
     pub fn scope(&self) -> Scope<'a> {
         match *self {
             Route::Player | Route::Health | Route::Login => Scope::Open,
-            Route::Cameras | Route::Session | Route::Chunk(_) => Scope::Any,
+            // An event's camera is known after the lookup; its handler checks it then, and
+            // the list shows only the cameras the caller may see.
+            Route::Cameras | Route::Session | Route::Chunk(_) | Route::Events | Route::Event(_) => Scope::Any,
+            // Changes: the admin role (and, with a session, the CSRF token: auth::decide).
+            Route::StartEvent(_) | Route::EndEvent(_) => Scope::Admin,
             Route::Status => Scope::AllCameras,
             Route::Logout => Scope::OwnSession,
             Route::Recordings(id) | Route::Chunks(id) | Route::Export(id, _) => Scope::Camera(id),
@@ -161,6 +177,13 @@ mod tests {
         assert_eq!(ok(Get, "/api/v1/cameras/door/export.mp4"), Export("door", Format::Mp4));
         assert_eq!(ok(Get, "/api/v1/cameras/door/export.h265"), Export("door", Format::H265));
         assert_eq!(ok(Get, "/api/v1/chunks/12"), Chunk("12"));
+        assert_eq!(ok(Post, "/api/v1/cameras/door/events"), StartEvent("door"));
+        assert_eq!(ok(Get, "/api/v1/events"), Events);
+        assert_eq!(ok(Get, "/api/v1/events/7"), Event("7"));
+        assert_eq!(ok(Post, "/api/v1/events/7/end"), EndEvent("7"));
+        assert_eq!(ok(Post, "/api/v1/events/7/end").scope(), Scope::Admin);
+        assert_eq!(Route::parse(Get, "/api/v1/cameras/door/events"), Err(RouteError::MethodNotAllowed("POST")));
+        assert_eq!(Route::parse(Post, "/api/v1/events"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
         assert_eq!(ok(Get, "/api/1/range/door.20261121.1456.to.20261121.1457.mp4").scope(), Scope::Camera("door"));
         for p in [
             "",
@@ -187,7 +210,8 @@ mod tests {
             let path = String::from_utf8_lossy(&raw);
             if let Ok(r) = Route::parse(if post { Post } else { Get }, &path) {
                 match r {
-                    Recordings(id) | Chunks(id) | Export(id, _) | Chunk(id) | PynvrRange(id) => {
+                    Recordings(id) | Chunks(id) | Export(id, _) | Chunk(id) | PynvrRange(id) | StartEvent(id)
+                    | Event(id) | EndEvent(id) => {
                         prop_assert!(!id.contains('/'));
                     }
                     _ => {}

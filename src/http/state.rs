@@ -69,6 +69,8 @@ pub struct Parts {
     pub cameras: Vec<CameraEntry>,
     /// The reaper's counters.
     pub reaper: Arc<ReaperStats>,
+    /// Events: the one way to start and end them (so MQTT hears of it).
+    pub events: Arc<crate::events::Events>,
 }
 
 /// Everything the API serves from.
@@ -81,6 +83,8 @@ pub struct AppState {
     pub storage: Arc<Storage>,
     /// The cameras.
     pub cameras: CameraList,
+    /// Events (started and ended through it; read through [`AppState::readers`]).
+    pub events: Arc<crate::events::Events>,
     /// The reaper's counters.
     pub reaper: Arc<ReaperStats>,
     /// When the service started.
@@ -129,6 +133,7 @@ impl AppState {
             readers,
             storage: parts.storage,
             cameras: CameraList::new(parts.cameras),
+            events: parts.events,
             reaper: parts.reaper,
             started: Instant::now(),
             tokens,

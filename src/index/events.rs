@@ -18,7 +18,7 @@
 use super::Index;
 use crate::error::{Error, Result};
 use crate::{bail, err};
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// Longest pre or post capture, µs (10 minutes). The chunk-marking query relies on it to
 /// look only at events that ended recently.
@@ -199,27 +199,19 @@ impl Index {
 
     /// One event by id.
     pub fn event(&self, id: i64) -> Result<Option<EventRow>> {
-        let c = self.lock();
-        c.query_row(&format!("SELECT {EVENT_COLUMNS} FROM event WHERE id = ?1"), [id], row_to_event)
-            .optional()
-            .map_err(|e| Error::db("reading event", e))
+        event_in(&self.lock(), id)
     }
 
     /// Every open event, oldest first (the service's state at startup, `max_duration`).
     pub fn open_events(&self) -> Result<Vec<EventRow>> {
-        self.events_where("WHERE end_us IS NULL ORDER BY start_us, id LIMIT 10000", [])
+        events_where(&self.lock(), "WHERE end_us IS NULL ORDER BY start_us, id LIMIT 10000", [])
     }
 
     /// A page of events matching `f`, in (start, id) order after the keyset cursor `after`.
     /// An event overlaps `[from, to]` when it starts by `to` and ends (or is still open) at
     /// or after `from`; events are at most [`MAX_SPAN_US`] long, so the scan starts there.
     pub fn events_page(&self, f: &EventFilter, after: (i64, i64), limit: usize) -> Result<Vec<EventRow>> {
-        self.events_where(
-            "WHERE start_us <= ?2 AND start_us >= ?1 - 86400000000 AND (end_us IS NULL OR end_us >= ?1)
-             AND (?3 IS NULL OR camera = ?3) AND (?4 IS NULL OR label = ?4)
-             AND (start_us > ?5 OR (start_us = ?5 AND id > ?6)) ORDER BY start_us, id LIMIT ?7",
-            params![f.from_us, f.to_us, f.camera, f.label, after.0, after.1, limit as i64],
-        )
+        events_page_in(&self.lock(), f, after, limit)
     }
 
     /// Whether chunk `id` holds event footage (`None` when there is no such chunk): the
@@ -235,23 +227,21 @@ impl Index {
     /// Up to `limit` sealed chunks holding event footage with ids after `after_id`, in id
     /// order: the archive's `send = "events"` walks them with a cursor.
     pub fn event_chunks_after(&self, after_id: i64, limit: usize) -> Result<Vec<super::ChunkRow>> {
-        self.query(
+        let rows = self.query(
             &format!(
                 "SELECT {} FROM chunk WHERE id > ?1 AND event = 1 AND state = 1 ORDER BY id LIMIT ?2",
                 super::CHUNK_COLUMNS
             ),
             params![after_id, limit as i64],
-        )
+        )?;
+        rows.into_iter().map(|r| r.map_err(super::damaged)).collect()
     }
 
     /// Up to `limit` of a root's oldest sealed chunks of one class (event footage or
     /// not): the reaper under pressure (`docs/design/events.md`).
-    pub fn oldest_sealed_of_class(&self, root_id: i64, event: bool, limit: usize) -> Result<Vec<super::ChunkRow>> {
-        self.query(
-            &format!(
-                "SELECT {} FROM chunk WHERE root_id = ?1 AND event = ?2 AND state = 1 ORDER BY start_us LIMIT ?3",
-                super::CHUNK_COLUMNS
-            ),
+    pub fn oldest_sealed_of_class(&self, root_id: i64, event: bool, limit: usize) -> Result<Vec<super::Doomed>> {
+        self.doomed(
+            "WHERE root_id = ?1 AND event = ?2 AND state = 1 ORDER BY start_us LIMIT ?3",
             params![root_id, event as i64, limit as i64],
         )
     }
@@ -264,13 +254,10 @@ impl Index {
         event: bool,
         end_us: i64,
         limit: usize,
-    ) -> Result<Vec<super::ChunkRow>> {
-        self.query(
-            &format!(
-                "SELECT {} FROM chunk WHERE camera = ?1 AND event = ?2 AND state = 1 AND end_us < ?3
-                 AND start_us < ?3 ORDER BY start_us LIMIT ?4",
-                super::CHUNK_COLUMNS
-            ),
+    ) -> Result<Vec<super::Doomed>> {
+        self.doomed(
+            "WHERE camera = ?1 AND event = ?2 AND state = 1 AND end_us < ?3 AND start_us < ?3
+             ORDER BY start_us LIMIT ?4",
             params![camera, event as i64, end_us, limit as i64],
         )
     }
@@ -316,18 +303,42 @@ impl Index {
             .map_err(|e| Error::db("counting events", e))?;
         Ok(v)
     }
+}
 
-    fn events_where(&self, clause: &str, p: impl rusqlite::Params) -> Result<Vec<EventRow>> {
-        let c = self.lock();
-        let mut st = c
-            .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM event {clause}"))
-            .map_err(|e| Error::db("preparing event query", e))?;
-        let rows = st
-            .query_map(p, row_to_event)
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| Error::db("querying events", e))?;
-        Ok(rows)
-    }
+/// Events matching `clause` (a `WHERE ... ORDER ... LIMIT`), on connection `c` (the
+/// writers' or one of the API's readers).
+fn events_where(c: &Connection, clause: &str, p: impl rusqlite::Params) -> Result<Vec<EventRow>> {
+    let mut st = c
+        .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM event {clause}"))
+        .map_err(|e| Error::db("preparing event query", e))?;
+    let rows = st
+        .query_map(p, row_to_event)
+        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| Error::db("querying events", e))?;
+    Ok(rows)
+}
+
+/// One event by id, on connection `c`.
+pub(super) fn event_in(c: &Connection, id: i64) -> Result<Option<EventRow>> {
+    c.query_row(&format!("SELECT {EVENT_COLUMNS} FROM event WHERE id = ?1"), [id], row_to_event)
+        .optional()
+        .map_err(|e| Error::db("reading event", e))
+}
+
+/// See [`Index::events_page`], on connection `c`.
+pub(super) fn events_page_in(
+    c: &Connection,
+    f: &EventFilter,
+    after: (i64, i64),
+    limit: usize,
+) -> Result<Vec<EventRow>> {
+    events_where(
+        c,
+        "WHERE start_us <= ?2 AND start_us >= ?1 - 86400000000 AND (end_us IS NULL OR end_us >= ?1)
+         AND (?3 IS NULL OR camera = ?3) AND (?4 IS NULL OR label = ?4)
+         AND (start_us > ?5 OR (start_us = ?5 AND id > ?6)) ORDER BY start_us, id LIMIT ?7",
+        params![f.from_us, f.to_us, f.camera, f.label, after.0, after.1, limit as i64],
+    )
 }
 
 /// An event id as the API and CLI spell it (a positive decimal number).
@@ -340,7 +351,7 @@ mod tests {
     use super::*;
     use crate::index::{NewChunk, Seal};
     use crate::media::h26x::Codec;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     const S: i64 = 1_000_000;
     const M: i64 = 60 * S;
@@ -348,7 +359,7 @@ mod tests {
     /// A camera "c" chunk at minute `m` (0..59 s), sealed unless `open`.
     fn chunk(ix: &Index, m: i64, open: bool) -> i64 {
         let root = ix.root_id(Path::new("/r")).unwrap();
-        let p = PathBuf::from(format!("c/x/{m}.chunk"));
+        let p = crate::chunk::path::rel_path("c", m * M, 0);
         let n = NewChunk { camera: "c", root_id: root, rel_path: &p, start_us: m * M, codec: Codec::H264 };
         if open {
             return ix.rotate(None, Some(&n)).unwrap().unwrap();

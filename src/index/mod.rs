@@ -115,6 +115,22 @@ pub trait ReadChunks {
     /// written (open) counts as reaching to now: its row's end is only set at the seal. A
     /// damaged row fails the call.
     fn chunks_for_camera(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<ChunkRow>>;
+
+    /// Up to `limit` of a camera's events overlapping `[from_us, to_us]`, in start order
+    /// (an export's chapters).
+    fn events_overlapping(
+        &self,
+        camera: &str,
+        from_us: i64,
+        to_us: i64,
+        limit: usize,
+    ) -> Result<Vec<events::EventRow>> {
+        let f = events::EventFilter { camera: Some(camera.to_owned()), from_us, to_us, label: None };
+        self.events_page(&f, (i64::MIN, 0), limit)
+    }
+
+    /// See [`Index::events_page`].
+    fn events_page(&self, f: &events::EventFilter, after: (i64, i64), limit: usize) -> Result<Vec<events::EventRow>>;
 }
 
 /// A damaged row as the error of the one request that met it.
@@ -561,11 +577,19 @@ impl ReadChunks for Index {
     fn chunks_for_camera(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<ChunkRow>> {
         Index::chunks_for_camera(self, camera, from_us, to_us)
     }
+
+    fn events_page(&self, f: &events::EventFilter, after: (i64, i64), limit: usize) -> Result<Vec<events::EventRow>> {
+        Index::events_page(self, f, after, limit)
+    }
 }
 
 impl<T: ReadChunks + ?Sized> ReadChunks for std::sync::Arc<T> {
     fn chunks_for_camera(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<ChunkRow>> {
         (**self).chunks_for_camera(camera, from_us, to_us)
+    }
+
+    fn events_page(&self, f: &events::EventFilter, after: (i64, i64), limit: usize) -> Result<Vec<events::EventRow>> {
+        (**self).events_page(f, after, limit)
     }
 }
 

@@ -86,6 +86,11 @@ impl Readers {
         f(&c)
     }
 
+    /// One event by id.
+    pub fn event(&self, id: i64) -> Result<Option<super::events::EventRow>> {
+        self.with(|c| super::events::event_in(c, id))
+    }
+
     /// One chunk by id.
     pub fn chunk(&self, id: i64) -> Result<Option<ChunkRow>> {
         self.with(|c| queries::chunk(c, id))
@@ -109,6 +114,15 @@ impl ReadChunks for Readers {
     fn chunks_for_camera(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<ChunkRow>> {
         let longest = self.writer.longest_span_us();
         self.with(|c| queries::chunks_for_camera(c, longest, camera, from_us, to_us))
+    }
+
+    fn events_page(
+        &self,
+        f: &super::events::EventFilter,
+        after: (i64, i64),
+        limit: usize,
+    ) -> Result<Vec<super::events::EventRow>> {
+        self.with(|c| super::events::events_page_in(c, f, after, limit))
     }
 }
 

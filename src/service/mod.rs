@@ -44,7 +44,7 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     let cameras = start_cameras(config, &index, &storage, &reaper.handle, &shutdown)?;
     // Footage the index does not know, found in the background once recording runs.
     let indexer = crate::storage::indexer::start(&index, &storage, reaper.handle.clone(), &shutdown)?;
-    let api = start_api(config, &index, &storage, &cameras, &reaper.stats, &shutdown);
+    let api = start_api(config, (&index, &events), &storage, &cameras, &reaper.stats, &shutdown);
     let mqtt = start_mqtt(config, &index, &events, &storage, &cameras, &shutdown);
     let notifier = Notifier::from_env();
     let watchdog = notify_ready(&notifier, config, &cameras, &shutdown)?;
@@ -148,7 +148,7 @@ fn start_cameras(
 /// fatal.
 fn start_api(
     config: &Config,
-    index: &Arc<Index>,
+    (index, events): (&Arc<Index>, &Arc<crate::events::Events>),
     storage: &Arc<Storage>,
     cameras: &Cameras,
     reaper: &Arc<ReaperStats>,
@@ -160,8 +160,13 @@ fn start_api(
         .cameras
         .iter()
         .map(|c| CameraEntry::new(c, &cameras.stats(&c.id).cloned().unwrap_or_default(), cameras.live(&c.id).cloned()));
-    let parts =
-        Parts { index: index.clone(), storage: storage.clone(), cameras: entries.collect(), reaper: reaper.clone() };
+    let parts = Parts {
+        index: index.clone(),
+        storage: storage.clone(),
+        cameras: entries.collect(),
+        reaper: reaper.clone(),
+        events: events.clone(),
+    };
     crate::http::start_service(config, parts, shutdown)
 }
 

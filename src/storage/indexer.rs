@@ -357,6 +357,7 @@ mod tests {
             path: d.path().to_owned(),
             min_free: FreeSpace::Bytes(0),
             max_bytes: None,
+            events_reserve: None,
             require_mount: false,
         };
         let storage = Arc::new(Storage::open(&[cfg], &index).unwrap());

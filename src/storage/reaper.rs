@@ -244,7 +244,8 @@ impl Reaper {
     fn relieve(&self, root: &Root, space: &Space) -> Result<()> {
         let min_free = root.min_free_bytes(space.total);
         let need_free = min_free.saturating_sub(space.free);
-        let indexed = self.index.bytes_on_root(root.id)?;
+        // A damaged row cannot claim more than the file system holds.
+        let indexed = self.index.bytes_on_root(root.id)?.min(space.total.saturating_sub(space.free));
         let over_budget = root.config.max_bytes.map_or(0, |max| indexed.saturating_sub(max));
         let mut excess = need_free.max(over_budget);
         let mut continuous_excess = 0;
@@ -313,7 +314,7 @@ impl Reaper {
                 loop {
                     // Only chunks on roots that are present: a yanked disk's files cannot be
                     // removed, and dropping their rows would orphan them.
-                    let batch: Vec<ChunkRow> = self
+                    let batch: Vec<Doomed> = self
                         .index
                         .camera_sealed_of_class_ending_before(&camera, is_event, cutoff, BATCH * 4)?
                         .into_iter()
