@@ -149,6 +149,8 @@ struct RunDoc {
     /// The run goes on in the chunk being written: `end` is the last frame received, and
     /// `frames`/`bytes` count the finished chunks only.
     live: bool,
+    /// Events overlapping the run (`GET /api/v1/events?camera=&from=&to=` lists them).
+    events: u64,
 }
 
 #[derive(Serialize)]
@@ -319,6 +321,7 @@ impl RecordingsDoc {
                     bytes: r.bytes,
                     chunks: r.chunks,
                     live: r.live,
+                    events: self.runs.state.readers.event_count(&self.runs.camera, r.start, r.end)?,
                 },
             );
             self.emitted += 1;
@@ -449,22 +452,34 @@ mod tests {
         // Run 1: two chunks 1 s apart (within MAX_FRAME_GAP_US); a 10 s gap; run 2: live.
         let chunks = [(T0, T0 + 59 * S), (T0 + 60 * S, T0 + 119 * S), (T0 + 129 * S, T0 + 129 * S)];
         let st = state(d.path(), &chunks, Some(T0 + 150 * S));
+        // An event in the first run (the list counts it there, not in the second).
+        let e = crate::events::StartEvent {
+            camera: "c".into(),
+            label: "door".into(),
+            source: crate::events::Source::Api,
+            start_us: Some(T0 + 30 * S),
+            end_us: Some(T0 + 31 * S),
+            note: None,
+        };
+        st.events.start(&e).unwrap();
         let all = read(recordings(st.clone(), "c".into(), i64::MIN, i64::MAX, 10));
         assert_eq!(
             all,
             concat!(
                 r#"{"camera":"c","recordings":["#,
                 r#"{"start":"2026-11-21T14:56:00.000Z","end":"2026-11-21T14:57:59.000Z","start_us":1795272960000000,"#,
-                r#""end_us":1795273079000000,"duration_s":119.0,"frames":120,"bytes":2040,"chunks":2,"live":false},"#,
+                r#""end_us":1795273079000000,"duration_s":119.0,"frames":120,"bytes":2040,"chunks":2,"live":false,"#,
+                r#""events":1},"#,
                 r#"{"start":"2026-11-21T14:58:09.000Z","end":"2026-11-21T14:58:30.000Z","start_us":1795273089000000,"#,
-                r#""end_us":1795273110000000,"duration_s":21.0,"frames":0,"bytes":0,"chunks":1,"live":true}],"#,
+                r#""end_us":1795273110000000,"duration_s":21.0,"frames":0,"bytes":0,"chunks":1,"live":true,"#,
+                r#""events":0}],"#,
                 r#""gaps":[{"start":"2026-11-21T14:57:59.000Z","end":"2026-11-21T14:58:09.000Z","#,
                 r#""start_us":1795273079000000,"end_us":1795273089000000,"duration_s":10.0}],"next":null}"#
             )
         );
         let first = read(recordings(st.clone(), "c".into(), i64::MIN, i64::MAX, 1));
         assert!(
-            first.ends_with(r#""chunks":2,"live":false}],"gaps":[],"next":"2026-11-21T14:58:09.000Z"}"#),
+            first.ends_with(r#""chunks":2,"live":false,"events":1}],"gaps":[],"next":"2026-11-21T14:58:09.000Z"}"#),
             "{first}"
         );
         let none = read(recordings(st, "nobody".into(), i64::MIN, i64::MAX, 10));

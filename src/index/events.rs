@@ -325,6 +325,18 @@ pub(super) fn event_in(c: &Connection, id: i64) -> Result<Option<EventRow>> {
         .map_err(|e| Error::db("reading event", e))
 }
 
+/// How many of `camera`'s events overlap `[from_us, to_us]` (events are at most
+/// [`MAX_SPAN_US`] long, so the scan is an index range), on connection `c`.
+pub(super) fn event_count_in(c: &Connection, camera: &str, from_us: i64, to_us: i64) -> Result<u64> {
+    c.prepare_cached(
+        "SELECT count(*) FROM event WHERE camera = ?1 AND start_us <= ?3 AND start_us >= ?2 - 86400000000
+         AND (end_us IS NULL OR end_us >= ?2)",
+    )
+    .and_then(|mut st| st.query_row(params![camera, from_us, to_us], |r| r.get::<_, i64>(0)))
+    .map(|n| n.max(0) as u64)
+    .map_err(|e| Error::db("counting events", e))
+}
+
 /// See [`Index::events_page`], on connection `c`.
 pub(super) fn events_page_in(
     c: &Connection,

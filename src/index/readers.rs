@@ -86,6 +86,11 @@ impl Readers {
         f(&c)
     }
 
+    /// How many of `camera`'s events overlap `[from_us, to_us]` (the recordings list).
+    pub fn event_count(&self, camera: &str, from_us: i64, to_us: i64) -> Result<u64> {
+        self.with(|c| super::events::event_count_in(c, camera, from_us, to_us))
+    }
+
     /// One event by id.
     pub fn event(&self, id: i64) -> Result<Option<super::events::EventRow>> {
         self.with(|c| super::events::event_in(c, id))
