@@ -73,7 +73,8 @@ pub fn of_range(
     from_us: i64,
     to_us: i64,
 ) -> crate::error::Result<Vec<Chapter>> {
-    Ok(of_events(&index.events_overlapping(camera, from_us, to_us, MAX_CHAPTERS)?))
+    let f = crate::index::events::EventFilter { camera: Some(camera.to_owned()), from_us, to_us, label: None };
+    Ok(of_events(&index.events_page(&f, (i64::MIN, 0), MAX_CHAPTERS)?))
 }
 
 /// The movie title: camera and range.

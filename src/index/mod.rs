@@ -115,21 +115,7 @@ pub trait ReadChunks {
     /// written (open) counts as reaching to now: its row's end is only set at the seal. A
     /// damaged row fails the call.
     fn chunks_for_camera(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<ChunkRow>>;
-
-    /// Up to `limit` of a camera's events overlapping `[from_us, to_us]`, in start order
-    /// (an export's chapters).
-    fn events_overlapping(
-        &self,
-        camera: &str,
-        from_us: i64,
-        to_us: i64,
-        limit: usize,
-    ) -> Result<Vec<events::EventRow>> {
-        let f = events::EventFilter { camera: Some(camera.to_owned()), from_us, to_us, label: None };
-        self.events_page(&f, (i64::MIN, 0), limit)
-    }
-
-    /// See [`Index::events_page`].
+    /// See [`Index::events_page`] (an export's chapters, the events list).
     fn events_page(&self, f: &events::EventFilter, after: (i64, i64), limit: usize) -> Result<Vec<events::EventRow>>;
 }
 
@@ -262,9 +248,8 @@ impl Index {
                 )
                 .map_err(|e| Error::db(format!("registering chunk {}", n.rel_path.display()), e))?;
                 touched.push((n.root_id, 0));
-                let id = tx.last_insert_rowid();
-                events::mark_chunk(&tx, id)?;
-                Some(id)
+                events::mark_chunk(&tx, tx.last_insert_rowid())?;
+                Some(tx.last_insert_rowid())
             }
         };
         tx.commit().map_err(|e| Error::db("committing rotation", e))?;
