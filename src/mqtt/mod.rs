@@ -297,7 +297,9 @@ async fn poll_loop(
                 shared.queue_announcement();
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                log::warn!("mqtt: {broker} refused the connection: {:?}", ack.code);
+                if !failing {
+                    log::warn!("mqtt: {broker} refused the connection: {:?}; retrying with back-off", ack.code);
+                }
                 shared.stats.connected.store(false, Relaxed);
                 failing = true;
                 backoff = pause(backoff, stop.clone()).await;
