@@ -283,3 +283,77 @@ fn readers_are_separate_from_the_writers_connection() {
         })
         .unwrap();
 }
+
+/// `METHOD path` with `headers` and `body` on a new connection: (status, body).
+fn call(port: u16, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for h in headers {
+        req += &format!("{h}\r\n");
+    }
+    if !body.is_empty() {
+        req += &format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    }
+    s.write_all(format!("{req}\r\n{body}").as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, mut body) = text.split_once("\r\n\r\n").map(|(h, b)| (h.to_owned(), b.to_owned())).unwrap_or_default();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut out = String::new();
+        while let Some((size, rest)) = body.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&rest[..n]);
+            body = rest[n + 2..].to_owned();
+        }
+        body = out;
+    }
+    (status, body)
+}
+
+/// The events routes in-process: the admin starts and ends, a viewer may not, bodies are
+/// refused naming the field, the list pages with `next`.
+#[test]
+fn events_routes_roles_validation_and_paging() {
+    let admin = "admin-token-0123456789abcdef";
+    let viewer = "viewer-token-0123456789abcd";
+    let f = fixture(&format!("token = \"{admin}\"\nviewer_tokens = [\"{viewer}\"]"), short());
+    let (a, v) = (format!("Authorization: Bearer {admin}"), format!("Authorization: Bearer {viewer}"));
+    let post = |path: &str, auth: &str, body: &str| call(f.port, "POST", path, &[auth], body);
+    let (st, body) = post("/api/v1/cameras/cam/events", &a, r#"{"label":"a b"}"#);
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("label:"), "{body}");
+    assert_eq!(post("/api/v1/cameras/cam/events", &a, r#"{"label":"x","when":1}"#).0, 400);
+    assert_eq!(post("/api/v1/cameras/cam/events", &v, r#"{"label":"x"}"#).0, 403);
+    assert_eq!(post("/api/v1/cameras/cam/events", "X-None: 1", r#"{"label":"x"}"#).0, 401);
+    assert_eq!(post("/api/v1/cameras/nope/events", &a, r#"{"label":"x"}"#).0, 404);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (st, body) = post("/api/v1/cameras/cam/events", &a, &format!(r#"{{"label":"l{i}","note":"n"}}"#));
+        assert_eq!(st, 201, "{body}");
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        ids.push(doc["id"].as_i64().unwrap());
+    }
+    let (st, body) = call(f.port, "POST", &format!("/api/v1/events/{}/end", ids[0]), &[&a], "");
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(call(f.port, "POST", &format!("/api/v1/events/{}/end", ids[0]), &[&a], "").0, 400);
+    assert_eq!(call(f.port, "POST", &format!("/api/v1/events/{}/end", ids[1]), &[&v], "").0, 403);
+    let (st, body) = call(f.port, "GET", "/api/v1/events?limit=2", &[&v], "");
+    assert_eq!(st, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["events"].as_array().unwrap().len(), 2);
+    let next = page["next"].as_str().unwrap().to_owned();
+    let (_, body) = call(f.port, "GET", &format!("/api/v1/events?limit=2&after={next}"), &[&v], "");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["events"][0]["id"], ids[2]);
+    assert!(page["next"].is_null());
+    let (st, body) = call(f.port, "GET", &format!("/api/v1/events/{}", ids[0]), &[&v], "");
+    assert_eq!(st, 200);
+    assert!(body.contains("\"links\""), "{body}");
+    assert_eq!(call(f.port, "GET", "/api/v1/events?from=soon", &[&v], "").0, 400);
+}
