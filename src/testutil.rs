@@ -99,3 +99,72 @@ pub fn chunk_like_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> 
         },
     )
 }
+
+/// `seconds` of real B-frame video made by ffmpeg (libx264 `-bf 2` or libx265 `bframes=2`,
+/// 160x90, `fps`, a closed GOP of `fps` frames, access unit delimiters on), as a camera
+/// delivers it: in decode order, each frame stamped with its presentation time from `t0_us`.
+pub fn bframe_frames(
+    dir: &std::path::Path,
+    codec: Codec,
+    fps: i64,
+    seconds: i64,
+    t0_us: i64,
+) -> Vec<crate::media::frame::EncodedFrame> {
+    use std::process::Command;
+    let mp4 = dir.join("bframes.mp4");
+    let enc: &[&str] = match codec {
+        Codec::H264 => &["-c:v", "libx264", "-bf", "2", "-b_strategy", "0", "-x264-params", "aud=1"],
+        Codec::H265 => &["-c:v", "libx265", "-x265-params", "bframes=2:b-adapt=0:open-gop=0:aud=1:log-level=error"],
+    };
+    let g = fps.to_string();
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size=160x90:rate={fps}"))
+        .args(["-t", &seconds.to_string(), "-pix_fmt", "yuv420p", "-g", &g, "-keyint_min", &g, "-sc_threshold", "0"])
+        .args(enc)
+        .arg(&mp4)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let bsf = if codec == Codec::H264 { "h264_mp4toannexb" } else { "hevc_mp4toannexb" };
+    let raw = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&mp4)
+        .args(["-c", "copy", "-bsf:v", bsf, "-f", if codec == Codec::H264 { "h264" } else { "hevc" }, "-"])
+        .output()
+        .unwrap();
+    assert!(raw.status.success());
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0"])
+        .arg(&mp4)
+        .output()
+        .unwrap();
+    let pts: Vec<f64> = String::from_utf8_lossy(&probe.stdout).lines().map(|l| l.trim().parse().unwrap()).collect();
+    let aud = |n: &[u8]| match codec {
+        Codec::H264 => n[0] & 0x1f == 9,
+        Codec::H265 => (n[0] >> 1) & 0x3f == 35,
+    };
+    let mut aus: Vec<Vec<&[u8]>> = Vec::new();
+    for nal in crate::media::h26x::split_annex_b(&raw.stdout) {
+        // A new access unit at each delimiter after a picture (the bitstream filter puts
+        // parameter sets before some delimiters, and x265's first unit has none).
+        let has_slice = |au: &Vec<&[u8]>| au.iter().any(|n| codec.classify(n).is_slice());
+        if aus.is_empty() || (aud(nal) && has_slice(aus.last().unwrap())) {
+            aus.push(Vec::new());
+        }
+        aus.last_mut().unwrap().push(nal);
+    }
+    assert_eq!(aus.len(), pts.len(), "one packet per access unit");
+    let min = pts.iter().copied().fold(f64::MAX, f64::min);
+    aus.iter()
+        .zip(&pts)
+        .map(|(nals, p)| {
+            let frame_no = ((p - min) * fps as f64).round() as i64;
+            let mut f = crate::media::frame::EncodedFrame::new(t0_us + frame_no * 1_000_000 / fps, codec);
+            for n in nals {
+                f.push_nal(n);
+            }
+            f
+        })
+        .collect()
+}

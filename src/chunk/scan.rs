@@ -13,7 +13,8 @@ use std::path::Path;
 pub struct ChunkSummary {
     /// Timestamp of the first record, µs.
     pub start_us: i64,
-    /// Timestamp of the last complete frame, µs.
+    /// The latest timestamp of a complete frame, µs (with B-frames, not always the last
+    /// frame's: frames are stored in decode order).
     pub end_us: i64,
     /// Bytes of complete records (the length to truncate a torn file to).
     pub good_len: u64,
@@ -71,7 +72,7 @@ pub fn scan_reader<R: Read>(r: R, len: u64, codec: Option<Codec>) -> std::io::Re
                         s.starts_with_keyframe = g.has_idr;
                     }
                     s.frames += 1;
-                    s.end_us = g.ts_us;
+                    s.end_us = s.end_us.max(g.ts_us);
                 }
                 if g.has_idr {
                     s.keyframes.push((g.ts_us, g.offset));

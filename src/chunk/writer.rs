@@ -7,7 +7,11 @@
 //! 2. A new file starts at the first keyframe at or after each UTC minute boundary, and
 //!    also when the parameter sets or codec change, timestamps go backwards, the source
 //!    reconnected, or the stream paused longer than [`MAX_FRAME_GAP_US`]: so every gap in
-//!    the recording is a gap between index rows.
+//!    the recording is a gap between index rows. Timestamps are presentation times in
+//!    decode order (`docs/design/time.md` rule 7): "backwards" and "paused" are measured
+//!    against the frontier (the latest timestamp so far), and a frame up to
+//!    [`MAX_REORDER_US`] before it is a B-frame, not a step back; a keyframe is never
+//!    presented before an earlier frame, so one at or before the frontier is a step back.
 //! 3. The index row of a chunk is committed (state open) before its file is created, so a
 //!    crash never leaves a file the index cannot find from its open rows.
 //! 4. Records are buffered and written once per GOP (or when the buffer reaches
@@ -24,7 +28,7 @@ use super::path::rel_path;
 use crate::err;
 use crate::error::{Error, ErrorKind};
 use crate::index::{Index, NewChunk, Seal};
-use crate::media::frame::EncodedFrame;
+use crate::media::frame::{EncodedFrame, MAX_REORDER_US};
 use crate::media::h26x::{Codec, NalKind};
 use crate::service::status::CameraStats;
 use crate::storage::confined::{self, Access};
@@ -67,7 +71,8 @@ struct Pending {
     /// `(ts, offset relative to the start of bytes)` of keyframes in the buffer.
     keyframes: Vec<(i64, u64)>,
     first_ts: Option<i64>,
-    last_frame_ts: i64,
+    /// The latest timestamp in the buffer (B-frames come after later frames).
+    max_frame_ts: i64,
     /// Whether the buffer begins at a keyframe (and so can start a new file).
     starts_with_key: bool,
 }
@@ -124,7 +129,8 @@ pub struct ChunkWriter {
     need_keyframe: bool,
     /// Start a new file at the next keyframe even within the same minute.
     force_rotate: bool,
-    /// Timestamp of the last accepted frame.
+    /// The frontier: the latest timestamp accepted so far (frames arrive in decode order, so
+    /// a B-frame's is earlier).
     last_ts: Option<i64>,
     /// Whether the current drop run was already counted as a gap and logged.
     in_drop_run: bool,
@@ -176,7 +182,7 @@ impl ChunkWriter {
         }
         let param_change = self.learn_params(f);
         if let Some(last) = self.last_ts {
-            if f.ts_us < last {
+            if f.ts_us < last - MAX_REORDER_US || (f.keyframe && f.ts_us < last) {
                 log::warn!(
                     "camera {}: timestamp went back {} µs; starting a new chunk at the next keyframe",
                     self.camera,
@@ -224,7 +230,7 @@ impl ChunkWriter {
             self.in_drop_run = false;
         }
         self.append(f);
-        self.last_ts = Some(f.ts_us);
+        self.last_ts = Some(self.last_ts.map_or(f.ts_us, |l| l.max(f.ts_us)));
         if self.pending.bytes.len() >= PENDING_LIMIT {
             self.flush();
         }
@@ -309,8 +315,8 @@ impl ChunkWriter {
             p.records += 1;
         }
         p.frames += 1;
-        p.last_frame_ts = f.ts_us;
-        self.stats.last_frame_us.store(f.ts_us, Relaxed);
+        p.max_frame_ts = if p.frames == 1 { f.ts_us } else { p.max_frame_ts.max(f.ts_us) };
+        self.stats.last_frame_us.fetch_max(f.ts_us, Relaxed);
     }
 
     /// Writes the buffer to the open file. On a full disk the buffer is kept (up to the
@@ -331,7 +337,7 @@ impl ChunkWriter {
                     o.written += p.bytes.len() as u64;
                     o.frames += p.frames;
                     o.records += p.records;
-                    o.end_us = p.last_frame_ts;
+                    o.end_us = o.end_us.max(p.max_frame_ts);
                     o.dirty = true;
                     self.stats.frames_written.fetch_add(p.frames, Relaxed);
                     self.stats.bytes_written.fetch_add(p.bytes.len() as u64, Relaxed);

@@ -7,7 +7,8 @@
 //!             └ mdia ─ mdhd, hdlr
 //!                    └ minf ─ vmhd, dinf/dref
 //!                           └ stbl ─ stsd/avc1/avcC
-//!                                  ├ stts  one entry per sample   ┐ generated while
+//!                                  ├ stts  one entry per sample   ┐
+//!                                  ├ ctts  one entry per sample   │ generated while
 //!                                  ├ stss  one entry per keyframe │ reading, from the
 //!                                  ├ stsz  one entry per sample   ┘ chunk files
 //!                                  ├ stsc  one entry per chunk file
@@ -19,7 +20,11 @@
 //! Every size follows from the plan's counts (samples, keyframes, records, files), so the
 //! total length is known before a byte is produced. Timescale 90 kHz; each sample lasts
 //! until the next one's real timestamp, so gaps stay gaps (the frame before a gap is held)
-//! and the timeline matches the wall clock. Version-1 (64-bit) time fields, since a day
+//! and the timeline matches the wall clock. Samples are in decode order; `stts` holds
+//! decode times (each segment's presentation times sorted, see `super::samples`) and
+//! `ctts` (version 1, signed) each sample's presentation time less its decode time, so
+//! B-frame footage is presented at its recorded times (zero offsets without B-frames; the
+//! edit list and durations are in presentation time). Version-1 (64-bit) time fields, since a day
 //! at 90 kHz overflows 32 bits. Parameter sets stay in-band as well as in `avcC`, so a
 //! mid-export change of resolution still decodes. See `docs/design/export.md`.
 
@@ -174,6 +179,7 @@ pub(crate) fn stsd(kind: &[u8; 4], width: u32, height: u32, config: &[u8]) -> Ve
 /// files `f`, and the length of the `stsd`.
 struct Lengths {
     stts: u64,
+    ctts: u64,
     stss: u64,
     stsz: u64,
     stsc: u64,
@@ -198,12 +204,13 @@ const DINF_LEN: u64 = 36;
 impl Lengths {
     fn new(n: u64, k: u64, f: u64, stsd_len: u64, udta_len: u64) -> Lengths {
         let (stts, stss, stsz, stsc, co64) = (16 + 8 * n, 16 + 4 * k, 20 + 4 * n, 16 + 12 * f, 16 + 8 * f);
-        let stbl = 8 + stsd_len + stts + stss + stsz + stsc + co64;
+        let ctts = 16 + 8 * n;
+        let stbl = 8 + stsd_len + stts + ctts + stss + stsz + stsc + co64;
         let minf = 8 + VMHD_LEN + DINF_LEN + stbl;
         let mdia = 8 + MDHD_LEN + HDLR_LEN + minf;
         let trak = 8 + TKHD_LEN + EDTS_LEN + mdia;
         let moov = 8 + MVHD_LEN + trak + udta_len;
-        Lengths { stts, stss, stsz, stsc, co64, stbl, minf, mdia, trak, moov }
+        Lengths { stts, ctts, stss, stsz, stsc, co64, stbl, minf, mdia, trak, moov }
     }
 }
 
@@ -326,10 +333,10 @@ fn chunk_tables(plan: &Plan, len: &Lengths, payload_start: u64, udta: &[u8]) -> 
 }
 
 /// A table's header: a full box of `len` bytes holding `entries` entries (`stsz` has a
-/// zero sample size first: every sample has its own).
+/// zero sample size first: every sample has its own; `ctts` is version 1, signed offsets).
 fn table_header(kind: &[u8; 4], len: u64, entries: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(20);
-    full_header(&mut out, len, kind, 0, 0);
+    full_header(&mut out, len, kind, (kind == b"ctts") as u8, 0);
     if kind == b"stsz" {
         u32b(&mut out, 0);
     }
@@ -375,6 +382,8 @@ impl Mp4File {
         let parts = vec![
             Part::Bytes(head),
             Part::Table(Table::Stts),
+            Part::Bytes(table_header(b"ctts", len.ctts, n)),
+            Part::Table(Table::Ctts),
             Part::Bytes(table_header(b"stss", len.stss, k)),
             Part::Table(Table::Stss),
             Part::Bytes(table_header(b"stsz", len.stsz, n)),
@@ -383,7 +392,7 @@ impl Mp4File {
             Part::Payload { start_codes: false },
         ];
         let layout = std::sync::Arc::new(Layout::new(plan, parts, timing));
-        debug_assert_eq!(layout.starts[7], mdat_payload_start);
+        debug_assert_eq!(layout.starts[9], mdat_payload_start);
         Ok(Mp4File { layout, etag })
     }
 
@@ -654,6 +663,61 @@ mod tests {
         let plan = make_plan(&index, &storage, "cam", from, to).unwrap();
         assert_eq!((plan.segments.len(), plan.samples()), (1, 50));
         drop(w);
+    }
+
+    /// B-frame footage (H.264 and H.265, IBBP in decode order, stamped with presentation
+    /// times) recorded across a minute boundary exports with decode times and signed `ctts`:
+    /// ffmpeg decodes it without a warning, and every frame is presented at its recorded
+    /// time, in order. On main the samples were timed in decode order (no `ctts`), so
+    /// presentation times came out shuffled.
+    #[test]
+    fn b_frame_footage_is_presented_at_its_recorded_times() {
+        for codec in [Codec::H264, Codec::H265] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut w, index, storage) = crate::testutil::writer_fixture(dir.path());
+            let frames = crate::testutil::bframe_frames(dir.path(), codec, 25, 16, T0);
+            assert!(frames.windows(2).any(|f| f[1].ts_us < f[0].ts_us), "the stream has B-frames");
+            for f in &frames {
+                w.write_frame(f);
+            }
+            w.close();
+            let rows = index.chunks_for_camera("cam", T0, T0 + 60_000_000).unwrap();
+            // Rotation at the first keyframe after the minute (10 s in); nothing dropped;
+            // each row ends at its latest frame, not its last stored one.
+            assert_eq!(rows.len(), 2, "{codec:?}");
+            assert_eq!(rows[1].start_us, T0 + 10_000_000);
+            assert_eq!(rows[0].end_us, T0 + 10_000_000 - 40_000);
+            assert_eq!(rows[0].frames + rows[1].frames, 400);
+            let plan = make_plan(&index, &storage, "cam", T0, T0 + 60_000_000).unwrap();
+            let mp4 = Mp4File::new(plan).unwrap();
+            let data = read_all(&mp4, 0, mp4.len());
+            let mut b = Vec::new();
+            boxes(&data, 0, &mut b);
+            let ctts = b.iter().find(|x| &x.0 == b"ctts").unwrap();
+            assert_eq!(data[ctts.1 + 8], 1, "ctts version 1");
+            let path = dir.path().join("b.mp4");
+            std::fs::write(&path, &data).unwrap();
+            let out = std::process::Command::new("ffmpeg")
+                .args(["-v", "warning", "-xerror", "-i"])
+                .arg(&path)
+                .args(["-f", "null", "-"])
+                .output()
+                .unwrap();
+            assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+            let out = std::process::Command::new("ffprobe")
+                .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time", "-of", "csv=p=0"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let pts: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split(',').next()?.parse().ok())
+                .collect();
+            assert_eq!(pts.len(), 400, "{codec:?}: every frame decoded");
+            for (i, p) in pts.iter().enumerate() {
+                assert!((p - i as f64 * 0.04).abs() < 0.002, "{codec:?}: frame {i} presented at {p} s");
+            }
+        }
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub struct Segment {
     pub keyframes: u64,
     /// Timestamp of the first frame, µs.
     pub first_ts: i64,
-    /// Timestamp of the last frame, µs.
+    /// The latest timestamp of a frame, µs: the last frame presented, and the last
+    /// sample's decode time (with B-frames, not the last frame stored).
     pub last_ts: i64,
 }
 
@@ -96,7 +97,7 @@ impl Plan {
         self.segments[0].first_ts
     }
 
-    /// Timestamp of the last frame.
+    /// The latest timestamp of a frame (the last one presented).
     pub fn last_ts(&self) -> i64 {
         self.segments.last().expect("a plan has segments").last_ts
     }
@@ -144,7 +145,7 @@ impl RegionScan {
         self.keyframes += g.has_idr as u64;
         if g.has_slice {
             self.samples += 1;
-            self.last_ts = g.ts_us;
+            self.last_ts = if self.samples == 1 { g.ts_us } else { self.last_ts.max(g.ts_us) };
             self.first_ts.get_or_insert(g.ts_us);
         }
     }

@@ -3,6 +3,14 @@
 //! A sample is a timestamp group holding at least one slice; records of a group without a
 //! slice (a stray SEI) are carried into the next sample, or the last one at the end, so
 //! sample sizes always add up to the segment's payload length.
+//!
+//! Decode times: records hold presentation times in decode order (B-frames come after the
+//! later frames they depend on, `docs/design/time.md` rule 7). A segment starts at a
+//! keyframe and every keyframe is presented after all frames decoded before it, so the
+//! segment's presentation times, sorted, are a strictly increasing series with one value
+//! per sample: the n-th sample is decoded at the n-th smallest presentation time. The MP4's
+//! `ctts` holds the difference (negative for a frame decoded after a later one: version 1),
+//! see `docs/design/export.md`.
 
 use super::plan::Segment;
 use crate::chunk::frames::FrameGroups;
@@ -14,8 +22,10 @@ use crate::{bail, err};
 /// One frame of an export.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Sample {
-    /// Timestamp, µs.
+    /// Timestamp (presentation time), µs.
     pub ts_us: i64,
+    /// Decode time, µs: the segment's presentation times sorted (the module doc says why).
+    pub dts_us: i64,
     /// Bytes in the MP4 (4-byte length + NAL, for each record).
     pub size: u32,
     /// Whether decoding can start here.
@@ -39,7 +49,7 @@ pub fn segment_samples(seg: &Segment, codec: Codec) -> Result<Vec<Sample>> {
         if g.has_slice {
             let size = u32::try_from(size + carry)
                 .map_err(|_| err!(DataLoss, "{}: a frame of {} bytes", seg.path.display(), size + carry))?;
-            out.push(Sample { ts_us: g.ts_us, size, key: g.has_idr });
+            out.push(Sample { ts_us: g.ts_us, dts_us: g.ts_us, size, key: g.has_idr });
             carry = 0;
         } else {
             carry += size;
@@ -49,6 +59,11 @@ pub fn segment_samples(seg: &Segment, codec: Codec) -> Result<Vec<Sample>> {
         if let Some(last) = out.last_mut() {
             last.size = last.size.saturating_add(u32::try_from(carry).unwrap_or(u32::MAX));
         }
+    }
+    let mut decode: Vec<i64> = out.iter().map(|s| s.ts_us).collect();
+    decode.sort_unstable();
+    for (s, d) in out.iter_mut().zip(decode) {
+        s.dts_us = d;
     }
     let keys = out.iter().filter(|s| s.key).count() as u64;
     if out.len() as u64 != seg.samples || keys != seg.keyframes {

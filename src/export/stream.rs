@@ -12,6 +12,8 @@ use std::sync::Arc;
 pub enum Table {
     /// `stts`: (count = 1, delta) per sample, 8 bytes.
     Stts,
+    /// `ctts` version 1: (count = 1, signed composition offset) per sample, 8 bytes.
+    Ctts,
     /// `stss`: 1-based number of each key sample, 4 bytes.
     Stss,
     /// `stsz`: size per sample, 4 bytes.
@@ -21,7 +23,7 @@ pub enum Table {
 impl Table {
     fn entry_len(self) -> u64 {
         match self {
-            Table::Stts => 8,
+            Table::Stts | Table::Ctts => 8,
             Table::Stss | Table::Stsz => 4,
         }
     }
@@ -97,7 +99,7 @@ impl Layout {
 pub fn part_len(plan: &Plan, p: &Part) -> u64 {
     match p {
         Part::Bytes(b) => b.len() as u64,
-        Part::Table(t @ (Table::Stts | Table::Stsz)) => t.entry_len() * plan.samples(),
+        Part::Table(t @ (Table::Stts | Table::Ctts | Table::Stsz)) => t.entry_len() * plan.samples(),
         Part::Table(t @ Table::Stss) => t.entry_len() * plan.keyframes(),
         Part::Payload { .. } => plan.segments.iter().map(|s| s.payload_len()).sum(),
     }
@@ -209,20 +211,28 @@ impl PartReader {
                     }
                     let Some(&s) = samples.get(*i) else { return Err(short()) };
                     let n = *number;
-                    let next_ts = samples
+                    // The next decode time: a segment's first sample (a keyframe) is
+                    // decoded at its presentation time.
+                    let next_dts = samples
                         .get(*i + 1)
-                        .map(|x| x.ts_us)
+                        .map(|x| x.dts_us)
                         .or_else(|| plan.segments.get(*seg + 1).map(|x| x.first_ts));
                     *i += 1;
                     *number += 1;
                     match table {
                         Table::Stts => {
-                            let delta = match next_ts {
-                                Some(t) => (timing.ticks(t).saturating_sub(timing.ticks(s.ts_us))).max(1) as u32,
+                            let delta = match next_dts {
+                                Some(t) => (timing.ticks(t).saturating_sub(timing.ticks(s.dts_us))).max(1) as u32,
                                 None => timing.last_duration,
                             };
                             self.unit.extend_from_slice(&1u32.to_be_bytes());
                             self.unit.extend_from_slice(&delta.to_be_bytes());
+                        }
+                        Table::Ctts => {
+                            let offset = timing.ticks(s.ts_us) as i64 - timing.ticks(s.dts_us) as i64;
+                            let offset = offset.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+                            self.unit.extend_from_slice(&1u32.to_be_bytes());
+                            self.unit.extend_from_slice(&offset.to_be_bytes());
                         }
                         Table::Stsz => self.unit.extend_from_slice(&s.size.to_be_bytes()),
                         Table::Stss => {

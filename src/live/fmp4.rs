@@ -216,8 +216,10 @@ const NON_SYNC_FLAGS: u32 = 0x0101_0000;
 
 /// One frame as a movie fragment (`moof` + `mdat`), parameter sets left out.
 /// `duration_us` is the frame's expected duration (its successor is not known yet: the
-/// fragment leaves before the next frame arrives); players place frames by `tfdt`.
-pub fn fragment(sequence: u32, f: &EncodedFrame, duration_us: i64) -> Bytes {
+/// fragment leaves before the next frame arrives); players place frames by `tfdt`, which is
+/// the frame's decode time `dts_us` ([`super::decode`]); the `trun` (version 1) carries the
+/// presentation time less it as a signed composition offset (0 without B-frames).
+pub fn fragment(sequence: u32, f: &EncodedFrame, dts_us: i64, duration_us: i64) -> Bytes {
     let payload: usize = media_nals(f).map(|n| 4 + n.len()).sum();
     let mut out = Vec::with_capacity(112 + payload);
     let mut data_offset_at = 0;
@@ -225,15 +227,17 @@ pub fn fragment(sequence: u32, f: &EncodedFrame, duration_us: i64) -> Bytes {
         full_boxed(o, b"mfhd", 0, 0, |o| u32b(o, sequence));
         boxed(o, b"traf", |o| {
             full_boxed(o, b"tfhd", 0, 0x02_0000, |o| u32b(o, 1)); // default-base-is-moof
-            full_boxed(o, b"tfdt", 1, 0, |o| u64b(o, ticks(f.ts_us)));
-            // data-offset, sample duration, size and flags present.
-            full_boxed(o, b"trun", 0, 0x000701, |o| {
+            full_boxed(o, b"tfdt", 1, 0, |o| u64b(o, ticks(dts_us)));
+            let offset = (ticks(f.ts_us) as i64 - ticks(dts_us) as i64).clamp(i32::MIN as i64, i32::MAX as i64);
+            // data-offset, sample duration, size, flags and composition offset present.
+            full_boxed(o, b"trun", 1, 0x000f01, |o| {
                 u32b(o, 1);
                 data_offset_at = o.len();
                 u32b(o, 0); // data_offset, patched below
                 u32b(o, (duration_us.clamp(1, 10_000_000) as u64 * 9 / 100).max(1) as u32);
                 u32b(o, payload as u32);
                 u32b(o, if f.keyframe { SYNC_FLAGS } else { NON_SYNC_FLAGS });
+                o.extend_from_slice(&(offset as i32).to_be_bytes());
             });
         });
     });
@@ -304,7 +308,7 @@ mod tests {
     #[test]
     fn fragment_offsets_point_at_the_sample_and_tfdt_is_wall_clock() {
         let f = h264_frame(1_795_273_010_123_456, true);
-        let frag = fragment(7, &f, 66_667);
+        let frag = fragment(7, &f, f.ts_us, 66_667);
         let b = top_boxes(&frag);
         assert_eq!((b[0].0, b[1].0), (*b"moof", *b"mdat"));
         let u32_at = |o: usize| u32::from_be_bytes(frag[o..o + 4].try_into().unwrap());

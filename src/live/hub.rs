@@ -20,7 +20,9 @@
 //!    at most [`VIEWER_QUEUE_BYTES`]; a fragment that does not fit empties the queue and the
 //!    viewer skips to the next keyframe (counted in `skips`). A viewer that takes nothing for
 //!    [`STALL_TIMEOUT`] is dropped (counted in `dropped`).
-//! 4. A stream is one set of parameter sets with increasing timestamps. A change of
+//! 4. A stream is one set of parameter sets with increasing timestamps (measured at the
+//!    frontier: a B-frame presented up to [`MAX_REORDER_US`] before it is not a step back;
+//!    its fragment gets a decode time from [`super::decode`]). A change of
 //!    parameter sets or codec, a source reconnect, a timestamp going backwards or a pause
 //!    longer than [`MAX_FRAME_GAP_US`] ends it: each viewer gets the rest of its queue and
 //!    then the end of its stream (the page reconnects and gets a new init segment); the HLS
@@ -31,11 +33,12 @@
 //! 2 KiB of bookkeeping (its slot and queue ring); the hub adds at most [`GOP_CACHE_BYTES`]
 //! for the current GOP and, while HLS clients are active, the ring of [`super::hls`].
 
+use super::decode::DecodeClock;
 pub use super::fmp4::Fragment;
 use super::fmp4::{fragment, init_segment, StreamParams};
 use super::hls::{HlsRing, Segment, HLS_IDLE};
 use crate::chunk::writer::MAX_FRAME_GAP_US;
-use crate::media::frame::EncodedFrame;
+use crate::media::frame::{EncodedFrame, MAX_REORDER_US};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -117,8 +120,10 @@ struct HubState {
     sequence: u32,
     /// Parameter sets seen last (a keyframe may come without them).
     params: Option<StreamParams>,
+    /// The stream's frontier: its latest timestamp so far (B-frames come after it).
     last_ts: Option<i64>,
-    last_duration_us: i64,
+    /// Decode times of the stream's fragments.
+    decode: DecodeClock,
     gop: Vec<Fragment>,
     gop_bytes: usize,
     viewers: Vec<Slot>,
@@ -185,10 +190,10 @@ impl LiveHub {
         if s.stream.is_none() && !self.start_stream(&mut s, f) {
             return;
         }
-        let duration_us = s.last_ts.map_or(s.last_duration_us, |t| f.ts_us - t).clamp(1_000, 1_000_000);
-        s.last_duration_us = duration_us;
-        s.last_ts = Some(f.ts_us);
-        let frag = Fragment { bytes: fragment(s.sequence, f, duration_us), ts_us: f.ts_us, keyframe: f.keyframe };
+        let (dts_us, duration_us) = s.decode.next(f.ts_us);
+        s.last_ts = Some(s.last_ts.map_or(f.ts_us, |t| t.max(f.ts_us)));
+        let frag =
+            Fragment { bytes: fragment(s.sequence, f, dts_us, duration_us), ts_us: f.ts_us, keyframe: f.keyframe };
         s.sequence = s.sequence.wrapping_add(1);
         self.stats.fragments.fetch_add(1, Relaxed);
         keep_gop(&mut s, &frag);
@@ -204,7 +209,10 @@ impl LiveHub {
     /// Ends the stream when `f` cannot continue it (rule 4).
     fn continue_or_break(&self, s: &mut HubState, f: &EncodedFrame) {
         let Some(stream) = &s.stream else { return };
-        let jump = s.last_ts.is_some_and(|t| f.ts_us < t || f.ts_us - t > MAX_FRAME_GAP_US);
+        // Measured against the frontier: a B-frame is presented before it (time.md rule 7).
+        let jump = s.last_ts.is_some_and(|t| {
+            f.ts_us < t - MAX_REORDER_US || (f.keyframe && f.ts_us < t) || f.ts_us - t > MAX_FRAME_GAP_US
+        });
         if f.discontinuity || jump || !stream.params.matches(f) {
             self.stats.stream_breaks.fetch_add(1, Relaxed);
             let generation = stream.generation;
@@ -212,6 +220,7 @@ impl LiveHub {
             s.gop.clear();
             s.gop_bytes = 0;
             s.last_ts = None;
+            s.decode = DecodeClock::default();
             for v in s.viewers.iter_mut().filter(|v| v.generation == Some(generation)) {
                 v.closed = true;
                 v.notify.notify_one();

@@ -4,10 +4,12 @@
 //!   idle at near-zero cost).
 //! - [`fmp4`]: the init segment and per-frame fragments (fragmented MP4, wall-clock `tfdt`)
 //!   that Media Source Extensions, ffmpeg and VLC play.
+//! - [`decode`]: decode times for B-frame streams, estimated as frames arrive.
 //! - [`hls`]: GOP-long segments and a playlist, for Safari on the iPhone.
 //!
 //! Design: `docs/design/live.md`.
 
+pub mod decode;
 pub mod fmp4;
 pub mod hls;
 pub mod hub;

@@ -3,6 +3,12 @@
 use crate::media::h26x::{Codec, NalKind};
 use std::ops::Range;
 
+/// How far before the latest presentation time so far a frame may be presented and still
+/// count as reordering (B-frames, `docs/design/time.md` rule 7) rather than a clock going
+/// back. H.264 and H.265 allow at most 16 frames of reordering: 2 s covers that at 8 fps;
+/// cameras use 1-4 frames.
+pub const MAX_REORDER_US: i64 = 2_000_000;
+
 /// One encoded video frame (an access unit): its NAL units without start codes, its
 /// wall-clock timestamp, and whether decoding can start at it.
 #[derive(Clone, Debug)]

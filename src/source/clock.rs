@@ -12,9 +12,16 @@
 //!    boot, frames were lost), the stream jumps forward to it: a gap.
 //! 5. Timestamps never go backwards and never repeat. A wall clock stepped back is only
 //!    slewed towards (1 %), so chunks never overlap.
-//! 6. A source-clock discontinuity (RTP time jumping back, or forward by more than
-//!    [`MAX_SOURCE_JUMP_US`]) re-anchors at the wall clock, still monotonic.
+//! 6. A source-clock discontinuity (RTP time jumping back by more than
+//!    [`MAX_REORDER_US`], or forward by more than [`MAX_SOURCE_JUMP_US`]) re-anchors at the
+//!    wall clock, still monotonic.
+//! 7. Reordering (B-frames): frames arrive in decode order and carry their presentation
+//!    time. Rules 1-6 apply to the *frontier*, the latest presentation time seen so far,
+//!    which never goes back; a frame presented before the frontier (by at most
+//!    [`MAX_REORDER_US`]) is stamped at the frontier's timestamp minus the same source
+//!    interval, so its presentation time stays true and the frontier is not pushed.
 
+use crate::media::frame::MAX_REORDER_US;
 use crate::time::now_us;
 
 /// Wall-clock lead beyond which the stream jumps forward.
@@ -34,16 +41,20 @@ pub struct StreamClock {
     /// Whether to follow the wall clock at all (false for the sped-up test camera).
     follow_wall: bool,
     floor_us: Option<i64>,
-    /// The previous frame: (source µs, output µs).
+    /// The frontier (rule 7): the latest-presented frame so far, (source µs, output µs).
     last: Option<(i64, i64)>,
     /// A backward wall-clock step was already logged.
     warned_behind: bool,
+    /// The furthest a frame was presented before the frontier (rule 7): how far the
+    /// frontier runs ahead of the frame being decoded, which is what arrives by the wall
+    /// clock; the wall clock is compared with the frontier less this.
+    reorder_lag_us: i64,
 }
 
 impl StreamClock {
     /// A clock for a stream that starts now, no earlier than `floor_us + 1`.
     pub fn new(floor_us: Option<i64>, follow_wall: bool) -> StreamClock {
-        StreamClock { follow_wall, floor_us, last: None, warned_behind: false }
+        StreamClock { follow_wall, floor_us, last: None, warned_behind: false, reorder_lag_us: 0 }
     }
 
     /// The timestamp of a frame whose source-clock time is `src_us` (any origin).
@@ -60,16 +71,21 @@ impl StreamClock {
             return ts;
         };
         let step = src_us - last_src;
+        if (-MAX_REORDER_US..0).contains(&step) {
+            // Rule 7: presented before the frontier (a B-frame); the frontier stays.
+            self.reorder_lag_us = self.reorder_lag_us.max(-step);
+            return (last_ts + step).max(floor);
+        }
         let ts = if !(0..=MAX_SOURCE_JUMP_US).contains(&step) {
             log::info!("source clock jumped {step} µs; re-anchoring to the wall clock");
             wall_us.max(last_ts + 1)
         } else if !self.follow_wall {
             last_ts + step.max(1)
         } else {
-            let offset = last_ts + step - wall_us;
+            let offset = last_ts + step - self.reorder_lag_us - wall_us;
             if offset < -MAX_DRIFT_US {
                 log::info!("wall clock is {} ms ahead of the stream; jumping forward", -offset / 1000);
-                wall_us
+                wall_us + self.reorder_lag_us
             } else {
                 if offset > MAX_DRIFT_US && !self.warned_behind {
                     log::warn!(
@@ -148,9 +164,41 @@ mod tests {
     #[test]
     fn source_discontinuity_reanchors_without_going_back() {
         let mut c = StreamClock::new(None, true);
-        c.ts_at_wall(1_000_000, W);
-        let t = c.ts_at_wall(0, W - 5_000_000); // RTP restarted, wall clock stepped back too
+        // RTP time goes back further than any reordering (rule 7), and the wall clock
+        // stepped back too.
+        c.ts_at_wall(1_000_000 + MAX_REORDER_US, W);
+        let t = c.ts_at_wall(0, W - 5_000_000);
         assert_eq!(t, W + 1);
+    }
+
+    /// An IBBP stream at 30 fps for a minute: decode order I0 P3 B1 B2 P6 B4 B5 ...; every
+    /// frame keeps its presentation time, the wall clock is tracked and the frontier never
+    /// goes back (on main, each B-frame re-anchored and the clock ran 63 % fast).
+    #[test]
+    fn b_frames_keep_their_presentation_times() {
+        let mut c = StreamClock::new(None, true);
+        let d = 33_333;
+        let mut order = vec![0i64];
+        for g in 0..600i64 {
+            order.extend([3 * g + 3, 3 * g + 1, 3 * g + 2]);
+        }
+        let mut frontier = i64::MIN;
+        let mut by_pts = std::collections::BTreeMap::new();
+        for (i, &p) in order.iter().enumerate() {
+            // Frames arrive in decode order, one frame time apart.
+            let t = c.ts_at_wall(p * d, W + i as i64 * d);
+            // Within a millisecond: the frontier runs up to two frames ahead of arrival,
+            // inside the slew dead band, so nothing bends it.
+            assert!((t - W - p * d).abs() < 1_000, "frame presented at {p}: {} µs", t - W - p * d);
+            assert!(by_pts.insert(p, t).is_none());
+            if t > frontier {
+                frontier = t;
+            } else {
+                assert!(frontier - t <= 2 * d, "a B-frame is at most two frames before the frontier");
+            }
+        }
+        let ts: Vec<i64> = by_pts.values().copied().collect();
+        assert!(ts.windows(2).all(|w| w[1] - w[0] > 30_000), "presentation order and spacing are kept");
     }
 
     #[test]
