@@ -20,6 +20,11 @@ pub enum Media {
     H265,
     /// 640x360, 15 fps, 1 s GOP: cheap, for fault tests.
     H264Small,
+    /// 1280x720, 30 fps, 1 s closed GOP, IBBP (x264 `-bf 2`, no adaptive B-frames): served
+    /// with presentation times from its `.pts` sidecar, as B-frame cameras send it.
+    H264B,
+    /// 640x360, 25 fps, 1 s closed GOP, IBBP (x265 `bframes=2`), likewise.
+    H265B,
 }
 
 impl Media {
@@ -30,11 +35,18 @@ impl Media {
             Media::H264Slices => ("h264", 30, 30),
             Media::H265 => ("h265", 25, 25),
             Media::H264Small => ("h264", 15, 15),
+            Media::H264B => ("h264", 30, 30),
+            Media::H265B => ("h265", 25, 25),
         }
     }
 
     /// The file, generated with ffmpeg on first use (atomically, so parallel tests agree).
+    /// B-frame media also get `FILE.pts`: each access unit's presentation time in frames,
+    /// in decode order, which the server script stamps on the RTP packets.
     pub fn path(self) -> PathBuf {
+        if matches!(self, Media::H264B | Media::H265B) {
+            return self.bframe_path();
+        }
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-media");
         std::fs::create_dir_all(&dir).unwrap();
         let (codec, fps, gop) = self.params();
@@ -47,6 +59,7 @@ impl Media {
             Media::H264Hd => ("1920x1080", x264(gop, "3M", &[])),
             Media::H264Slices => ("1280x720", x264(gop, "1500k", &["-slices", "4"])),
             Media::H264Small => ("640x360", x264(gop, "400k", &[])),
+            Media::H264B | Media::H265B => unreachable!("made by bframe_path"),
             Media::H265 => (
                 "1280x720",
                 ["-c:v", "libx265", "-preset", "ultrafast", "-b:v", "1M", "-x265-params"]
@@ -70,6 +83,77 @@ impl Media {
             .expect("ffmpeg is required (the README test command installs it)");
         assert!(st.success(), "ffmpeg failed to make {name}");
         std::fs::rename(&tmp, &out).unwrap();
+        out
+    }
+}
+
+impl Media {
+    /// A B-frame file: encoded to MP4 (which keeps presentation times), then copied out as
+    /// Annex B with the times written beside it.
+    fn bframe_path(self) -> PathBuf {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-media");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (codec, fps, gop) = self.params();
+        let name = format!("{self:?}.{codec}");
+        let out = dir.join(&name);
+        let pts_file = dir.join(format!("{name}.pts"));
+        if out.exists() && pts_file.exists() {
+            return out;
+        }
+        let g = gop.to_string();
+        let (size, enc): (&str, Vec<&str>) = match self {
+            Media::H264B => (
+                "1280x720",
+                vec!["-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-b_strategy", "0", "-b:v", "1500k"],
+            ),
+            _ => (
+                "640x360",
+                vec![
+                    "-c:v",
+                    "libx265",
+                    "-preset",
+                    "ultrafast",
+                    "-b:v",
+                    "600k",
+                    "-x265-params",
+                    "bframes=2:b-adapt=0:open-gop=0:repeat-headers=1:log-level=error",
+                ],
+            ),
+        };
+        let tmp = dir.join(format!("{name}.{}.tmp.mp4", std::process::id()));
+        let st = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size={size}:rate={fps}"))
+            .args(["-t", "4", "-pix_fmt", "yuv420p", "-g", &g, "-keyint_min", &g, "-sc_threshold", "0"])
+            .args(&enc)
+            .arg(&tmp)
+            .status()
+            .expect("ffmpeg is required (the README test command installs it)");
+        assert!(st.success(), "ffmpeg failed to make {name}");
+        let probe = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0"])
+            .arg(&tmp)
+            .output()
+            .unwrap();
+        let pts: Vec<f64> =
+            String::from_utf8_lossy(&probe.stdout).lines().filter_map(|l| l.split(',').next()?.parse().ok()).collect();
+        let min = pts.iter().copied().fold(f64::MAX, f64::min);
+        let frames: Vec<i64> = pts.iter().map(|p| ((p - min) * fps as f64).round() as i64).collect();
+        assert!(frames.windows(2).any(|w| w[1] < w[0]), "{name} has no B-frames");
+        let (bsf, fmt) = if codec == "h264" { ("h264_mp4toannexb", "h264") } else { ("hevc_mp4toannexb", "hevc") };
+        let raw = dir.join(format!("{name}.{}.tmp", std::process::id()));
+        let st = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(&tmp)
+            .args(["-c", "copy", "-bsf:v", bsf, "-f", fmt])
+            .arg(&raw)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let lines: Vec<String> = frames.iter().map(|f| f.to_string()).collect();
+        std::fs::write(&pts_file, lines.join("\n") + "\n").unwrap();
+        std::fs::rename(&raw, &out).unwrap();
+        let _ = std::fs::remove_file(&tmp);
         out
     }
 }
