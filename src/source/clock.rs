@@ -19,7 +19,9 @@
 //!    time. Rules 1-6 apply to the *frontier*, the latest presentation time seen so far,
 //!    which never goes back; a frame presented before the frontier (by at most
 //!    [`MAX_REORDER_US`]) is stamped at the frontier's timestamp minus the same source
-//!    interval, so its presentation time stays true and the frontier is not pushed.
+//!    interval, so its presentation time stays true and the frontier is not pushed. More
+//!    than [`MAX_REORDER_FRAMES`] frames in a row before the frontier is no reordering (the
+//!    codecs allow 16) but a source clock that stepped back: rule 6.
 
 use crate::media::frame::MAX_REORDER_US;
 use crate::time::now_us;
@@ -29,6 +31,11 @@ pub const MAX_DRIFT_US: i64 = 1_000_000;
 
 /// Source-clock step treated as a discontinuity rather than elapsed time.
 pub const MAX_SOURCE_JUMP_US: i64 = 10_000_000;
+
+/// Frames in a row presented before the frontier beyond which the source clock is taken to
+/// have stepped back (H.264 and H.265 reorder at most 16 frames), so a small step back of RTP
+/// time overlaps at most this many frames before it re-anchors (rule 6).
+pub const MAX_REORDER_FRAMES: u32 = 16;
 
 /// Offset at which slewing reaches its full ±1 %.
 const SLEW_FULL_US: f64 = 1_000_000.0;
@@ -49,12 +56,26 @@ pub struct StreamClock {
     /// frontier runs ahead of the frame being decoded, which is what arrives by the wall
     /// clock; the wall clock is compared with the frontier less this.
     reorder_lag_us: i64,
+    /// Frames in a row presented before the frontier.
+    behind: u32,
+    /// The furthest back of those frames: it becomes the reorder lag once the frontier
+    /// moves on within [`MAX_REORDER_FRAMES`] (a step back of the source clock must not
+    /// teach a lag).
+    behind_lag_us: i64,
 }
 
 impl StreamClock {
     /// A clock for a stream that starts now, no earlier than `floor_us + 1`.
     pub fn new(floor_us: Option<i64>, follow_wall: bool) -> StreamClock {
-        StreamClock { follow_wall, floor_us, last: None, warned_behind: false, reorder_lag_us: 0 }
+        StreamClock {
+            follow_wall,
+            floor_us,
+            last: None,
+            warned_behind: false,
+            reorder_lag_us: 0,
+            behind: 0,
+            behind_lag_us: 0,
+        }
     }
 
     /// The timestamp of a frame whose source-clock time is `src_us` (any origin).
@@ -71,11 +92,17 @@ impl StreamClock {
             return ts;
         };
         let step = src_us - last_src;
-        if (-MAX_REORDER_US..0).contains(&step) {
-            // Rule 7: presented before the frontier (a B-frame); the frontier stays.
-            self.reorder_lag_us = self.reorder_lag_us.max(-step);
-            return (last_ts + step).max(floor);
+        if step < 0 {
+            self.behind += 1;
+            if -step <= MAX_REORDER_US && self.behind <= MAX_REORDER_FRAMES {
+                // Rule 7: presented before the frontier (a B-frame); the frontier stays.
+                self.behind_lag_us = self.behind_lag_us.max(-step);
+                return (last_ts + step).max(floor);
+            }
+        } else if self.behind <= MAX_REORDER_FRAMES {
+            self.reorder_lag_us = self.reorder_lag_us.max(self.behind_lag_us);
         }
+        (self.behind, self.behind_lag_us) = (0, 0);
         let ts = if !(0..=MAX_SOURCE_JUMP_US).contains(&step) {
             log::info!("source clock jumped {step} µs; re-anchoring to the wall clock");
             wall_us.max(last_ts + 1)
@@ -199,6 +226,23 @@ mod tests {
         }
         let ts: Vec<i64> = by_pts.values().copied().collect();
         assert!(ts.windows(2).all(|w| w[1] - w[0] > 30_000), "presentation order and spacing are kept");
+    }
+
+    /// RTP time stepping back 1.5 s (a camera's encoder restarting) looks like
+    /// reordering for 16 frames, then re-anchors: later frames are stamped after the
+    /// frontier again, never overlapping the past for longer.
+    #[test]
+    fn a_small_step_back_reanchors_after_sixteen_frames() {
+        let mut c = StreamClock::new(None, true);
+        let d = 40_000;
+        for i in 0..50 {
+            c.ts_at_wall(i * d, W + i * d);
+        }
+        let frontier = W + 49 * d;
+        let ts: Vec<i64> = (0..40).map(|i| c.ts_at_wall(49 * d - 1_500_000 + i * d, W + (50 + i) * d)).collect();
+        assert!(ts[..16].iter().all(|&t| t < frontier));
+        assert!(ts[16] > frontier, "re-anchored at the 17th frame");
+        assert!(ts[16..].windows(2).all(|w| w[1] - w[0] == d), "and smooth after");
     }
 
     #[test]
