@@ -666,6 +666,24 @@ mod tests {
         assert_eq!(first.frames, 2, "the original file keeps both frames");
     }
 
+    /// B-frames (presented before the frame stored before them) stay in the chunk and the
+    /// row ends at its latest frame; a keyframe presented before the frontier is a step back.
+    #[test]
+    fn b_frames_stay_and_a_keyframe_before_the_frontier_is_a_step_back() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, index, _) = setup(d.path());
+        for (ms, key) in [(0, true), (120, false), (40, false), (80, false), (240, false), (160, false), (200, false)] {
+            w.write_frame(&frame(T0 + ms * 1000, key));
+        }
+        w.write_frame(&frame(T0 + 220_000, true));
+        w.write_frame(&frame(T0 + 260_000, false));
+        w.close();
+        let rows = index.chunks_for_camera("cam", 0, i64::MAX).unwrap();
+        let spans: Vec<_> = rows.iter().map(|r| (r.start_us - T0, r.end_us - T0, r.frames)).collect();
+        assert_eq!(spans, vec![(0, 240_000, 7), (220_000, 260_000, 2)]);
+        assert!(rows[1].rel_path.to_str().unwrap().ends_with(".1.chunk"));
+    }
+
     #[test]
     fn a_reconnect_or_pause_starts_a_new_chunk() {
         let d = tempfile::tempdir().unwrap();
