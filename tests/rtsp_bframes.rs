@@ -162,12 +162,14 @@ fn export_presents_in_order(d: &Path, cfg: &Path, id: &str, rows: &[ChunkRow], f
         assert!((w[1] - w[0] - step).abs() < step / 4.0, "{id}: frames presented at {} then {} s", w[0], w[1]);
     }
     // Playback starts at `from` (the edit list); frames shown = frames recorded in range, ±1.
+    // The export ends in decode order before the first frame presented after `to`, so the
+    // B-frames stored after that frame (presented before `to`) are not in it.
     let mut want = 0i64;
     for r in &rows[..2] {
         let reader = edgenvr::chunk::reader::ChunkReader::open_at(&d.join("data").join(&r.rel_path), 0).unwrap();
         let mut groups = edgenvr::chunk::frames::FrameGroups::new(reader, Some(r.codec));
-        while let Some(g) = groups.next_group().unwrap() {
-            want += (g.has_slice && (from..=to).contains(&g.ts_us)) as i64;
+        while let Some(g) = groups.next_group().unwrap().filter(|g| g.ts_us <= to) {
+            want += (g.has_slice && g.ts_us >= from) as i64;
         }
     }
     assert!((pts.len() as i64 - want).abs() <= 1, "{id}: {} frames shown, {want} recorded in the range", pts.len());

@@ -7,11 +7,8 @@
 //! 2. A new file starts at the first keyframe at or after each UTC minute boundary, and
 //!    also when the parameter sets or codec change, timestamps go backwards, the source
 //!    reconnected, or the stream paused longer than [`MAX_FRAME_GAP_US`]: so every gap in
-//!    the recording is a gap between index rows. Timestamps are presentation times in
-//!    decode order (`docs/design/time.md` rule 7): "backwards" and "paused" are measured
-//!    against the frontier (the latest timestamp so far), and a frame up to
-//!    [`MAX_REORDER_US`] before it is a B-frame, not a step back; a keyframe is never
-//!    presented before an earlier frame, so one at or before the frontier is a step back.
+//!    the recording is a gap between index rows. "Backwards" and "paused" are measured
+//!    against the frontier, the latest timestamp so far (`docs/design/time.md` rules 7-8).
 //! 3. The index row of a chunk is committed (state open) before its file is created, so a
 //!    crash never leaves a file the index cannot find from its open rows.
 //! 4. Records are buffered and written once per GOP (or when the buffer reaches
@@ -129,8 +126,7 @@ pub struct ChunkWriter {
     need_keyframe: bool,
     /// Start a new file at the next keyframe even within the same minute.
     force_rotate: bool,
-    /// The frontier: the latest timestamp accepted so far (frames arrive in decode order, so
-    /// a B-frame's is earlier).
+    /// The frontier: the latest timestamp accepted so far (a B-frame's is earlier).
     last_ts: Option<i64>,
     /// Whether the current drop run was already counted as a gap and logged.
     in_drop_run: bool,
@@ -666,21 +662,18 @@ mod tests {
         assert_eq!(first.frames, 2, "the original file keeps both frames");
     }
 
-    /// B-frames (presented before the frame stored before them) stay in the chunk and the
-    /// row ends at its latest frame; a keyframe presented before the frontier is a step back.
+    /// B-frames stay; the row ends at its latest frame; a keyframe before it is a step back.
     #[test]
     fn b_frames_stay_and_a_keyframe_before_the_frontier_is_a_step_back() {
         let d = tempfile::tempdir().unwrap();
         let (mut w, index, _) = setup(d.path());
-        for (ms, key) in [(0, true), (120, false), (40, false), (80, false), (240, false), (160, false), (200, false)] {
+        for (ms, key) in [(0, true), (120, false), (40, false), (240, false), (160, false), (220, true), (260, false)] {
             w.write_frame(&frame(T0 + ms * 1000, key));
         }
-        w.write_frame(&frame(T0 + 220_000, true));
-        w.write_frame(&frame(T0 + 260_000, false));
         w.close();
         let rows = index.chunks_for_camera("cam", 0, i64::MAX).unwrap();
         let spans: Vec<_> = rows.iter().map(|r| (r.start_us - T0, r.end_us - T0, r.frames)).collect();
-        assert_eq!(spans, vec![(0, 240_000, 7), (220_000, 260_000, 2)]);
+        assert_eq!(spans, vec![(0, 240_000, 5), (220_000, 260_000, 2)]);
         assert!(rows[1].rel_path.to_str().unwrap().ends_with(".1.chunk"));
     }
 
