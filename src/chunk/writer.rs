@@ -31,12 +31,11 @@ use crate::service::status::CameraStats;
 use crate::storage::confined::{self, Access};
 use crate::storage::{Root, Storage};
 use crate::time::minute_of;
-use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use std::{fs::File, io::Write};
 
 /// A pause in a stream longer than this starts a new chunk at the next keyframe, so the index
 /// shows the gap (chunk rows are the timeline's runs).

@@ -41,3 +41,23 @@ impl VirtualFile for AnnexBFile {
         Box::new(PartReader::new(self.layout.clone(), start, end))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::mp4::tests::{read_all, record, T0};
+    use crate::export::plan::make_plan;
+
+    #[test]
+    fn annex_b_export_matches_the_chunks_with_start_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (index, storage) = record(dir.path());
+        let plan = make_plan(&index, &storage, "cam", T0, T0 + 30_000_000).unwrap();
+        let records: u64 = plan.segments.iter().map(|s| s.records).sum();
+        let f = AnnexBFile::new(plan);
+        let all = read_all(&f, 0, f.len());
+        let nals = crate::media::h26x::split_annex_b(&all);
+        assert_eq!(nals.len() as u64, records);
+        assert_eq!(read_all(&f, 100, 200), all[100..200]);
+    }
+}

@@ -418,7 +418,7 @@ impl VirtualFile for Mp4File {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::encode::software::{SoftwareEncoder, SoftwareEncoderConfig};
     use crate::encode::yuv::I420;
@@ -430,11 +430,11 @@ mod tests {
     use std::sync::Arc;
 
     /// 2026-11-21T14:56:50Z: the recording crosses a minute boundary after 10 s.
-    const T0: i64 = 1_795_273_010_000_000;
+    pub(crate) const T0: i64 = 1_795_273_010_000_000;
 
     /// Records 25 s of real openh264 video at 10 fps (keyframe every 10 frames) with a 3 s
     /// pause at 12 s, through the real chunk writer.
-    fn record(dir: &std::path::Path) -> (Index, Storage) {
+    pub(crate) fn record(dir: &std::path::Path) -> (Index, Storage) {
         let (mut w, index, storage) = crate::testutil::writer_fixture(dir);
         let mut enc =
             SoftwareEncoder::new(SoftwareEncoderConfig { bitrate: 200_000, fps: 10, keyframe_interval: 10 }).unwrap();
@@ -456,7 +456,7 @@ mod tests {
         (Arc::try_unwrap(index).ok().unwrap(), Arc::try_unwrap(storage).ok().unwrap())
     }
 
-    fn read_all(f: &dyn VirtualFile, start: u64, end: u64) -> Vec<u8> {
+    pub(crate) fn read_all(f: &dyn VirtualFile, start: u64, end: u64) -> Vec<u8> {
         let mut v = Vec::new();
         f.reader(start, end).read_to_end(&mut v).unwrap();
         v
@@ -718,19 +718,6 @@ mod tests {
                 assert!((p - i as f64 * 0.04).abs() < 0.002, "{codec:?}: frame {i} presented at {p} s");
             }
         }
-    }
-
-    #[test]
-    fn annex_b_export_matches_the_chunks_with_start_codes() {
-        let dir = tempfile::tempdir().unwrap();
-        let (index, storage) = record(dir.path());
-        let plan = make_plan(&index, &storage, "cam", T0, T0 + 30_000_000).unwrap();
-        let records: u64 = plan.segments.iter().map(|s| s.records).sum();
-        let f = crate::export::annexb::AnnexBFile::new(plan);
-        let all = read_all(&f, 0, f.len());
-        let nals = crate::media::h26x::split_annex_b(&all);
-        assert_eq!(nals.len() as u64, records);
-        assert_eq!(read_all(&f, 100, 200), all[100..200]);
     }
 
     /// Issue 11: a row with more keyframes (or frames) than its file holds passed the
