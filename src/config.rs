@@ -5,6 +5,7 @@
 //! error (`storage[1].min_free: "10 %" is not a size ...`). A config error stops the service
 //! before it records anything: recording with a half-understood config would be worse.
 
+mod cameras;
 mod check;
 mod mqtt;
 mod retention;
@@ -12,8 +13,9 @@ mod server;
 mod units;
 
 use crate::error::{Error, ErrorKind, Result};
+pub use cameras::{check_cameras, CameraTable, MAX_CAMERA_JSON};
 use check::{absolute, invalid};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use server::RawServer;
 pub use server::{Secret, ServerConfig, ViewerToken, DEFAULT_MAX_VIEWERS, MAX_VIEWERS_LIMIT};
 use std::path::{Path, PathBuf};
@@ -67,6 +69,9 @@ pub struct Config {
     pub cameras: Vec<CameraConfig>,
     /// `[mqtt]`: the broker events and state go to, if any.
     pub mqtt: Option<MqttConfig>,
+    /// The `[[camera]]` tables as written (what the camera state file stores; see
+    /// [`CameraTable`]).
+    pub camera_tables: Vec<CameraTable>,
 }
 
 impl std::fmt::Debug for Config {
@@ -288,32 +293,55 @@ struct RawStorage {
     require_mount: bool,
 }
 
-#[derive(Deserialize)]
+/// One `[[camera]]` table before its values are checked; also the JSON body of the camera
+/// API and an entry of the camera state file, so all three are read by the same code.
+#[derive(Deserialize, Serialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 struct RawCamera {
     id: String,
     #[serde(default = "yes")]
     enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     device: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     transport: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     height: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     fps: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     bitrate: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     keyframe_interval: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     speed: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     encoder: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     first_frame_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     frame_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_age: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     events_max_age: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pre_capture: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     post_capture: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_duration: Option<String>,
 }
 
@@ -384,14 +412,8 @@ impl Config {
             None => storage[0].path.join("index.db"),
         };
 
-        let mut cameras: Vec<CameraConfig> = Vec::with_capacity(raw.camera.len());
-        for (i, c) in raw.camera.into_iter().enumerate() {
-            let cam = camera_from_raw(i, c, &defaults)?;
-            if cameras.iter().any(|o| o.id == cam.id) {
-                return Err(invalid(&format!("camera[{i}].id"), format!("{:?} is used by two cameras", cam.id)));
-            }
-            cameras.push(cam);
-        }
+        let camera_tables: Vec<CameraTable> = raw.camera.into_iter().map(CameraTable).collect();
+        let cameras = check_cameras(&camera_tables, &defaults)?;
         Ok(Config {
             server: ServerConfig::from_raw(raw.server, &cameras.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())?,
             recording: RecordingConfig { sync_interval, max_age, retention: defaults },
@@ -399,6 +421,7 @@ impl Config {
             storage,
             cameras,
             mqtt: raw.mqtt.map(MqttConfig::from_raw).transpose()?,
+            camera_tables,
         })
     }
 }

@@ -261,11 +261,14 @@ pub fn main(args: Vec<String>) -> i32 {
     let r = match a.command {
         Command::Run => {
             let shutdown = crate::shutdown::Shutdown::new();
-            if let Err(e) = crate::service::handle_signals(shutdown.clone()) {
-                log::error!("cannot install signal handlers: {e}");
-                return 3;
-            }
-            crate::service::run(&config, shutdown).map(|()| 0)
+            let hangups = match crate::service::handle_signals(shutdown.clone()) {
+                Ok(h) => h,
+                Err(e) => {
+                    log::error!("cannot install signal handlers: {e}");
+                    return 3;
+                }
+            };
+            crate::service::run(&config, a.config.as_deref(), shutdown, hangups).map(|()| 0)
         }
         Command::Check { repair } => check::run(&config, repair),
         Command::Export(e) => export::run(&config, &e),

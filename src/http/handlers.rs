@@ -3,6 +3,7 @@
 
 use super::auth::{Principal, Role, Via};
 use super::body::read_json;
+use super::manage::{self, Change};
 use super::respond::Reply;
 use super::route::Route;
 use super::session::{clear_cookie, set_cookie};
@@ -55,33 +56,44 @@ pub(crate) async fn run(
             Ok(json(200, app.pool.run(move || document(|b| json::cameras(&s, &role, b))).await??))
         }
         Route::Recordings(id) => {
-            let id = camera_id(app, id)?;
+            let id = camera_id(app, id).await?;
             let (from, to) = q.range(false)?;
             Ok(Reply::Stream(lists::recordings(state.clone(), id, from, to, q.limit()?)))
         }
         Route::Chunks(id) => {
-            let id = camera_id(app, id)?;
+            let id = camera_id(app, id).await?;
             let (from, to) = q.range(false)?;
             Ok(Reply::Stream(lists::chunks(state.clone(), id, from, to, q.cursor()?, q.limit()?)))
         }
         Route::Export(id, format) => {
-            let id = camera_id(app, id)?;
+            let id = camera_id(app, id).await?;
             let (from, to) = q.range(true)?;
             export(app, id, from, to, format).await
         }
         Route::Chunk(id) => chunk(app, id, caller).await,
         Route::PynvrRange(spec) => {
             let (camera, from, to) = pynvr_range(spec)?;
-            let id = camera_id(app, camera)?;
+            let id = camera_id(app, camera).await?;
             export(app, id, from, to, Format::Mp4).await
         }
         Route::StartEvent(id) => {
-            let id = camera_id(app, id)?;
+            let id = camera_id(app, id).await?;
             super::events::start(app, id, headers, body).await
         }
         Route::EndEvent(id) => super::events::end(app, id, headers, body).await,
         Route::Events => super::events::list_route(app, q, caller),
         Route::Event(id) => super::events::one(app, id, caller).await,
+        Route::AddCamera => match manage::table(app, headers, body, None).await {
+            Ok(t) => manage::change(app, Change::Add(t)).await,
+            Err(reply) => Ok(reply),
+        },
+        Route::ReplaceCamera(id) => match manage::table(app, headers, body, Some(id)).await {
+            Ok(t) => manage::change(app, Change::Replace(t)).await,
+            Err(reply) => Ok(reply),
+        },
+        Route::RemoveCamera(id) => manage::change(app, Change::Remove(id.to_owned())).await,
+        Route::SetEnabled(id, on) => manage::change(app, Change::SetEnabled(id.to_owned(), on)).await,
+        Route::Discover => manage::discover(app, q, headers).await,
         Route::Session => Ok(session_doc(caller)),
         Route::Login => login(app, headers, body).await,
         Route::Logout => {
@@ -93,9 +105,25 @@ pub(crate) async fn run(
     }
 }
 
-/// The configured camera with this id (404 if none).
-fn camera_id(app: &App, id: &str) -> Result<String> {
-    app.state.camera(id).map(|c| c.config.id.clone()).ok_or_else(|| not_found(format!("no camera {id:?}")))
+/// The camera with this id: a configured one, or one removed over the API whose footage
+/// the index still holds (browsable and exportable until the reaper takes it); 404 if
+/// neither.
+async fn camera_id(app: &App, id: &str) -> Result<String> {
+    if let Some(c) = app.state.camera(id) {
+        return Ok(c.config.id.clone());
+    }
+    if !crate::config::valid_camera_id(id) {
+        return Err(not_found(format!("no camera {id:?}")));
+    }
+    let (state, owned) = (app.state.clone(), id.to_owned());
+    let rows = app
+        .pool
+        .run(move || state.readers.chunks_for_camera_page(&owned, (i64::MIN, i64::MAX), (i64::MIN, i64::MIN), 1, false))
+        .await??;
+    if rows.is_empty() {
+        return Err(not_found(format!("no camera {id:?}")));
+    }
+    Ok(id.to_owned())
 }
 
 /// Serialises a fixed-shape document into a [`json::DOC_BYTES`] buffer.

@@ -434,7 +434,14 @@ mod tests {
         let cameras: Vec<_> = config.cameras.iter().map(|c| CameraEntry::new(c, &Default::default(), None)).collect();
         cameras[0].stats.last_frame_us.store(live_until.unwrap_or(0), Relaxed);
         let events = Arc::new(crate::events::Events::new(index.clone(), &config, crate::time::now_us));
-        let parts = Parts { index, storage, cameras, reaper: Default::default(), events };
+        let parts = Parts {
+            index,
+            storage,
+            cameras: Arc::new(crate::http::state::CameraList::new(cameras)),
+            reaper: Default::default(),
+            control: None,
+            events,
+        };
         Arc::new(AppState::new(&config, parts).unwrap())
     }
 

@@ -23,6 +23,7 @@ pub mod host;
 pub mod json;
 pub mod limits;
 pub mod lists;
+pub mod manage;
 pub mod query;
 pub mod range;
 pub mod respond;
@@ -108,7 +109,8 @@ impl Pool {
 
 /// Serves the API on `listener` until `shutdown` fires, with the service's limits.
 pub fn start(listener: TcpListener, state: Arc<AppState>, shutdown: &Shutdown) -> Result<HttpHandle> {
-    let limits = Limits::for_service(state.cameras.snapshot().len());
+    // Cameras may be added while the service runs: keep descriptors for the most it may have.
+    let limits = Limits::for_service(crate::config::MAX_CAMERAS);
     start_with(listener, state, shutdown, limits)
 }
 

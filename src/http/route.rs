@@ -76,6 +76,16 @@ pub enum Route<'a> {
     Event(&'a str),
     /// `POST /api/v1/events/{event}/end`: end an open event.
     EndEvent(&'a str),
+    /// `POST /api/v1/cameras`: add a camera.
+    AddCamera,
+    /// `PUT /api/v1/cameras/{id}`: replace a camera's table.
+    ReplaceCamera(&'a str),
+    /// `DELETE /api/v1/cameras/{id}`.
+    RemoveCamera(&'a str),
+    /// `POST /api/v1/cameras/{id}/enable` (`true`) and `/disable`.
+    SetEnabled(&'a str, bool),
+    /// `GET /api/v1/discover`: ONVIF cameras on the LAN.
+    Discover,
 }
 
 /// Why a request has no route.
@@ -91,12 +101,16 @@ impl<'a> Route<'a> {
     /// Parses `path` (without the query).
     pub fn parse(verb: Verb, path: &'a str) -> Result<Route<'a>, RouteError> {
         let route = Route::of_path(path).ok_or(RouteError::NotFound)?;
-        let allowed = route.methods();
-        if allowed.contains(&verb) {
-            Ok(route)
-        } else {
-            Err(RouteError::MethodNotAllowed(if allowed == [Verb::Post] { "POST" } else { "GET, HEAD" }))
+        let (allowed, allow) = route.methods();
+        if !allowed.contains(&verb) {
+            return Err(RouteError::MethodNotAllowed(allow));
         }
+        // One path, several routes: the method picks.
+        Ok(match (route, verb) {
+            (Route::Cameras, Verb::Post) => Route::AddCamera,
+            (Route::ReplaceCamera(id), Verb::Delete) => Route::RemoveCamera(id),
+            (r, _) => r,
+        })
     }
 
     fn of_path(path: &'a str) -> Option<Route<'a>> {
@@ -113,12 +127,18 @@ impl<'a> Route<'a> {
                 "login" => Route::Login,
                 "logout" => Route::Logout,
                 "events" => Route::Events,
+                "discover" => Route::Discover,
                 _ => return None,
             },
+            [Some("api"), Some("v1"), Some("cameras"), Some(id), None, ..] if !id.is_empty() => {
+                Route::ReplaceCamera(id)
+            }
             [Some("api"), Some("v1"), Some("cameras"), Some(id), Some(what), None] => match what {
                 "recordings" => Route::Recordings(id),
                 "chunks" => Route::Chunks(id),
                 "events" => Route::StartEvent(id),
+                "enable" => Route::SetEnabled(id, true),
+                "disable" => Route::SetEnabled(id, false),
                 _ => Route::Export(id, Format::from_export_name(what)?),
             },
             [Some("api"), Some("v1"), Some("chunks"), Some(id), None, ..] => Route::Chunk(id),
@@ -131,10 +151,20 @@ impl<'a> Route<'a> {
         })
     }
 
-    fn methods(&self) -> &'static [Verb] {
+    /// The methods the route's path takes, and the same for `Allow`.
+    fn methods(&self) -> (&'static [Verb], &'static str) {
         match self {
-            Route::Login | Route::Logout | Route::StartEvent(_) | Route::EndEvent(_) => &[Verb::Post],
-            _ => &[Verb::Get, Verb::Head],
+            Route::Login
+            | Route::Logout
+            | Route::SetEnabled(..)
+            | Route::AddCamera
+            | Route::StartEvent(_)
+            | Route::EndEvent(_) => (&[Verb::Post], "POST"),
+            Route::Cameras => (&[Verb::Get, Verb::Head, Verb::Post], "GET, HEAD, POST"),
+            Route::ReplaceCamera(_) | Route::RemoveCamera(_) => (&[Verb::Put, Verb::Delete], "PUT, DELETE"),
+            // A scan probes the LAN: not for HEAD.
+            Route::Discover => (&[Verb::Get], "GET"),
+            _ => (&[Verb::Get, Verb::Head], "GET, HEAD"),
         }
     }
 
@@ -150,6 +180,8 @@ impl<'a> Route<'a> {
             Route::StartEvent(_) | Route::EndEvent(_) => Scope::Admin,
             Route::Status => Scope::AllCameras,
             Route::Logout => Scope::OwnSession,
+            Route::AddCamera | Route::ReplaceCamera(_) | Route::RemoveCamera(_) | Route::SetEnabled(..) => Scope::Admin,
+            Route::Discover => Scope::Admin,
             Route::Recordings(id) | Route::Chunks(id) | Route::Export(id, _) => Scope::Camera(id),
             // The camera is the part before the first dot (see the handler).
             Route::PynvrRange(spec) => Scope::Camera(spec.split('.').next().unwrap_or("")),
@@ -189,7 +221,6 @@ mod tests {
             "",
             "/nope",
             "/api/v1/cameras/door/export.avi",
-            "/api/v1/cameras/door",
             "/api/v1/cameras/../../etc/passwd",
             "/api/v1/health/",
             "/api/v1/cameras/door/chunks/x",
@@ -199,6 +230,20 @@ mod tests {
         assert_eq!(Route::parse(Post, "/api/v1/status"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
         assert_eq!(Route::parse(Get, "/api/v1/login"), Err(RouteError::MethodNotAllowed("POST")));
         assert_eq!(Route::parse(Delete, "/api/v1/chunks/1"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
+        // Camera management: the method picks the route; every change needs the admin.
+        assert_eq!(ok(Post, "/api/v1/cameras"), AddCamera);
+        assert_eq!(ok(Put, "/api/v1/cameras/door"), ReplaceCamera("door"));
+        assert_eq!(ok(Delete, "/api/v1/cameras/door"), RemoveCamera("door"));
+        assert_eq!(ok(Post, "/api/v1/cameras/door/enable"), SetEnabled("door", true));
+        assert_eq!(ok(Post, "/api/v1/cameras/door/disable"), SetEnabled("door", false));
+        assert_eq!(ok(Get, "/api/v1/discover"), Discover);
+        for r in [AddCamera, ReplaceCamera("d"), RemoveCamera("d"), SetEnabled("d", true), Discover] {
+            assert_eq!(r.scope(), Scope::Admin, "{r:?}");
+        }
+        assert_eq!(Route::parse(Get, "/api/v1/cameras/door"), Err(RouteError::MethodNotAllowed("PUT, DELETE")));
+        assert_eq!(Route::parse(Get, "/api/v1/cameras/door/enable"), Err(RouteError::MethodNotAllowed("POST")));
+        assert_eq!(Route::parse(Head, "/api/v1/discover"), Err(RouteError::MethodNotAllowed("GET")));
+        assert_eq!(Route::parse(Put, "/api/v1/cameras/"), Err(RouteError::NotFound));
     }
 
     proptest! {
@@ -211,7 +256,7 @@ mod tests {
             if let Ok(r) = Route::parse(if post { Post } else { Get }, &path) {
                 match r {
                     Recordings(id) | Chunks(id) | Export(id, _) | Chunk(id) | PynvrRange(id) | StartEvent(id)
-                    | Event(id) | EndEvent(id) => {
+                    | Event(id) | EndEvent(id) | ReplaceCamera(id) | RemoveCamera(id) | SetEnabled(id, _) => {
                         prop_assert!(!id.contains('/'));
                     }
                     _ => {}

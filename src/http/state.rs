@@ -5,6 +5,7 @@
 
 use super::auth::Tokens;
 use super::host::HostPolicy;
+use super::manage::CameraControl;
 use super::session::Sessions;
 use crate::config::{CameraConfig, Config};
 use crate::error::Result;
@@ -13,6 +14,7 @@ use crate::index::Index;
 use crate::service::status::CameraStats;
 use crate::storage::reaper::ReaperStats;
 use crate::storage::Storage;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -65,12 +67,15 @@ pub struct Parts {
     pub index: Arc<Index>,
     /// Storage roots.
     pub storage: Arc<Storage>,
-    /// Every configured camera, in config order.
-    pub cameras: Vec<CameraEntry>,
+    /// Every configured camera, in config order (the service replaces the list when
+    /// cameras change).
+    pub cameras: Arc<CameraList>,
     /// The reaper's counters.
     pub reaper: Arc<ReaperStats>,
     /// Events: the one way to start and end them (so MQTT hears of it).
     pub events: Arc<crate::events::Events>,
+    /// Who changes the camera list (`None`: the API cannot, e.g. in tests).
+    pub control: Option<Arc<dyn CameraControl>>,
 }
 
 /// Everything the API serves from.
@@ -81,10 +86,14 @@ pub struct AppState {
     pub readers: Readers,
     /// Storage roots.
     pub storage: Arc<Storage>,
-    /// The cameras.
-    pub cameras: CameraList,
     /// Events (started and ended through it; read through [`AppState::readers`]).
     pub events: Arc<crate::events::Events>,
+    /// The cameras.
+    pub cameras: Arc<CameraList>,
+    /// Who changes the camera list.
+    pub control: Option<Arc<dyn CameraControl>>,
+    /// Whether an ONVIF discovery scan runs (one at a time).
+    pub scanning: AtomicBool,
     /// The reaper's counters.
     pub reaper: Arc<ReaperStats>,
     /// When the service started.
@@ -132,8 +141,10 @@ impl AppState {
             index: parts.index,
             readers,
             storage: parts.storage,
-            cameras: CameraList::new(parts.cameras),
             events: parts.events,
+            cameras: parts.cameras,
+            control: parts.control,
+            scanning: AtomicBool::new(false),
             reaper: parts.reaper,
             started: Instant::now(),
             tokens,

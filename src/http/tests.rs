@@ -46,7 +46,14 @@ fn fixture(server: &str, limits: Limits) -> Fixture {
     let storage = Arc::new(Storage::open(&config.storage, &index).unwrap());
     let cameras = config.cameras.iter().map(|c| CameraEntry::new(c, &Arc::default(), None)).collect();
     let events = Arc::new(crate::events::Events::new(index.clone(), &config, crate::time::now_us));
-    let parts = Parts { index: index.clone(), storage, cameras, reaper: Arc::default(), events };
+    let parts = Parts {
+        index: index.clone(),
+        storage,
+        cameras: Arc::new(crate::http::state::CameraList::new(cameras)),
+        reaper: Arc::default(),
+        control: None,
+        events,
+    };
     let state = Arc::new(AppState::new(&config, parts).unwrap());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

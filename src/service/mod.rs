@@ -3,38 +3,45 @@
 //! the HTTP API, tell systemd, wait for the shutdown signal, stop.
 //!
 //! - [`recorder`]: one camera's threads (source → bounded queue → chunk writer).
+//! - [`cameras`]: the running cameras, changed over the API and by `SIGHUP`; [`state_file`]
+//!   keeps the list as last changed.
 //! - [`status`]: live counters written along the data path, read by status and health.
 //! - [`watchdog`] and [`notify`]: systemd's readiness and watchdog protocol.
 //!
 //! Shutdown order: sources stop → writers drain their queues and seal their chunks → the
 //! reaper stops → the index connection closes (last commit done by the writers).
 
+pub mod cameras;
 pub mod notify;
 pub mod recorder;
+pub mod state_file;
 pub mod status;
 pub mod watchdog;
 
 use crate::chunk::writer::WriterContext;
 use crate::config::Config;
+use crate::config::{check_cameras, CameraTable};
 use crate::error::{Error, Result};
-use crate::http::state::{CameraEntry, Parts};
+use crate::http::manage::CameraControl;
+use crate::http::state::Parts;
 use crate::http::HttpHandle;
 use crate::index::Index;
-use crate::live::hub::LiveHub;
+use crate::service::cameras::CameraManager;
 use crate::service::notify::Notifier;
-use crate::service::recorder::{start_camera, CameraHandle};
-use crate::service::status::CameraStats;
 use crate::shutdown::Shutdown;
-use crate::source::start::Runtimes;
 use crate::storage::reaper::{Reaper, ReaperHandle, ReaperStats};
 use crate::storage::Storage;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Runs the recorder until `shutdown` fires: each step below is one function, in the order
 /// the service comes up; `stop` takes it down in the order the module doc gives.
-pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
+/// `SIGHUP` reloads the cameras of the config file at `config_path` (the embedded default
+/// when `None`); `hangups` brings them (and a wake-up when shutdown fires).
+pub fn run(config: &Config, config_path: Option<&Path>, shutdown: Shutdown, hangups: Receiver<()>) -> Result<()> {
     // Held for the service's life: no second service, no repair of the chunks it writes.
     let _lock = crate::index::lock::IndexLock::for_service(&config.index_path, crate::index::lock::SERVICE_PATIENCE)?;
     let (index, storage) = open_index_and_storage(config)?;
@@ -50,12 +57,20 @@ pub fn run(config: &Config, shutdown: Shutdown) -> Result<()> {
     let watchdog = notify_ready(&notifier, config, &cameras, &shutdown)?;
     log::info!(
         "recording {} camera(s) to {}; index {}",
-        cameras.handles.len(),
+        cameras.recording(),
         config.storage.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>().join(", "),
         config.index_path.display()
     );
-    // The main thread has nothing else to do: it closes events past their max_duration.
-    while !shutdown.wait_timeout(crate::events::CLOSE_CHECK) {
+    // The main thread waits for SIGHUP (reloading the config file's cameras) and, every
+    // few seconds, closes events left open past their max_duration.
+    while !shutdown.is_triggered() {
+        match hangups.recv_timeout(crate::events::CLOSE_CHECK) {
+            Ok(()) if !shutdown.is_triggered() => reload_cameras(config_path, &cameras),
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                shutdown.wait_timeout(crate::events::CLOSE_CHECK);
+            }
+        }
         if let Err(e) = events.close_overdue() {
             log::warn!("events: {e}");
         }
@@ -100,22 +115,26 @@ fn start_reaper(
     Ok(RunningReaper { handle, thread, stats })
 }
 
-/// The enabled cameras that started (one that cannot start is logged and left out), and
-/// the runtimes their sources share.
-struct Cameras {
-    runtimes: Runtimes,
-    handles: Vec<CameraHandle>,
-}
-
-impl Cameras {
-    /// The counters of a started camera.
-    fn stats(&self, id: &str) -> Option<&Arc<CameraStats>> {
-        self.handles.iter().find(|h| h.id == id).map(|h| &h.stats)
-    }
-
-    /// The live view of a started camera.
-    fn live(&self, id: &str) -> Option<&Arc<LiveHub>> {
-        self.handles.iter().find(|h| h.id == id).map(|h| &h.live)
+/// The cameras the service starts with: the state file's list when there is one (the last
+/// change over the API or by `SIGHUP`), else the config file's (`src/service/state_file.rs`).
+/// A state file that cannot be used is logged and the config file's cameras record.
+fn boot_tables(config: &Config) -> Vec<CameraTable> {
+    let path = state_file::path_for(&config.index_path);
+    match state_file::load(&path)
+        .and_then(|t| t.map(|t| check_cameras(&t, &config.recording.retention).map(|_| t)).transpose())
+    {
+        Ok(Some(tables)) => {
+            log::info!(
+                "cameras from {} (changed over the API or by SIGHUP; the config file's [[camera]] tables are not used)",
+                path.display()
+            );
+            tables
+        }
+        Ok(None) => config.camera_tables.clone(),
+        Err(e) => {
+            log::error!("{e}; recording the config file's cameras instead");
+            config.camera_tables.clone()
+        }
     }
 }
 
@@ -125,7 +144,7 @@ fn start_cameras(
     storage: &Arc<Storage>,
     reaper: &ReaperHandle,
     shutdown: &Shutdown,
-) -> Result<Cameras> {
+) -> Result<Arc<CameraManager>> {
     let poke = reaper.clone();
     let ctx = WriterContext {
         storage: storage.clone(),
@@ -133,15 +152,28 @@ fn start_cameras(
         on_space_pressure: Arc::new(move || poke.poke()),
         sync_interval: config.recording.sync_interval,
     };
-    let runtimes = Runtimes::start(&config.cameras, shutdown)?;
-    let mut handles = Vec::new();
-    for cam in config.cameras.iter().filter(|c| c.enabled) {
-        match start_camera(cam, ctx.clone(), &runtimes, shutdown, config.server.max_viewers) {
-            Ok(h) => handles.push(h),
-            Err(e) => log::error!("camera {}: cannot start: {e}", cam.id),
-        }
+    let state_file = state_file::path_for(&config.index_path);
+    CameraManager::start(
+        boot_tables(config),
+        ctx,
+        shutdown,
+        config.server.max_viewers,
+        state_file,
+        config.recording.retention.clone(),
+    )
+}
+
+/// `SIGHUP`: the config file's cameras replace the running list (persisted like an API
+/// change, so they also win at the next start). Other sections need a restart.
+fn reload_cameras(config_path: Option<&Path>, cameras: &CameraManager) {
+    let r = Config::load(config_path).and_then(|c| cameras.replace_all(c.camera_tables));
+    match r {
+        Ok(()) => log::info!(
+            "SIGHUP: cameras reloaded from the config file ({} recording); other sections apply at the next start",
+            cameras.recording()
+        ),
+        Err(e) => log::error!("SIGHUP: {e}; cameras unchanged"),
     }
-    Ok(Cameras { runtimes, handles })
 }
 
 /// Starts the HTTP API. Recording matters more than the API: a port in use is logged, not
@@ -150,21 +182,18 @@ fn start_api(
     config: &Config,
     (index, events): (&Arc<Index>, &Arc<crate::events::Events>),
     storage: &Arc<Storage>,
-    cameras: &Cameras,
+    cameras: &Arc<CameraManager>,
     reaper: &Arc<ReaperStats>,
     shutdown: &Shutdown,
 ) -> Option<HttpHandle> {
-    // Every configured camera with its counters (idle ones for cameras that did not start)
-    // and its live view (none for those).
-    let entries = config
-        .cameras
-        .iter()
-        .map(|c| CameraEntry::new(c, &cameras.stats(&c.id).cloned().unwrap_or_default(), cameras.live(&c.id).cloned()));
+    // The list the camera manager keeps: every camera with its counters and live view.
+    let control: Arc<dyn CameraControl> = cameras.clone();
     let parts = Parts {
         index: index.clone(),
         storage: storage.clone(),
-        cameras: entries.collect(),
+        cameras: cameras.list(),
         reaper: reaper.clone(),
+        control: Some(control),
         events: events.clone(),
     };
     crate::http::start_service(config, parts, shutdown)
@@ -177,21 +206,21 @@ fn start_mqtt(
     index: &Arc<Index>,
     events: &Arc<crate::events::Events>,
     storage: &Arc<Storage>,
-    cameras: &Cameras,
+    cameras: &Arc<CameraManager>,
     shutdown: &Shutdown,
 ) -> Option<crate::mqtt::MqttHandle> {
     let cfg = config.mqtt.as_ref()?;
-    let stats: Vec<(String, Arc<CameraStats>)> =
-        config.cameras.iter().map(|c| (c.id.clone(), cameras.stats(&c.id).cloned().unwrap_or_default())).collect();
+    // The camera list as it is at each snapshot (cameras change over the API).
+    let list = cameras.list();
     let storage_for_thumbs = storage.clone();
     let storage = storage.clone();
     let snapshot = Arc::new(move || {
         let now = crate::time::now_us();
         let mut s = crate::mqtt::Snapshot::default();
-        for (id, st) in &stats {
+        for e in list.snapshot().iter() {
             // Recording: a frame written within the last 10 s.
-            let last = st.last_frame_us.load(std::sync::atomic::Ordering::Relaxed);
-            s.cameras.push((id.clone(), last > 0 && now - last < 10_000_000));
+            let last = e.stats.last_frame_us.load(std::sync::atomic::Ordering::Relaxed);
+            s.cameras.push((e.config.id.clone(), last > 0 && now - last < 10_000_000));
         }
         for root in storage.roots() {
             if let Ok(space) = crate::storage::statvfs(root.path()) {
@@ -223,15 +252,16 @@ fn start_mqtt(
 fn notify_ready(
     notifier: &Notifier,
     config: &Config,
-    cameras: &Cameras,
+    cameras: &Arc<CameraManager>,
     shutdown: &Shutdown,
 ) -> Result<Option<JoinHandle<()>>> {
-    let ready = format!("READY=1\nSTATUS=recording {} camera(s)", cameras.handles.len());
+    let ready = format!("READY=1\nSTATUS=recording {} camera(s)", cameras.recording());
     if let Err(e) = notifier.notify(&ready) {
         log::warn!("cannot notify systemd: {e}");
     }
     let Some(interval) = crate::service::notify::watchdog_interval() else { return Ok(None) };
-    let watched = crate::service::watchdog::watched(&config.cameras, |id| cameras.stats(id).cloned());
+    let m = cameras.clone();
+    let watched = move || m.watched();
     let sync = config.recording.sync_interval;
     let w = crate::service::watchdog::spawn(notifier.clone(), interval, watched, sync, shutdown.clone())
         .map_err(|e| Error::io("spawning the watchdog", e))?;
@@ -244,7 +274,7 @@ fn notify_ready(
 fn stop(
     notifier: &Notifier,
     watchdog: Option<JoinHandle<()>>,
-    cameras: Cameras,
+    cameras: Arc<CameraManager>,
     api: Option<HttpHandle>,
     reaper: RunningReaper,
 ) {
@@ -253,10 +283,7 @@ fn stop(
     if let Some(w) = watchdog {
         let _ = w.join();
     }
-    cameras.runtimes.join();
-    for c in cameras.handles {
-        c.join();
-    }
+    cameras.join();
     if let Some(h) = api {
         h.join();
     }
@@ -268,24 +295,39 @@ fn stop(
 /// Blocks SIGINT and SIGTERM in the calling thread (and so in every thread it spawns
 /// afterwards) and starts a thread that waits for them: the first triggers `shutdown`, a
 /// second one at least a second later exits at once. Call before spawning any other thread.
-pub fn handle_signals(shutdown: Shutdown) -> std::io::Result<()> {
+///
+/// `SIGHUP` (systemd's `ExecReload`) is blocked too and reported on the returned receiver,
+/// which [`run`] waits on (one pending hang-up at most: more coalesce into it). The receiver
+/// also wakes when shutdown fires.
+pub fn handle_signals(shutdown: Shutdown) -> std::io::Result<Receiver<()>> {
     // SAFETY: plain libc signal-set manipulation on a local, zeroed sigset_t.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
             return Err(std::io::Error::last_os_error());
         }
         set
     };
+    let (hup, hangups) = std::sync::mpsc::sync_channel::<()>(1);
+    let wake = hup.clone();
+    shutdown.on_trigger(move || {
+        let _ = wake.try_send(());
+    });
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         let mut first: Option<std::time::Instant> = None;
         loop {
             let mut sig: libc::c_int = 0;
             // SAFETY: `set` is a valid signal set blocked in this thread; `sig` is writable.
             if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                continue;
+            }
+            if sig == libc::SIGHUP {
+                log::info!("SIGHUP received; reloading the cameras of the config file");
+                let _ = hup.try_send(());
                 continue;
             }
             match first {
@@ -304,5 +346,5 @@ pub fn handle_signals(shutdown: Shutdown) -> std::io::Result<()> {
             }
         }
     })?;
-    Ok(())
+    Ok(hangups)
 }

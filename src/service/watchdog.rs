@@ -62,11 +62,12 @@ pub fn stale_loops(
     why
 }
 
-/// Pings the watchdog every `interval / 2` while [`stale_loops`] is empty.
+/// Pings the watchdog every `interval / 2` while [`stale_loops`] is empty. `cams` gives the
+/// cameras to watch at each check: the list changes while the service runs.
 pub fn spawn(
     notifier: Notifier,
     interval: Duration,
-    cams: Vec<(CameraConfig, Arc<CameraStats>)>,
+    cams: impl Fn() -> Vec<(CameraConfig, Arc<CameraStats>)> + Send + 'static,
     sync_interval: Duration,
     shutdown: Shutdown,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -74,7 +75,7 @@ pub fn spawn(
     std::thread::Builder::new().name("watchdog".into()).spawn(move || {
         let mut starving = false;
         while !shutdown.wait_timeout(interval / 2) {
-            let why = stale_loops(&cams, sync_interval, mono_ms(), grace_ms);
+            let why = stale_loops(&cams(), sync_interval, mono_ms(), grace_ms);
             if why.is_empty() {
                 if starving {
                     log::info!("watchdog: recording is healthy again");

@@ -180,8 +180,14 @@ fn scrub(msg: &str, cfg: &RtspConfig) -> String {
 }
 
 /// The camera's supervised loop: sessions until shutdown or until the writer goes away.
+/// It also ends when the camera's own stop signal (`feed.shutdown`) fires: the camera was
+/// changed or removed while the service runs.
 async fn run_camera(feed: Feed, cfg: RtspConfig, mut stop: watch::Receiver<bool>, group: Arc<SessionGroup>) {
-    let Feed { camera, mut out, floor_us, stats, .. } = feed;
+    let Feed { camera, mut out, floor_us, stats, shutdown } = feed;
+    let (tx, mut own) = watch::channel(false);
+    shutdown.on_trigger(move || {
+        let _ = tx.send(true);
+    });
     let mut sup = Supervisor::new(&camera, RETRY, stats.clone(), floor_us);
     loop {
         let floor_us = sup.start_attempt();
@@ -189,6 +195,7 @@ async fn run_camera(feed: Feed, cfg: RtspConfig, mut stop: watch::Receiver<bool>
         let r = tokio::select! {
             r = session(&cfg, &mut out, floor_us, &stats, &group) => r,
             _ = stop.wait_for(|s| *s) => return,
+            _ = own.wait_for(|s| *s) => return,
         };
         // Hand the frames the session delivered to the writer now, not at the next keyframe.
         if out.flush() == Sent::Closed {
@@ -201,6 +208,7 @@ async fn run_camera(feed: Feed, cfg: RtspConfig, mut stop: watch::Receiver<bool>
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|s| *s) => return,
+            _ = own.wait_for(|s| *s) => return,
         }
     }
 }

@@ -21,6 +21,15 @@ impl Runtimes {
         Ok(Runtimes { rtsp: if any_rtsp { Some(RtspRuntime::start(shutdown)?) } else { None } })
     }
 
+    /// Starts the runtime `cam` needs if it is not running yet (a camera added while the
+    /// service runs).
+    pub fn ensure_for(&mut self, cam: &CameraConfig, shutdown: &Shutdown) -> Result<()> {
+        if matches!(cam.source, SourceConfig::Rtsp(_)) && self.rtsp.is_none() {
+            self.rtsp = Some(RtspRuntime::start(shutdown)?);
+        }
+        Ok(())
+    }
+
     /// Waits for the runtimes' threads (after shutdown fired).
     pub fn join(self) {
         if let Some(rt) = self.rtsp {
