@@ -13,7 +13,6 @@ mod server;
 mod units;
 
 use crate::error::{Error, ErrorKind, Result};
-pub use cameras::{check_cameras, CameraTable, MAX_CAMERA_JSON};
 use check::{absolute, invalid};
 use serde::{Deserialize, Serialize};
 use server::RawServer;
@@ -50,6 +49,9 @@ fps = 15
 /// Most cameras a config may have. Every fixed-size document of the API (status, cameras)
 /// holds them all, so this bounds its size.
 pub const MAX_CAMERAS: usize = 32;
+/// Longest JSON form of one camera table (API bodies, state file entries): a table is a few
+/// hundred bytes; URLs are the longest part.
+pub const MAX_CAMERA_JSON: usize = 16 * 1024;
 /// Most storage roots a config may have (bounded for the same reason as [`MAX_CAMERAS`]).
 pub const MAX_ROOTS: usize = 8;
 
@@ -345,6 +347,30 @@ struct RawCamera {
     max_duration: Option<String>,
 }
 
+/// One camera as written, before its values are checked: a `[[camera]]` table, a JSON body
+/// of the camera API, an entry of the camera state file (`config/cameras.rs` reads JSON).
+/// Its `Debug` shows only the id (the table may hold a password).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CameraTable(RawCamera);
+
+/// Checks a whole camera list: every table as the config file's `camera[i]`, ids unique, at
+/// most [`MAX_CAMERAS`]. Either every camera is valid or nothing is returned.
+pub fn check_cameras(tables: &[CameraTable], defaults: &Retention) -> Result<Vec<CameraConfig>> {
+    if tables.len() > MAX_CAMERAS {
+        return Err(invalid("camera", format!("at most {MAX_CAMERAS} cameras are supported")));
+    }
+    let mut cameras: Vec<CameraConfig> = Vec::with_capacity(tables.len());
+    for (i, t) in tables.iter().enumerate() {
+        let cam = camera_from_raw(i, t.0.clone(), defaults)?;
+        if cameras.iter().any(|o| o.id == cam.id) {
+            return Err(invalid(&format!("camera[{i}].id"), format!("{:?} is used by two cameras", cam.id)));
+        }
+        cameras.push(cam);
+    }
+    Ok(cameras)
+}
+
 fn yes() -> bool {
     true
 }
@@ -381,9 +407,6 @@ impl Config {
 
         if raw.storage.len() > MAX_ROOTS {
             return Err(invalid("storage", format!("at most {} roots are supported", MAX_ROOTS)));
-        }
-        if raw.camera.len() > MAX_CAMERAS {
-            return Err(invalid("camera", format!("at most {} cameras are supported", MAX_CAMERAS)));
         }
         if raw.storage.is_empty() {
             return Err(invalid("storage", "at least one [[storage]] root is required"));

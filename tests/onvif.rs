@@ -290,3 +290,69 @@ fn discover_finds_an_announced_camera_and_its_streams() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("front-door: Front Door") && text.contains("wants a login"), "{text}");
 }
+
+/// `GET /api/v1/discover` on the running service finds the same camera, asks it with the
+/// login given (the password in a header, never in the URL), and is for the admin only.
+#[test]
+fn the_api_discovers_the_announced_camera() {
+    require_root();
+    let lan = Lan::new();
+    let port = 8080;
+    let ns = ["ip", "netns", "exec", lan.camera.as_str()];
+    let _dev = start_device(&ns, port, &lan.camera_addr);
+    let xaddr = format!("http://{}:{port}/onvif/device_service", lan.camera_addr);
+    let mut publisher = Command::new("ip");
+    publisher
+        .args(["netns", "exec", &lan.camera, "python3"])
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wsd_publish.py"))
+        .args(["urn:uuid:5b1e0a6e-8f4c-4c3a-9d7e-000000000002", &xaddr, "onvif://www.onvif.org/name/Gate"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut publisher = Peer(publisher.spawn().expect("python3 runs the publisher"));
+    let mut line = String::new();
+    BufReader::new(publisher.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "published");
+    wait_listening(Some(&lan.camera), port);
+
+    // The service runs in the client's namespace, where the probe reaches the camera.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let api = 8090;
+    let (admin, viewer) = ("admin-token-0123456789", "viewer-token-0123456789");
+    let cfg = d.join("edgenvr.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{api}\"\ntoken = \"{admin}\"\nviewer_tokens = [\"{viewer}\"]\n\
+             [[storage]]\npath = \"{}\"\n",
+            d.join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &lan.client, bin()]);
+    let _svc = Service::start_opts(&cfg, d, cmd, &[], None);
+    let curl = |token: &str, query: &str| -> (String, String) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &lan.client, "curl", "-s", "-w", "\n%{http_code}", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .args(["-H", &format!("X-ONVIF-Password: {PASSWORD}")])
+            .arg(format!("http://127.0.0.1:{api}/api/v1/discover{query}"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+        (code.to_owned(), body.to_owned())
+    };
+    wait_for(Duration::from_secs(20), "the API in the namespace", || (curl(viewer, "").0 == "403").then_some(()));
+    let (code, body) = curl(admin, &format!("?timeout=2s&username={USER}"));
+    assert_eq!(code, "200", "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let cam = &doc["cameras"][0];
+    assert_eq!((cam["id"].as_str(), cam["device_url"].as_str()), (Some("gate"), Some(xaddr.as_str())), "{doc}");
+    assert_eq!(cam["main"]["url"], format!("rtsp://{}:8554/main", lan.camera_addr));
+    assert!(!body.contains(PASSWORD));
+    let (code, body) = curl(admin, "?timeout=1m");
+    assert_eq!(code, "400", "{body}");
+}

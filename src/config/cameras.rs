@@ -1,27 +1,18 @@
 //! The camera list in its written form: `[[camera]]` tables of the TOML file, JSON bodies of
 //! the camera API (`POST /api/v1/cameras`, `PUT /api/v1/cameras/{id}`) and the entries of
 //! the camera state file are one type, [`CameraTable`], checked by one function,
-//! [`check_cameras`]; so an error names the key the same way wherever the camera came from
+//! [`super::check_cameras`]; so an error names the key the same way wherever the camera came from
 //! (`camera[2].url: must start with rtsp://`).
 
-use super::{camera_from_raw, check::invalid, CameraConfig, RawCamera, Retention, MAX_CAMERAS};
+use super::{CameraTable, RawCamera, MAX_CAMERA_JSON};
 use crate::error::Result;
 use crate::{bail, err};
-
-/// One camera as written, before its values are checked. Its `Debug` shows only the id
-/// (the table may hold a password or a URL with credentials).
-#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct CameraTable(pub(super) RawCamera);
 
 impl std::fmt::Debug for CameraTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "CameraTable({:?})", self.0.id)
     }
 }
-
-/// Longest JSON body of one camera (a table is a few hundred bytes; URLs are the longest).
-pub const MAX_CAMERA_JSON: usize = 16 * 1024;
 
 impl CameraTable {
     /// Reads a camera's JSON object (unknown keys are refused, as in the TOML file). `id`,
@@ -68,26 +59,10 @@ impl CameraTable {
     }
 }
 
-/// Checks a whole camera list: every table as the config file's `camera[i]`, ids unique, at
-/// most [`MAX_CAMERAS`]. Either every camera is valid or nothing is returned.
-pub fn check_cameras(tables: &[CameraTable], defaults: &Retention) -> Result<Vec<CameraConfig>> {
-    if tables.len() > MAX_CAMERAS {
-        return Err(invalid("camera", format!("at most {MAX_CAMERAS} cameras are supported")));
-    }
-    let mut cameras: Vec<CameraConfig> = Vec::with_capacity(tables.len());
-    for (i, t) in tables.iter().enumerate() {
-        let cam = camera_from_raw(i, t.0.clone(), defaults)?;
-        if cameras.iter().any(|o| o.id == cam.id) {
-            return Err(invalid(&format!("camera[{i}].id"), format!("{:?} is used by two cameras", cam.id)));
-        }
-        cameras.push(cam);
-    }
-    Ok(cameras)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::check_cameras;
 
     fn table(json: &str, id: Option<&str>) -> Result<CameraTable> {
         CameraTable::from_json(json.as_bytes(), id)
@@ -97,9 +72,9 @@ mod tests {
     fn json_bodies_are_checked_like_the_file() {
         let door = table(r#"{"id": "door", "source": "testsrc", "fps": 5}"#, None).unwrap();
         let bad = table(r#"{"id": "yard", "url": "http://x"}"#, None).unwrap();
-        let e = check_cameras(&[door.clone(), bad], &Retention::default()).unwrap_err();
+        let e = check_cameras(&[door.clone(), bad], &crate::config::Retention::default()).unwrap_err();
         assert_eq!(e.to_string(), "camera[1].url: must start with rtsp://");
-        let e = check_cameras(&[door.clone(), door.clone()], &Retention::default()).unwrap_err();
+        let e = check_cameras(&[door.clone(), door.clone()], &crate::config::Retention::default()).unwrap_err();
         assert!(e.to_string().starts_with("camera[1].id: \"door\" is used by two cameras"), "{e}");
         assert!(table(r#"{"id": "x", "source": "testsrc", "colour": 1}"#, None)
             .unwrap_err()

@@ -3,11 +3,12 @@
 
 use super::auth::{Principal, Role, Via};
 use super::body::read_json;
-use super::manage::{self, Change};
+use super::manage;
 use super::respond::Reply;
 use super::route::Route;
 use super::session::{clear_cookie, set_cookie};
 use super::session::{role_of, Caller};
+use super::state::Change;
 use super::{json, lists, query::Query, App};
 use crate::error::{Error, ErrorKind, Result};
 use crate::export::{annexb::AnnexBFile, mp4::Mp4File, plan::make_plan, Format, RawFile, VirtualFile};

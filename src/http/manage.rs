@@ -4,18 +4,19 @@
 //! - `POST /api/v1/cameras` (a `[[camera]]` table as JSON), `PUT /api/v1/cameras/{id}` (the
 //!   whole table again; `id` may be left out), `DELETE /api/v1/cameras/{id}`,
 //!   `POST /api/v1/cameras/{id}/enable` and `/disable`: handed to the service's
-//!   [`CameraControl`], which checks the new list with the config file's code, persists it
+//!   [`CameraControl`](super::state::CameraControl), which checks the new list with the config file's code, persists it
 //!   and restarts only the changed camera (`src/service/cameras.rs`).
 //! - `GET /api/v1/discover[?timeout=3s&username=U]` (the password, if any, in the header
-//!   `X-ONVIF-Password`, never in the URL): [`crate::onvif::scan`] on the blocking pool, one
+//!   `X-ONVIF-Password`, never in the URL): [`crate::onvif::scan()`] on the blocking pool, one
 //!   scan at a time (a second one is refused with 503 while one runs), its wait at most
 //!   [`MAX_DISCOVER_WAIT`].
 
 use super::body::read_json;
 use super::respond::Reply;
+use super::state::Change;
 use super::App;
 use crate::config::CameraTable;
-use crate::error::{ErrorKind, Result};
+use crate::error::Result;
 use crate::onvif::{Credentials, ScanOptions};
 use crate::{bail, err};
 use hyper::body::Incoming;
@@ -29,27 +30,6 @@ use std::time::Duration;
 pub const MAX_DISCOVER_WAIT: Duration = Duration::from_secs(10);
 /// The discovery wait when the request names none.
 const DEFAULT_DISCOVER_WAIT: Duration = Duration::from_secs(3);
-
-/// One change of the camera list.
-#[derive(Debug)]
-pub enum Change {
-    /// Add a camera (its id must be new).
-    Add(CameraTable),
-    /// Replace the camera with the table's id.
-    Replace(CameraTable),
-    /// Remove a camera (its footage stays until the reaper takes it).
-    Remove(String),
-    /// Start (`true`) or stop recording a camera.
-    SetEnabled(String, bool),
-}
-
-/// What the service does with a change: check the whole new list as the config file is
-/// checked, persist it, then stop and start only the cameras it changes. Changes are
-/// serialized; an invalid change changes nothing. Blocking (it joins stopped threads).
-pub trait CameraControl: Send + Sync {
-    /// Applies `change`; `InvalidArgument` names the key, `NotFound` an unknown id.
-    fn apply(&self, change: Change) -> Result<()>;
-}
 
 /// Runs a change on the blocking pool and answers `{"ok": true, "id": ...}` (201 for a new
 /// camera).
@@ -116,9 +96,4 @@ pub(super) async fn discover(app: &Arc<App>, q: &super::query::Query, headers: &
     let scan = scan??;
     let doc = serde_json::to_vec(&scan).map_err(|e| err!(Internal, "cannot write the scan").with_source(e))?;
     Ok(Reply::Json(200, doc, Vec::new()))
-}
-
-/// A change's error kind for ids that are not cameras.
-pub(crate) fn no_camera(id: &str) -> crate::error::Error {
-    crate::error::Error::new(ErrorKind::NotFound, format!("no camera {id:?}"))
 }

@@ -5,10 +5,9 @@
 
 use super::auth::Tokens;
 use super::host::HostPolicy;
-use super::manage::CameraControl;
 use super::session::Sessions;
-use crate::config::{CameraConfig, Config};
-use crate::error::Result;
+use crate::config::{CameraConfig, CameraTable, Config};
+use crate::error::{ErrorKind, Result};
 use crate::index::readers::Readers;
 use crate::index::Index;
 use crate::service::status::CameraStats;
@@ -59,6 +58,32 @@ impl CameraList {
     pub fn replace(&self, cameras: Vec<CameraEntry>) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = cameras.into();
     }
+}
+
+/// One change of the camera list.
+#[derive(Debug)]
+pub enum Change {
+    /// Add a camera (its id must be new).
+    Add(CameraTable),
+    /// Replace the camera with the table's id.
+    Replace(CameraTable),
+    /// Remove a camera (its footage stays until the reaper takes it).
+    Remove(String),
+    /// Start (`true`) or stop recording a camera.
+    SetEnabled(String, bool),
+}
+
+/// What the service does with a change: check the whole new list as the config file is
+/// checked, persist it, then stop and start only the cameras it changes. Changes are
+/// serialized; an invalid change changes nothing. Blocking (it joins stopped threads).
+pub trait CameraControl: Send + Sync {
+    /// Applies `change`; `InvalidArgument` names the key, `NotFound` an unknown id.
+    fn apply(&self, change: Change) -> Result<()>;
+}
+
+/// A change's error kind for ids that are not cameras.
+pub fn no_camera(id: &str) -> crate::error::Error {
+    crate::error::Error::new(ErrorKind::NotFound, format!("no camera {id:?}"))
 }
 
 /// What the service hands the API.

@@ -1,5 +1,5 @@
 //! The running cameras, changed while the service runs: over the API
-//! ([`crate::http::manage`]) and by `SIGHUP` (the TOML file's cameras again).
+//! (`src/http/manage.rs`) and by `SIGHUP` (the TOML file's cameras again).
 //!
 //! Rules:
 //! 1. Every change is checked whole by the config file's code ([`check_cameras`]) before
@@ -22,8 +22,7 @@ use super::status::CameraStats;
 use crate::chunk::writer::WriterContext;
 use crate::config::{check_cameras, CameraConfig, CameraTable, Retention};
 use crate::error::Result;
-use crate::http::manage::{no_camera, CameraControl, Change};
-use crate::http::state::{CameraEntry, CameraList};
+use crate::http::state::{no_camera, CameraControl, CameraEntry, CameraList, Change};
 use crate::shutdown::Shutdown;
 use crate::source::start::Runtimes;
 use std::path::PathBuf;
