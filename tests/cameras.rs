@@ -124,9 +124,9 @@ fn cameras_change_live_persist_and_reload() {
         let r = send(port, m, t, &[("Authorization", &viewer), json], b.as_bytes());
         assert_eq!(r.status, 403, "{m} {t}: {}", String::from_utf8_lossy(&r.body));
     }
-    // A token in the URL does not change anything either (CSRF: rule 4 of auth.rs).
+    // A token in the URL is not a credential for a change (auth.rs, rule 4).
     let r = send(port, "DELETE", &format!("/api/v1/cameras/ip?token={ADMIN}"), &[], b"");
-    assert_eq!(r.status, 403);
+    assert_eq!(r.status, 401);
 
     // An invalid body: 400 naming the key, nothing changed.
     let r = admin(port, "POST", "/api/v1/cameras", r#"{"id": "bad", "url": "http://cam/x"}"#);

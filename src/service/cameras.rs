@@ -230,3 +230,79 @@ impl CameraControl for CameraManager {
         self.commit(&mut inner, tables)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FreeSpace, StorageConfig};
+    use crate::index::Index;
+    use crate::storage::Storage;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    fn table(json: &str) -> CameraTable {
+        CameraTable::from_json(json.as_bytes(), None).unwrap()
+    }
+
+    fn manager(dir: &std::path::Path, shutdown: &Shutdown) -> Arc<CameraManager> {
+        let index = Arc::new(Index::open_in_memory().unwrap());
+        let root = StorageConfig {
+            path: dir.join("data"),
+            min_free: FreeSpace::Bytes(0),
+            max_bytes: None,
+            require_mount: false,
+        };
+        std::fs::create_dir_all(&root.path).unwrap();
+        let storage = Arc::new(Storage::open(&[root], &index).unwrap());
+        let ctx =
+            WriterContext { storage, index, on_space_pressure: Arc::new(|| {}), sync_interval: Duration::from_secs(1) };
+        let keep = table(r#"{"id": "keep", "source": "testsrc", "width": 64, "height": 48, "fps": 5}"#);
+        CameraManager::start(vec![keep], ctx, shutdown, 2, dir.join("cameras.json")).unwrap()
+    }
+
+    fn stats(m: &CameraManager, id: &str) -> Arc<CameraStats> {
+        m.list().snapshot().iter().find(|c| c.config.id == id).unwrap().stats.clone()
+    }
+
+    /// Rules 1 to 3 and 5: a bad change changes nothing; a change restarts only its camera
+    /// and is saved; shutdown stops every camera, also those added later.
+    #[test]
+    fn only_the_changed_camera_restarts_and_every_change_is_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let shutdown = Shutdown::new();
+        let m = manager(dir.path(), &shutdown);
+        let keep = stats(&m, "keep");
+        let add = r#"{"id": "new", "source": "testsrc", "width": 64, "height": 48, "fps": 5}"#;
+        m.apply(Change::Add(table(add))).unwrap();
+        assert_eq!(m.recording(), 2);
+        let saved = |p: &std::path::Path| -> Vec<String> {
+            state_file::load(p).unwrap().unwrap().iter().map(|t| t.id().to_owned()).collect()
+        };
+        assert_eq!(saved(&dir.path().join("cameras.json")), ["keep", "new"]);
+
+        let bad = r#"{"id": "x", "url": "http://nope"}"#;
+        let e = m.apply(Change::Add(table(bad))).unwrap_err();
+        assert_eq!(e.to_string(), "camera[2].url: must start with rtsp://");
+        assert_eq!(m.apply(Change::Remove("nope".into())).unwrap_err().kind(), crate::error::ErrorKind::NotFound);
+        assert_eq!(m.list().snapshot().len(), 2);
+
+        let new_before = stats(&m, "new");
+        let changed = r#"{"id": "new", "source": "testsrc", "width": 64, "height": 48, "fps": 10}"#;
+        m.apply(Change::Replace(table(changed))).unwrap();
+        assert!(!Arc::ptr_eq(&new_before, &stats(&m, "new")), "the changed camera restarted");
+        assert!(Arc::ptr_eq(&keep, &stats(&m, "keep")), "the other camera kept running");
+        m.apply(Change::SetEnabled("new".into(), false)).unwrap();
+        assert_eq!(m.recording(), 1);
+        m.apply(Change::Remove("new".into())).unwrap();
+        assert_eq!(saved(&dir.path().join("cameras.json")), ["keep"]);
+        assert!(Arc::ptr_eq(&keep, &stats(&m, "keep")));
+
+        m.apply(Change::Add(table(add))).unwrap();
+        let new = stats(&m, "new");
+        shutdown.trigger();
+        m.join();
+        let frames = (keep.frames_received.load(Relaxed), new.frames_received.load(Relaxed));
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(frames, (keep.frames_received.load(Relaxed), new.frames_received.load(Relaxed)), "every camera stopped");
+    }
+}
