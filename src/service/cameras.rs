@@ -303,6 +303,10 @@ mod tests {
         m.join();
         let frames = (keep.frames_received.load(Relaxed), new.frames_received.load(Relaxed));
         std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(frames, (keep.frames_received.load(Relaxed), new.frames_received.load(Relaxed)), "every camera stopped");
+        assert_eq!(
+            frames,
+            (keep.frames_received.load(Relaxed), new.frames_received.load(Relaxed)),
+            "every camera stopped"
+        );
     }
 }
