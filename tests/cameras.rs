@@ -143,7 +143,6 @@ fn cameras_change_live_persist_and_reload() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     wait_recording(port, "ip", Duration::from_secs(10));
     let ip_after = camera(port, "ip").unwrap();
-    assert!(ip_after["frames"].as_u64() < ip_before["frames"].as_u64(), "ip restarted: {ip_before} {ip_after}");
     assert_ne!(ip_after["since"], ip_before["since"], "ip restarted");
     std::thread::sleep(Duration::from_secs(2));
     let keep_after = camera(port, "keep").unwrap();
