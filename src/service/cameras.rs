@@ -251,13 +251,14 @@ mod tests {
             min_free: FreeSpace::Bytes(0),
             max_bytes: None,
             require_mount: false,
+            events_reserve: None,
         };
         std::fs::create_dir_all(&root.path).unwrap();
         let storage = Arc::new(Storage::open(&[root], &index).unwrap());
         let ctx =
             WriterContext { storage, index, on_space_pressure: Arc::new(|| {}), sync_interval: Duration::from_secs(1) };
         let keep = table(r#"{"id": "keep", "source": "testsrc", "width": 64, "height": 48, "fps": 5}"#);
-        CameraManager::start(vec![keep], ctx, shutdown, 2, dir.join("cameras.json")).unwrap()
+        CameraManager::start(vec![keep], ctx, shutdown, 2, dir.join("cameras.json"), Retention::default()).unwrap()
     }
 
     fn stats(m: &CameraManager, id: &str) -> Arc<CameraStats> {
