@@ -95,6 +95,14 @@ pub(crate) async fn run(
         Route::RemoveCamera(id) => manage::change(app, Change::Remove(id.to_owned())).await,
         Route::SetEnabled(id, on) => manage::change(app, Change::SetEnabled(id.to_owned(), on)).await,
         Route::Discover => manage::discover(app, q, headers).await,
+        Route::Live(id) => super::live::live_mp4(app, id).await,
+        Route::HlsPlaylist(id) => super::live::playlist(app, id, caller, q).await,
+        Route::HlsPart(id, part) => super::live::part(app, id, part),
+        Route::Thumbnail(id) => super::footage::thumbnail(app, id, q).await,
+        Route::Keyframe(id) => super::footage::keyframe(app, id, q).await,
+        Route::Days(id) => super::footage::days(app, id, q).await,
+        Route::PynvrCamera(spec) => super::footage::pynvr_camera(app, spec).await,
+        Route::PynvrDay(day) => super::footage::pynvr_day(app, day, q, caller).await,
         Route::Session => Ok(session_doc(caller)),
         Route::Login => login(app, headers, body).await,
         Route::Logout => {
@@ -109,7 +117,7 @@ pub(crate) async fn run(
 /// The camera with this id: a configured one, or one removed over the API whose footage
 /// the index still holds (browsable and exportable until the reaper takes it); 404 if
 /// neither.
-async fn camera_id(app: &App, id: &str) -> Result<String> {
+pub(super) async fn camera_id(app: &App, id: &str) -> Result<String> {
     if let Some(c) = app.state.camera(id) {
         return Ok(c.config.id.clone());
     }
@@ -143,7 +151,8 @@ fn document2(write: impl FnOnce(&mut [u8]) -> Result<(bool, usize)>) -> Result<(
     Ok((flag, buf))
 }
 
-async fn export(app: &Arc<App>, camera: String, from: i64, to: i64, format: Format) -> Result<Reply> {
+/// An export of `camera` from `from` to `to` as a file reply.
+pub(super) async fn export(app: &App, camera: String, from: i64, to: i64, format: Format) -> Result<Reply> {
     let state = app.state.clone();
     app.pool
         .run(move || {

@@ -52,6 +52,32 @@ struct CameraDoc<'a> {
     chunks: u64,
     encoder: &'a str,
     last_error: Option<Msg>,
+    /// The live view's counters (none for a camera without one).
+    live: Option<LiveDoc>,
+}
+
+/// A camera's live view: viewers now and in total, refused at the cap, skips to a keyframe
+/// and viewers dropped for not reading (`crate::live::hub`, rule 3), bytes held.
+#[derive(Serialize)]
+struct LiveDoc {
+    viewers: u64,
+    viewers_total: u64,
+    refused: u64,
+    skips: u64,
+    dropped: u64,
+    held_bytes: u64,
+}
+
+fn live_doc(hub: &crate::live::hub::LiveHub) -> LiveDoc {
+    let s = &hub.stats;
+    LiveDoc {
+        viewers: s.viewers.load(Relaxed),
+        viewers_total: s.viewers_total.load(Relaxed),
+        refused: s.refused.load(Relaxed),
+        skips: s.skips.load(Relaxed),
+        dropped: s.dropped.load(Relaxed),
+        held_bytes: hub.held_bytes() as u64,
+    }
 }
 
 #[derive(Serialize)]
@@ -119,6 +145,7 @@ fn camera_doc<'a>(c: &'a super::state::CameraEntry, now: i64) -> CameraDoc<'a> {
         chunks: s.chunks_sealed.load(Relaxed),
         encoder: s.encoder().map_or("", |e| e.as_str()),
         last_error: s.last_error().map(|e| msg(&e)),
+        live: c.live.as_deref().map(live_doc),
     }
 }
 

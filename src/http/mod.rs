@@ -1,5 +1,7 @@
 //! The HTTP API: status and health JSON, cameras, timelines, chunk downloads and
-//! on-the-fly MP4 / Annex B exports with `Range`, login sessions. See `docs/design/http.md`.
+//! on-the-fly MP4 / Annex B exports with `Range`, login sessions; the live view (fMP4 and
+//! HLS, [`live`]), thumbnails and the day summary ([`footage`]). See `docs/design/http.md`
+//! and `docs/design/live.md`.
 //!
 //! - [`server`]: hyper (HTTP/1.1) on its own current-thread runtime on the thread `http`;
 //!   connections capped and timed out as [`limits`] says; files and SQLite on a small
@@ -18,11 +20,13 @@ pub mod body;
 pub mod conn;
 pub mod dispatch;
 pub mod events;
+pub mod footage;
 pub mod handlers;
 pub mod host;
 pub mod json;
 pub mod limits;
 pub mod lists;
+pub mod live;
 pub mod manage;
 pub mod query;
 pub mod range;

@@ -5,6 +5,7 @@ use super::body::{from_reader, Body};
 use super::range::{self, RangeReply};
 use super::{json, lists, App};
 use crate::export::VirtualFile;
+use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 
@@ -18,6 +19,11 @@ pub(crate) enum Reply {
     File(Box<dyn VirtualFile>, String),
     /// An HTML page.
     Html(&'static str),
+    /// Bytes already in memory (a thumbnail, an HLS segment's fragments), sent as they are
+    /// with this content type and extra headers.
+    Media(String, Vec<Bytes>, Vec<(HeaderName, String)>),
+    /// A live stream: the viewer's pieces, each sent as it comes (see [`super::live`]).
+    Live(super::live::LiveStream),
 }
 
 /// A response with `status`, these headers and `body`.
@@ -47,25 +53,50 @@ pub(crate) fn build(app: &App, reply: Reply, req: &HeaderMap, head: bool) -> Res
         Reply::Json(status, doc, extra) => {
             let mut h = json_headers();
             h.extend(extra);
-            with_body(status, h, doc, head)
+            with_body(status, h, doc.into(), head)
         }
         Reply::Html(page) => {
             let h = vec![
                 (header::CONTENT_TYPE, "text/html; charset=utf-8".into()),
                 (header::REFERRER_POLICY, "no-referrer".into()),
             ];
-            with_body(200, h, page.as_bytes().to_vec(), head)
+            with_body(200, h, Bytes::from_static(page.as_bytes()), head)
         }
         Reply::Stream(s) => {
             let body = if head { Body::empty() } else { from_reader(&app.pool, Box::new(s), None) };
             response(200, json_headers(), body)
         }
         Reply::File(file, name) => file_response(app, file.as_ref(), &name, req, head),
+        Reply::Media(ctype, parts, extra) => {
+            let mut h = vec![(header::CONTENT_TYPE, ctype)];
+            h.extend(extra);
+            let len: usize = parts.iter().map(Bytes::len).sum();
+            if head || parts.len() <= 1 {
+                let body = parts.into_iter().next().unwrap_or_default();
+                return with_body(200, h, body, head);
+            }
+            // Several shared pieces: sent one after the other, never copied into one.
+            let (tx, body) = Body::channel(Some(len as u64));
+            tokio::spawn(async move {
+                for p in parts {
+                    if tx.send(Ok(p)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            response(200, h, body)
+        }
+        Reply::Live(stream) => {
+            let h =
+                vec![(header::CONTENT_TYPE, stream.content_type.clone()), (header::CACHE_CONTROL, "no-store".into())];
+            let body = if head { Body::empty() } else { stream.into_body() };
+            response(200, h, body)
+        }
     }
 }
 
 /// A whole body (HEAD: its length, no bytes).
-fn with_body(status: u16, mut h: Vec<(HeaderName, String)>, body: Vec<u8>, head: bool) -> Response<Body> {
+fn with_body(status: u16, mut h: Vec<(HeaderName, String)>, body: Bytes, head: bool) -> Response<Body> {
     if head {
         h.push((header::CONTENT_LENGTH, body.len().to_string()));
         return response(status, h, Body::empty());
@@ -102,7 +133,7 @@ fn file_response(
         }
         RangeReply::Unsatisfiable => {
             h.push((header::CONTENT_RANGE, format!("bytes */{len}")));
-            return with_body(416, h, json::error("range not satisfiable"), head);
+            return with_body(416, h, json::error("range not satisfiable").into(), head);
         }
     };
     if head {

@@ -86,6 +86,23 @@ pub enum Route<'a> {
     SetEnabled(&'a str, bool),
     /// `GET /api/v1/discover`: ONVIF cameras on the LAN.
     Discover,
+    /// `GET /api/v1/cameras/{id}/live.mp4`: the live fMP4 stream.
+    Live(&'a str),
+    /// `GET /api/v1/cameras/{id}/live.m3u8`: the live HLS playlist.
+    HlsPlaylist(&'a str),
+    /// `GET /api/v1/cameras/{id}/live.{name}`: an HLS segment (`{seq}.m4s`) or init
+    /// segment (`init-{generation}.mp4`); the name is what follows `live.`.
+    HlsPart(&'a str, &'a str),
+    /// `GET /api/v1/cameras/{id}/thumbnail.jpg?at=&width=`.
+    Thumbnail(&'a str),
+    /// `GET /api/v1/cameras/{id}/keyframe.mp4?at=`: one keyframe as MP4 (H.265's thumbnail).
+    Keyframe(&'a str),
+    /// `GET /api/v1/cameras/{id}/days?from=&to=&tz=`: the timeline summary.
+    Days(&'a str),
+    /// PyNVR's `GET /api/1/camera/{id}.(preview|thumbnail).{date}.{HHMM}.(jpg|mp4)`.
+    PynvrCamera(&'a str),
+    /// PyNVR's `GET /api/1/cameras/{YYYYMMDD}?camera_ids=`: the minutes recorded that day.
+    PynvrDay(&'a str),
 }
 
 /// Why a request has no route.
@@ -139,7 +156,15 @@ impl<'a> Route<'a> {
                 "events" => Route::StartEvent(id),
                 "enable" => Route::SetEnabled(id, true),
                 "disable" => Route::SetEnabled(id, false),
-                _ => Route::Export(id, Format::from_export_name(what)?),
+                "live.mp4" => Route::Live(id),
+                "live.m3u8" => Route::HlsPlaylist(id),
+                "thumbnail.jpg" => Route::Thumbnail(id),
+                "keyframe.mp4" => Route::Keyframe(id),
+                "days" => Route::Days(id),
+                _ => match what.strip_prefix("live.") {
+                    Some(part) => Route::HlsPart(id, part),
+                    None => Route::Export(id, Format::from_export_name(what)?),
+                },
             },
             [Some("api"), Some("v1"), Some("chunks"), Some(id), None, ..] => Route::Chunk(id),
             [Some("api"), Some("v1"), Some("events"), Some(id), None, ..] => Route::Event(id),
@@ -147,6 +172,8 @@ impl<'a> Route<'a> {
             [Some("api"), Some("1"), Some("system.json"), None, ..] => Route::Status,
             [Some("api"), Some("1"), Some("cameras.json"), None, ..] => Route::Cameras,
             [Some("api"), Some("1"), Some("range"), Some(spec), None, ..] => Route::PynvrRange(spec),
+            [Some("api"), Some("1"), Some("camera"), Some(spec), None, ..] => Route::PynvrCamera(spec),
+            [Some("api"), Some("1"), Some("cameras"), Some(day), None, ..] => Route::PynvrDay(day),
             _ => return None,
         })
     }
@@ -174,17 +201,31 @@ impl<'a> Route<'a> {
         match *self {
             Route::Player | Route::Health | Route::Login => Scope::Open,
             // An event's camera is known after the lookup; its handler checks it then, and
-            // the list shows only the cameras the caller may see.
-            Route::Cameras | Route::Session | Route::Chunk(_) | Route::Events | Route::Event(_) => Scope::Any,
+            // the list shows only the cameras the caller may see. The day document's cameras
+            // come in the query; its handler checks each.
+            Route::Cameras
+            | Route::Session
+            | Route::Chunk(_)
+            | Route::Events
+            | Route::Event(_)
+            | Route::PynvrDay(_) => Scope::Any,
             // Changes: the admin role (and, with a session, the CSRF token: auth::decide).
             Route::StartEvent(_) | Route::EndEvent(_) => Scope::Admin,
             Route::Status => Scope::AllCameras,
             Route::Logout => Scope::OwnSession,
             Route::AddCamera | Route::ReplaceCamera(_) | Route::RemoveCamera(_) | Route::SetEnabled(..) => Scope::Admin,
             Route::Discover => Scope::Admin,
-            Route::Recordings(id) | Route::Chunks(id) | Route::Export(id, _) => Scope::Camera(id),
-            // The camera is the part before the first dot (see the handler).
-            Route::PynvrRange(spec) => Scope::Camera(spec.split('.').next().unwrap_or("")),
+            Route::Recordings(id)
+            | Route::Chunks(id)
+            | Route::Export(id, _)
+            | Route::Live(id)
+            | Route::HlsPlaylist(id)
+            | Route::HlsPart(id, _)
+            | Route::Thumbnail(id)
+            | Route::Keyframe(id)
+            | Route::Days(id) => Scope::Camera(id),
+            // The camera is the part before the first dot (see the handlers).
+            Route::PynvrRange(spec) | Route::PynvrCamera(spec) => Scope::Camera(spec.split('.').next().unwrap_or("")),
         }
     }
 }
@@ -217,6 +258,22 @@ mod tests {
         assert_eq!(Route::parse(Get, "/api/v1/cameras/door/events"), Err(RouteError::MethodNotAllowed("POST")));
         assert_eq!(Route::parse(Post, "/api/v1/events"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
         assert_eq!(ok(Get, "/api/1/range/door.20261121.1456.to.20261121.1457.mp4").scope(), Scope::Camera("door"));
+        assert_eq!(ok(Get, "/api/v1/cameras/door/live.mp4"), Live("door"));
+        assert_eq!(ok(Get, "/api/v1/cameras/door/live.m3u8"), HlsPlaylist("door"));
+        assert_eq!(ok(Get, "/api/v1/cameras/door/live.17.m4s"), HlsPart("door", "17.m4s"));
+        assert_eq!(ok(Get, "/api/v1/cameras/door/live.init-2.mp4"), HlsPart("door", "init-2.mp4"));
+        assert_eq!(ok(Get, "/api/v1/cameras/door/thumbnail.jpg"), Thumbnail("door"));
+        assert_eq!(ok(Get, "/api/v1/cameras/door/keyframe.mp4"), Keyframe("door"));
+        assert_eq!(ok(Get, "/api/v1/cameras/door/days"), Days("door"));
+        assert_eq!(ok(Get, "/api/1/camera/door.preview.261121.1456.jpg"), PynvrCamera("door.preview.261121.1456.jpg"));
+        assert_eq!(ok(Get, "/api/1/camera/door.thumbnail.261121.1456.jpg").scope(), Scope::Camera("door"));
+        assert_eq!(ok(Get, "/api/1/cameras/20261121"), PynvrDay("20261121"));
+        // Every camera route is scoped to its camera: a viewer of other cameras is refused
+        // before the handler runs.
+        for p in ["live.mp4", "live.m3u8", "live.3.m4s", "live.init-1.mp4", "thumbnail.jpg", "keyframe.mp4", "days"] {
+            let path = format!("/api/v1/cameras/door/{p}");
+            assert_eq!(Route::parse(Get, &path).unwrap().scope(), Scope::Camera("door"), "{p}");
+        }
         for p in [
             "",
             "/nope",
@@ -256,9 +313,11 @@ mod tests {
             if let Ok(r) = Route::parse(if post { Post } else { Get }, &path) {
                 match r {
                     Recordings(id) | Chunks(id) | Export(id, _) | Chunk(id) | PynvrRange(id) | StartEvent(id)
-                    | Event(id) | EndEvent(id) | ReplaceCamera(id) | RemoveCamera(id) | SetEnabled(id, _) => {
+                    | Event(id) | EndEvent(id) | ReplaceCamera(id) | RemoveCamera(id) | SetEnabled(id, _) | Live(id)
+                    | HlsPlaylist(id) | Thumbnail(id) | Keyframe(id) | Days(id) | PynvrCamera(id) | PynvrDay(id) => {
                         prop_assert!(!id.contains('/'));
                     }
+                    HlsPart(id, part) => prop_assert!(!id.contains('/') && !part.contains('/')),
                     _ => {}
                 }
                 let _ = r.scope();

@@ -132,6 +132,8 @@ pub struct AppState {
     /// Problems of the setup that status shows (e.g. listening beyond loopback with no
     /// token).
     pub warnings: Vec<String>,
+    /// Thumbnails (decoded in a child process, one at a time, cached).
+    pub thumbs: crate::thumb::Thumbnailer,
 }
 
 impl AppState {
@@ -176,6 +178,7 @@ impl AppState {
             hosts: HostPolicy::for_this_host(&s.allowed_hosts),
             sessions: Sessions::default(),
             warnings,
+            thumbs: crate::thumb::Thumbnailer::for_service(),
         })
     }
 
