@@ -3,7 +3,7 @@
 //! routes (`crate::pynvr`). All of their work runs on the blocking pool; thumbnails decode
 //! in a child process (`crate::thumb`), one at a time.
 
-use super::handlers::{camera_id, export};
+use super::exports::{camera_id, export};
 use super::query::Query;
 use super::respond::Reply;
 use super::session::{role_of, Caller};

@@ -3,6 +3,7 @@
 
 use super::auth::{Principal, Role, Via};
 use super::body::read_json;
+use super::exports::{camera_id, export};
 use super::manage;
 use super::respond::Reply;
 use super::route::Route;
@@ -11,7 +12,7 @@ use super::session::{role_of, Caller};
 use super::state::Change;
 use super::{json, lists, query::Query, App};
 use crate::error::{Error, ErrorKind, Result};
-use crate::export::{annexb::AnnexBFile, mp4::Mp4File, plan::make_plan, Format, RawFile, VirtualFile};
+use crate::export::{Format, RawFile};
 use crate::time::{parse_yyyymmdd_hhmm, US_PER_MIN};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, SET_COOKIE};
@@ -114,27 +115,6 @@ pub(crate) async fn run(
     }
 }
 
-/// The camera with this id: a configured one, or one removed over the API whose footage
-/// the index still holds (browsable and exportable until the reaper takes it); 404 if
-/// neither.
-pub(super) async fn camera_id(app: &App, id: &str) -> Result<String> {
-    if let Some(c) = app.state.camera(id) {
-        return Ok(c.config.id.clone());
-    }
-    if !crate::config::valid_camera_id(id) {
-        return Err(not_found(format!("no camera {id:?}")));
-    }
-    let (state, owned) = (app.state.clone(), id.to_owned());
-    let rows = app
-        .pool
-        .run(move || state.readers.chunks_for_camera_page(&owned, (i64::MIN, i64::MAX), (i64::MIN, i64::MIN), 1, false))
-        .await??;
-    if rows.is_empty() {
-        return Err(not_found(format!("no camera {id:?}")));
-    }
-    Ok(id.to_owned())
-}
-
 /// Serialises a fixed-shape document into a [`json::DOC_BYTES`] buffer.
 fn document(write: impl FnOnce(&mut [u8]) -> Result<usize>) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; json::DOC_BYTES];
@@ -149,30 +129,6 @@ fn document2(write: impl FnOnce(&mut [u8]) -> Result<(bool, usize)>) -> Result<(
     let (flag, n) = write(&mut buf)?;
     buf.truncate(n);
     Ok((flag, buf))
-}
-
-/// An export of `camera` from `from` to `to` as a file reply.
-pub(super) async fn export(app: &App, camera: String, from: i64, to: i64, format: Format) -> Result<Reply> {
-    let state = app.state.clone();
-    app.pool
-        .run(move || {
-            let plan = make_plan(&state.readers, &state.storage, &camera, from, to)?;
-            if !format.carries(plan.codec) {
-                return Err(bad(format!(
-                    "camera {camera} records {} here; ask for /api/v1/cameras/{camera}/export.{} (or export.mp4)",
-                    plan.codec.as_str().to_ascii_uppercase().replace("H26", "H.26"),
-                    plan.codec.as_str()
-                )));
-            }
-            let stamp = crate::time::Civil::from_us(from);
-            let name = format!("{camera}-{}-{}.{}", stamp.yyyymmdd(), stamp.hhmm(), format.extension(plan.codec));
-            let file: Box<dyn VirtualFile> = match format {
-                Format::Mp4 => Box::new(Mp4File::new(plan)?),
-                Format::H264 | Format::H265 => Box::new(AnnexBFile::new(plan)),
-            };
-            Ok(Reply::File(file, name))
-        })
-        .await?
 }
 
 async fn chunk(app: &Arc<App>, id: &str, caller: &Caller) -> Result<Reply> {

@@ -45,22 +45,12 @@ pub const HLS_FIRST_WAIT: Duration = Duration::from_secs(10);
 /// The prefix of HLS URIs in the playlist, relative to `.../cameras/{id}/live.m3u8`.
 const HLS_PREFIX: &str = "live.";
 
-/// A live viewer about to become a response body.
-pub struct LiveStream {
-    /// `video/mp4; codecs="..."` (what `MediaSource.addSourceBuffer` needs).
-    pub content_type: String,
-    /// The first piece (the init segment), already taken from the hub.
-    first: Bytes,
-    viewer: Viewer,
-}
-
-impl LiveStream {
-    /// The body: a task forwards the viewer's pieces, each sent as soon as it comes.
-    pub fn into_body(self) -> Body {
-        let (tx, body) = Body::channel(None);
-        tokio::spawn(forward(self.viewer, self.first, tx));
-        body
-    }
+/// The body of a live response: a task forwards the viewer's pieces, each sent as soon as
+/// it comes (rules 1-4 above).
+fn live_body(viewer: Viewer, first: Bytes) -> Body {
+    let (tx, body) = Body::channel(None);
+    tokio::spawn(forward(viewer, first, tx));
+    body
 }
 
 /// Sends `first`, then the viewer's pieces, until the stream ends, the client leaves or no
@@ -96,7 +86,7 @@ pub(crate) async fn live_mp4(app: &App, id: &str) -> Result<Reply> {
         Some(p) => format!("video/mp4; codecs=\"{}\"", p.rfc6381()),
         None => "video/mp4".to_owned(),
     };
-    Ok(Reply::Live(LiveStream { content_type, first, viewer }))
+    Ok(Reply::Live(content_type, live_body(viewer, first)))
 }
 
 /// `GET .../live.m3u8`: the playlist of the ring (segment URIs carry the caller's

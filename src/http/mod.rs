@@ -20,6 +20,7 @@ pub mod body;
 pub mod conn;
 pub mod dispatch;
 pub mod events;
+pub mod exports;
 pub mod footage;
 pub mod handlers;
 pub mod host;

@@ -22,8 +22,9 @@ pub(crate) enum Reply {
     /// Bytes already in memory (a thumbnail, an HLS segment's fragments), sent as they are
     /// with this content type and extra headers.
     Media(String, Vec<Bytes>, Vec<(HeaderName, String)>),
-    /// A live stream: the viewer's pieces, each sent as it comes (see [`super::live`]).
-    Live(super::live::LiveStream),
+    /// A live stream (`live.mp4`): its content type and the body that forwards a live
+    /// viewer's pieces as they come (dropping the body leaves the hub).
+    Live(String, Body),
 }
 
 /// A response with `status`, these headers and `body`.
@@ -86,11 +87,9 @@ pub(crate) fn build(app: &App, reply: Reply, req: &HeaderMap, head: bool) -> Res
             });
             response(200, h, body)
         }
-        Reply::Live(stream) => {
-            let h =
-                vec![(header::CONTENT_TYPE, stream.content_type.clone()), (header::CACHE_CONTROL, "no-store".into())];
-            let body = if head { Body::empty() } else { stream.into_body() };
-            response(200, h, body)
+        Reply::Live(ctype, body) => {
+            let h = vec![(header::CONTENT_TYPE, ctype), (header::CACHE_CONTROL, "no-store".into())];
+            response(200, h, if head { Body::empty() } else { body })
         }
     }
 }
