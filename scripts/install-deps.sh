@@ -18,6 +18,8 @@ test_pkgs=(ffmpeg e2fsprogs util-linux mount sqlite3 iproute2 iptables chromium 
   gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   # the ONVIF test camera runs with its clock set back (tests/onvif.rs)
   faketime
+  # runs playwright-core, which drives Chromium in tests/live.rs
+  nodejs
   # the MQTT broker of tests/mqtt.rs (Home Assistant discovery, events in and out)
   mosquitto mosquitto-clients)
 
@@ -48,6 +50,15 @@ if [[ $what == test ]]; then
   # The WS-Discovery peer of tests/onvif.rs (tests/fixtures/wsd_publish.py).
   python3 -c 'import importlib.metadata as m; assert m.version("wsdiscovery") == "2.1.2"' 2>/dev/null ||
     python3 -m pip install -q --disable-pip-version-check wsdiscovery==2.1.2
+  # Chromium driven by a script (tests/fixtures/mse_live.js plays the live view through
+  # MSE): playwright-core only, with Debian's chromium (no browser download).
+  node_dir=${EDGENVR_NODE_DIR:-/opt/edgenvr-test-node}
+  if [[ ! -f $node_dir/node_modules/playwright-core/package.json ]]; then
+    # Debian's nodejs has npm as its own package (NodeSource's bundles it).
+    command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+    mkdir -p "$node_dir"
+    npm install --prefix "$node_dir" --no-audit --no-fund --silent playwright-core@1.49.1
+  fi
   for c in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
   done

@@ -35,6 +35,10 @@ impl Drop for Fixture {
 }
 
 fn fixture(server: &str, limits: Limits) -> Fixture {
+    fixture_live(server, limits, None)
+}
+
+fn fixture_live(server: &str, limits: Limits, live: Option<Arc<crate::live::hub::LiveHub>>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("data");
     let cfg = format!(
@@ -44,7 +48,7 @@ fn fixture(server: &str, limits: Limits) -> Fixture {
     let config = Config::parse(&cfg).unwrap();
     let index = Arc::new(Index::open(&config.index_path).unwrap());
     let storage = Arc::new(Storage::open(&config.storage, &index).unwrap());
-    let cameras = config.cameras.iter().map(|c| CameraEntry::new(c, &Arc::default(), None)).collect();
+    let cameras = config.cameras.iter().map(|c| CameraEntry::new(c, &Arc::default(), live.clone())).collect();
     let events = Arc::new(crate::events::Events::new(index.clone(), &config, crate::time::now_us));
     let parts = Parts {
         index: index.clone(),
@@ -363,4 +367,75 @@ fn events_routes_roles_validation_and_paging() {
     assert_eq!(st, 200);
     assert!(body.contains("\"links\""), "{body}");
     assert_eq!(call(f.port, "GET", "/api/v1/events?from=soon", &[&v], "").0, 400);
+}
+
+/// `live.mp4` in-process, fed by a thread publishing frames: the init segment and
+/// fragments arrive as they are published (chunked, one piece per fragment), a second
+/// viewer over the cap gets 503 with the JSON error, and a viewer that leaves frees its
+/// slot.
+#[test]
+fn live_mp4_streams_fragments_and_enforces_the_cap() {
+    use crate::live::hub::LiveHub;
+    use crate::media::frame::EncodedFrame;
+    let hub = LiveHub::new("cam", 1);
+    let f = fixture_live("", short(), Some(hub.clone()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        let (hub, stop) = (hub.clone(), stop.clone());
+        let params: Vec<Vec<u8>> = crate::testutil::encoded_frames(64, 48, 0, 1)
+            .remove(0)
+            .nals()
+            .filter(|n| Codec::H264.classify(n).is_parameter_set())
+            .map(|n| n.to_vec())
+            .collect();
+        std::thread::spawn(move || {
+            let mut i = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut fr = EncodedFrame::new(crate::time::now_us(), Codec::H264);
+                let key = i % 10 == 0;
+                if key {
+                    params.iter().for_each(|p| fr.push_nal(p));
+                }
+                fr.push_nal(&[if key { 0x65 } else { 0x41 }, 0x11, 0x22, 0x33]);
+                hub.publish(&fr);
+                i += 1;
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        })
+    };
+    let mut s = TcpStream::connect(("127.0.0.1", f.port)).unwrap();
+    s.write_all(b"GET /api/v1/cameras/cam/live.mp4 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let t = Instant::now();
+    while got.windows(4).filter(|w| w == b"moof").count() < 5 && t.elapsed() < Duration::from_secs(5) {
+        let n = s.read(&mut buf).unwrap();
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("content-type: video/mp4; codecs=\"avc1."), "{text}");
+    assert!(text.contains("transfer-encoding: chunked"), "{text}");
+    assert!(got.windows(4).any(|w| w == b"ftyp") && got.windows(4).any(|w| w == b"moov"));
+    assert_eq!(hub.stats.viewers.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // The cap (1): the next viewer is refused with the API's error shape.
+    let mut other = TcpStream::connect(("127.0.0.1", f.port)).unwrap();
+    other
+        .write_all(b"GET /api/v1/cameras/cam/live.mp4 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut refused = String::new();
+    other.read_to_string(&mut refused).unwrap();
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("{\"error\":") && refused.contains("max_viewers"), "{refused}");
+    // Leaving frees the slot (at the next fragment, when the send fails).
+    drop(s);
+    let t = Instant::now();
+    while hub.stats.viewers.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+        assert!(t.elapsed() < Duration::from_secs(5), "the slot was not freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(status_of(f.port, b"GET /api/v1/cameras/nope/live.mp4 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"), Some(404));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    feeder.join().unwrap();
 }
