@@ -9,6 +9,12 @@ for n in 1 4 8; do "$here/benches/rtsp-recording.sh" "$n" 180; echo; done
 echo "## Export: edgenvr HTTP MP4 vs ffmpeg -f concat -c copy -movflags +faststart"
 "$here/benches/export.sh"
 echo
+echo "## Live view: edgenvr live.mp4 vs one ffmpeg -c copy fMP4 per viewer; first fragment, latency"
+"$here/benches/live-http.sh"
+echo
+echo "## Thumbnails: the decoding child vs ffmpeg at 720p and 1080p"
+"$here/benches/thumbnail.sh"
+echo
 echo "## Encode: YUYV conversion + openh264 vs ffmpeg libx264 ultrafast"
 cargo bench --manifest-path "$here/Cargo.toml" --locked --bench encode 2>/dev/null
 echo
