@@ -85,14 +85,8 @@ pub(crate) async fn run(
         Route::EndEvent(id) => super::events::end(app, id, headers, body).await,
         Route::Events => super::events::list_route(app, q, caller),
         Route::Event(id) => super::events::one(app, id, caller).await,
-        Route::AddCamera => match manage::table(app, headers, body, None).await {
-            Ok(t) => manage::change(app, Change::Add(t)).await,
-            Err(reply) => Ok(reply),
-        },
-        Route::ReplaceCamera(id) => match manage::table(app, headers, body, Some(id)).await {
-            Ok(t) => manage::change(app, Change::Replace(t)).await,
-            Err(reply) => Ok(reply),
-        },
+        Route::AddCamera => table_change(app, headers, body, None).await,
+        Route::ReplaceCamera(id) => table_change(app, headers, body, Some(id)).await,
         Route::RemoveCamera(id) => manage::change(app, Change::Remove(id.to_owned())).await,
         Route::SetEnabled(id, on) => manage::change(app, Change::SetEnabled(id.to_owned(), on)).await,
         Route::Discover => manage::discover(app, q, headers).await,
@@ -112,6 +106,15 @@ pub(crate) async fn run(
             }
             Ok(Reply::Json(200, b"{\"ok\":true}".to_vec(), vec![(SET_COOKIE, clear_cookie())]))
         }
+    }
+}
+
+/// `POST /api/v1/cameras` (no `id`) or `PUT /api/v1/cameras/{id}`: the body's camera table,
+/// checked and applied (or the reply that refuses the body).
+async fn table_change(app: &Arc<App>, headers: &HeaderMap, body: Incoming, id: Option<&str>) -> Result<Reply> {
+    match manage::table(app, headers, body, id).await {
+        Ok(t) => manage::change(app, if id.is_some() { Change::Replace(t) } else { Change::Add(t) }).await,
+        Err(reply) => Ok(reply),
     }
 }
 
