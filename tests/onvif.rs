@@ -178,11 +178,14 @@ struct Lan {
 
 impl Lan {
     fn new() -> Lan {
+        // Unique per LAN: two tests of this file build one each at the same time.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pid = std::process::id();
-        let id = pid % 200 + 20;
+        let id = (pid * 2 + n) % 200 + 20;
         let lan = Lan {
-            client: format!("envo-c{pid}"),
-            camera: format!("envo-k{pid}"),
+            client: format!("envo-c{pid}-{n}"),
+            camera: format!("envo-k{pid}-{n}"),
             camera_addr: format!("10.232.{id}.2"),
         };
         sh(&format!(
