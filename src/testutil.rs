@@ -168,3 +168,23 @@ pub fn bframe_frames(
         })
         .collect()
 }
+
+/// The presentation times (s) of the first video stream of the MP4 at `path`, in decode
+/// order as ffprobe lists frames, after checking that ffmpeg decodes the file with
+/// `-xerror` and prints no warning (a timestamp or decode-order mistake shows as one).
+pub fn decoded_presentation_times(path: &std::path::Path) -> Vec<f64> {
+    use std::process::Command;
+    let out = Command::new("ffmpeg")
+        .args(["-v", "warning", "-xerror", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split(',').next()?.parse().ok()).collect()
+}

@@ -697,22 +697,7 @@ pub(crate) mod tests {
             assert_eq!(data[ctts.1 + 8], 1, "ctts version 1");
             let path = dir.path().join("b.mp4");
             std::fs::write(&path, &data).unwrap();
-            let out = std::process::Command::new("ffmpeg")
-                .args(["-v", "warning", "-xerror", "-i"])
-                .arg(&path)
-                .args(["-f", "null", "-"])
-                .output()
-                .unwrap();
-            assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
-            let out = std::process::Command::new("ffprobe")
-                .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time", "-of", "csv=p=0"])
-                .arg(&path)
-                .output()
-                .unwrap();
-            let pts: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| l.split(',').next()?.parse().ok())
-                .collect();
+            let pts = crate::testutil::decoded_presentation_times(&path);
             assert_eq!(pts.len(), 400, "{codec:?}: every frame decoded");
             for (i, p) in pts.iter().enumerate() {
                 assert!((p - i as f64 * 0.04).abs() < 0.002, "{codec:?}: frame {i} presented at {p} s");

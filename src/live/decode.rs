@@ -138,22 +138,7 @@ mod tests {
             }
             let path = dir.path().join("live.mp4");
             std::fs::write(&path, &file).unwrap();
-            let out = std::process::Command::new("ffmpeg")
-                .args(["-v", "warning", "-xerror", "-i"])
-                .arg(&path)
-                .args(["-f", "null", "-"])
-                .output()
-                .unwrap();
-            assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
-            let out = std::process::Command::new("ffprobe")
-                .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "frame=pts_time", "-of", "csv=p=0"])
-                .arg(&path)
-                .output()
-                .unwrap();
-            let pts: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| l.split(',').next()?.parse().ok())
-                .collect();
+            let pts = crate::testutil::decoded_presentation_times(&path);
             assert_eq!(pts.len(), 75, "{codec:?}: {pts:?}");
             for (i, p) in pts.iter().enumerate() {
                 let want = T0 as f64 / 1e6 + 1.0 + i as f64 * 0.04;
