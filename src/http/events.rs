@@ -13,7 +13,7 @@
 //! silently ignored.
 
 use super::body::read_json;
-use super::lists::{push_json, JsonStream, PAGE};
+use super::lists::{end_page, JsonStream, PAGE};
 use super::query::Query;
 use super::respond::Reply;
 use super::session::{role_of, Caller};
@@ -229,13 +229,7 @@ pub fn list(
             left -= 1;
         }
         if left == 0 || !more {
-            out.extend_from_slice(b"],\"next\":");
-            if more && left == 0 {
-                push_json(out, &format!("{}:{}", cursor.0, cursor.1).as_str());
-            } else {
-                out.extend_from_slice(b"null");
-            }
-            out.push(b'}');
+            end_page(out, (more && left == 0).then_some(cursor));
             return Ok(false);
         }
         Ok(true)

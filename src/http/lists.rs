@@ -37,6 +37,17 @@ pub(super) fn push_json<T: Serialize>(out: &mut Vec<u8>, v: &T) {
     }
 }
 
+/// Closes a paged list: `],"next":"START_US:ID"}` where the page was cut at its limit with
+/// more rows left (the cursor a client passes back as `after`), `],"next":null}` at the end.
+pub(super) fn end_page(out: &mut Vec<u8>, next: Option<(i64, i64)>) {
+    out.extend_from_slice(b"],\"next\":");
+    match next {
+        Some((start_us, id)) => push_json(out, &format!("{start_us}:{id}").as_str()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+}
+
 /// Appends the next piece of a document; false when the document is complete.
 type Generator = Box<dyn FnMut(&mut Vec<u8>) -> Result<bool> + Send>;
 
@@ -99,7 +110,7 @@ pub fn chunks(state: Arc<AppState>, camera: String, from: i64, to: i64, after: (
         }
         let want = PAGE.min(left + 1);
         let rows = state.readers.chunks_for_camera_page(&camera, (from, to), cursor, want, false)?;
-        let mut more = rows.len() == want;
+        let more = rows.len() == want;
         for r in rows.iter().take(left.min(PAGE)) {
             if !first_item {
                 out.push(b',');
@@ -122,14 +133,7 @@ pub fn chunks(state: Arc<AppState>, camera: String, from: i64, to: i64, after: (
             left -= 1;
         }
         if left == 0 || !more {
-            more = more && left == 0;
-            out.extend_from_slice(b"],\"next\":");
-            if more {
-                push_json(out, &format!("{}:{}", cursor.0, cursor.1).as_str());
-            } else {
-                out.extend_from_slice(b"null");
-            }
-            out.push(b'}');
+            end_page(out, (more && left == 0).then_some(cursor));
             return Ok(false);
         }
         Ok(true)
