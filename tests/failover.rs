@@ -133,10 +133,7 @@ fn disk_unmounted(at_minute_boundary: bool) {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mnt = d.join("usb");
-    std::fs::create_dir(&mnt).unwrap();
-    sh(&format!("mount -t tmpfs -o size=64m edgenvr-usb {}", mnt.display()));
-    let m = Mount(mnt.clone());
+    let (m, mnt) = tmpfs(d, "usb", 64 << 20);
     let second = d.join("sd");
     fails_over(d, &mnt, &second, at_minute_boundary, || {
         sh(&format!("umount -l {}", mnt.display()));

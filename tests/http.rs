@@ -332,8 +332,6 @@ fn hostile_requests_get_clear_errors_and_recording_goes_on() {
 #[test]
 fn chromium_plays_the_export_in_a_video_element() {
     let _serial = serial();
-    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists());
-    let chromium = chromium.expect("Chromium is required (the README test command installs Debian's chromium)");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (svc, port, _) = start(d, "");
@@ -344,27 +342,7 @@ fn chromium_plays_the_export_in_a_video_element() {
     let (from, to) = (rows[0].start_us + 2_000_000, rows[1].end_us - 2_000_000);
     let url =
         format!("http://127.0.0.1:{port}/player.html?camera=cam&from={}&to={}", from as f64 / 1e6, to as f64 / 1e6);
-    let profile = d.join("chromium-profile");
-    let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--autoplay-policy=no-user-gesture-required",
-            "--virtual-time-budget=10000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(["--dump-dom", &url])
-        .output()
-        .expect("run chromium");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let state = dom.split("<pre id=\"state\">").nth(1).and_then(|s| s.split("</pre>").next()).unwrap_or("");
-    let state: serde_json::Value =
-        serde_json::from_str(state).unwrap_or_else(|_| panic!("no player state in the page:\n{dom}"));
+    let state = chromium_player_state(&d.join("chromium-profile"), &url);
     assert!(state["error"].is_null(), "{state}");
     assert!(state["readyState"].as_i64().unwrap() >= 1, "{state}");
     assert_eq!(state["videoWidth"].as_i64(), Some(320), "{state}");

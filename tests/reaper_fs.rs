@@ -16,10 +16,7 @@ fn watermark_holds_on_a_full_small_filesystem() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mnt = d.join("mnt");
-    std::fs::create_dir(&mnt).unwrap();
-    sh(&format!("mount -t tmpfs -o size={FS_BYTES} edgenvr-test {}", mnt.display()));
-    let _m = Mount(mnt.clone());
+    let (_m, mnt) = tmpfs(d, "mnt", FS_BYTES);
     let root = mnt.join("edgenvr");
     std::fs::create_dir(&root).unwrap();
     let config = d.join("edgenvr.toml");

@@ -18,10 +18,7 @@ fn pressure_reaps_continuous_footage_and_keeps_event_footage() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mnt = d.join("mnt");
-    std::fs::create_dir(&mnt).unwrap();
-    sh(&format!("mount -t tmpfs -o size={FS_BYTES} edgenvr-test {}", mnt.display()));
-    let _m = Mount(mnt.clone());
+    let (_m, mnt) = tmpfs(d, "mnt", FS_BYTES);
     let root = mnt.join("edgenvr");
     std::fs::create_dir(&root).unwrap();
     let config = d.join("edgenvr.toml");

@@ -136,16 +136,7 @@ fn records_hd_multislice_and_h265_across_a_minute_boundary() {
     // Every camera exports as an MP4 across the minute boundary (H.265 in an `hvc1` entry).
     for (id, _) in &cams {
         let rows = camera_rows(d, id);
-        let (from, to) = (rows[0].start_us + 500_000, rows[1].end_us - 500_000);
-        let mp4 = d.join(format!("{id}.mp4"));
-        let out = edgenvr()
-            .args(["export", "--config", cfg.to_str().unwrap(), "--camera", id, "--log-level", "warn"])
-            .args(["--from", &format!("{}", from as f64 / 1e6), "--to", &format!("{}", to as f64 / 1e6), "-o"])
-            .arg(&mp4)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{id}: {}", String::from_utf8_lossy(&out.stderr));
-        ffmpeg_decodes_mp4(&mp4);
+        let (mp4, from, to) = export_across_boundary(d, &cfg, id, &rows);
         let probe = std::process::Command::new("ffprobe")
             .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-of", "csv=p=0"])
             .args(["-show_entries", "stream=codec_name,codec_tag_string,width,height,nb_read_frames"])

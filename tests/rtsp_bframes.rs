@@ -133,16 +133,7 @@ fn b_frame_cameras_record_at_true_times_for_two_minutes() {
 /// warning, and the frames come out in presentation order, one frame time apart, as many
 /// as were recorded in the range.
 fn export_presents_in_order(d: &Path, cfg: &Path, id: &str, rows: &[ChunkRow], fps: u32) {
-    let (from, to) = (rows[0].start_us + 500_000, rows[1].end_us - 500_000);
-    let mp4 = d.join(format!("{id}.mp4"));
-    let out = edgenvr()
-        .args(["export", "--config", cfg.to_str().unwrap(), "--camera", id, "--log-level", "warn"])
-        .args(["--from", &format!("{}", from as f64 / 1e6), "--to", &format!("{}", to as f64 / 1e6), "-o"])
-        .arg(&mp4)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{id}: {}", String::from_utf8_lossy(&out.stderr));
-    ffmpeg_decodes_mp4(&mp4);
+    let (mp4, from, to) = export_across_boundary(d, cfg, id, rows);
     let out = Command::new("ffmpeg")
         .args(["-v", "warning", "-xerror", "-i"])
         .arg(&mp4)
@@ -180,8 +171,6 @@ fn export_presents_in_order(d: &Path, cfg: &Path, id: &str, rows: &[ChunkRow], f
 /// only a few frames: those it presents come in order, counted by the page with
 /// `requestVideoFrameCallback`). Presentation order frame by frame is checked with ffprobe.
 fn chromium_plays_in_order(d: &Path, port: u16, rows: &[ChunkRow]) {
-    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists());
-    let chromium = chromium.expect("Chromium is required (the README test command installs Debian's chromium)");
     // 20 s across the second minute boundary (the first chunk may be short), once the
     // chunk being written holds its 10 s.
     let (from, to) = (rows[2].start_us - 10_000_000, rows[2].start_us + 10_000_000);
@@ -191,18 +180,7 @@ fn chromium_plays_in_order(d: &Path, port: u16, rows: &[ChunkRow]) {
     }
     let url =
         format!("http://127.0.0.1:{port}/player.html?camera=avc&from={}&to={}", from as f64 / 1e6, to as f64 / 1e6);
-    let out = Command::new(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        .args(["--disable-component-update", "--disable-sync", "--no-first-run"])
-        .args(["--autoplay-policy=no-user-gesture-required", "--virtual-time-budget=10000"])
-        .arg(format!("--user-data-dir={}", d.join("chromium-profile").display()))
-        .args(["--dump-dom", &url])
-        .output()
-        .expect("run chromium");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let state = dom.split("<pre id=\"state\">").nth(1).and_then(|s| s.split("</pre>").next()).unwrap_or("");
-    let state: serde_json::Value =
-        serde_json::from_str(state).unwrap_or_else(|_| panic!("no player state in the page:\n{dom}"));
+    let state = chromium_player_state(&d.join("chromium-profile"), &url);
     assert!(state["error"].is_null(), "{state}");
     assert_eq!(state["videoWidth"].as_i64(), Some(1280), "{state}");
     let want = (to - from) as f64 / 1e6;

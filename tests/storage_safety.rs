@@ -28,15 +28,6 @@ fn count_sealed(index: &Path) -> i64 {
     c.query_row("SELECT count(*) FROM chunk WHERE state = 1", [], |r| r.get(0)).unwrap()
 }
 
-/// Mounts a tmpfs of `mib` MiB at `dir/name`.
-fn tmpfs(dir: &Path, name: &str, mib: u64) -> (Mount, PathBuf) {
-    require_root();
-    let mnt = dir.join(name);
-    std::fs::create_dir(&mnt).unwrap();
-    sh(&format!("mount -t tmpfs -o size={}m edgenvr-test {}", mib, mnt.display()));
-    (Mount(mnt.clone()), mnt)
-}
-
 /// Dates every file under `root` an hour back, as footage brought from elsewhere is.
 fn age_files(root: &Path) {
     for f in chunk_files(root) {
@@ -56,7 +47,7 @@ fn unknown_footage_is_indexed_reaped_and_exportable() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (_m, root) = tmpfs(d, "root", 64);
+    let (_m, root) = tmpfs(d, "root", 64 << 20);
     // Another box's footage: camera "old", about 6 MB.
     let cfg_a = d.join("a.toml");
     std::fs::write(
@@ -192,7 +183,7 @@ fn symlinks_out_of_the_root_are_left_untouched() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (_m, root) = tmpfs(d, "root", 16);
+    let (_m, root) = tmpfs(d, "root", 16 << 20);
     let outside = d.join("outside");
     std::fs::create_dir_all(outside.join("day")).unwrap();
     const T: i64 = 1_795_272_960_000_000; // 2026-11-21T14:56:00Z

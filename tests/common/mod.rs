@@ -314,6 +314,16 @@ pub fn sh(cmd: &str) -> String {
 /// A mount that is unmounted (lazily, so open files cannot block it) when dropped.
 pub struct Mount(pub PathBuf);
 
+/// Mounts a tmpfs of `bytes` at `dir/name` (a real small file system to fill, or a "USB
+/// disk" to yank), unmounted when the returned guard drops.
+pub fn tmpfs(dir: &Path, name: &str, bytes: u64) -> (Mount, PathBuf) {
+    require_root();
+    let mnt = dir.join(name);
+    std::fs::create_dir(&mnt).unwrap();
+    sh(&format!("mount -t tmpfs -o size={bytes} edgenvr-test {}", mnt.display()));
+    (Mount(mnt.clone()), mnt)
+}
+
 impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).stderr(Stdio::null()).status();
@@ -329,4 +339,40 @@ pub fn check(config: &Path, repair: bool) -> (i32, String) {
     }
     let out = c.output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The state `src/http/player.html` shows in its `<pre id="state">` (error, readyState,
+/// videoWidth, duration, currentTime) after headless Chromium played `url` for ten seconds
+/// of virtual time, with a fresh profile under `profile`.
+pub fn chromium_player_state(profile: &Path, url: &str) -> serde_json::Value {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists());
+    let chromium = chromium.expect("Chromium is required (the README test command installs Debian's chromium)");
+    let out = Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        .args(["--disable-component-update", "--disable-sync", "--no-first-run"])
+        .args(["--autoplay-policy=no-user-gesture-required", "--virtual-time-budget=10000"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", url])
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let state = dom.split("<pre id=\"state\">").nth(1).and_then(|s| s.split("</pre>").next()).unwrap_or("");
+    serde_json::from_str(state).unwrap_or_else(|_| panic!("no player state in the page:\n{dom}"))
+}
+
+/// Exports camera `id` from half a second into its first chunk to half a second before the
+/// end of its second (so across a minute boundary) with `edgenvr export`, checks that
+/// ffmpeg decodes the MP4; returns its path and the range asked (µs).
+pub fn export_across_boundary(d: &Path, cfg: &Path, id: &str, rows: &[ChunkRow]) -> (PathBuf, i64, i64) {
+    let (from, to) = (rows[0].start_us + 500_000, rows[1].end_us - 500_000);
+    let mp4 = d.join(format!("{id}.mp4"));
+    let out = edgenvr()
+        .args(["export", "--config", cfg.to_str().unwrap(), "--camera", id, "--log-level", "warn"])
+        .args(["--from", &format!("{}", from as f64 / 1e6), "--to", &format!("{}", to as f64 / 1e6), "-o"])
+        .arg(&mp4)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{id}: {}", String::from_utf8_lossy(&out.stderr));
+    ffmpeg_decodes_mp4(&mp4);
+    (mp4, from, to)
 }
