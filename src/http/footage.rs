@@ -14,7 +14,7 @@ use crate::index::timeline::{self, parse_date};
 use crate::pynvr::{self, CameraAsset};
 use crate::thumb::locate::{find_keyframe, Pick};
 use crate::thumb::WIDTHS;
-use crate::time::{format_rfc3339, now_us, Civil, US_PER_MIN};
+use crate::time::{format_rfc3339_us, now_us, Civil, US_PER_MIN};
 use crate::tz::Zone;
 use hyper::header::{HeaderName, CACHE_CONTROL};
 use std::sync::atomic::Ordering::Relaxed;
@@ -46,13 +46,14 @@ pub(crate) async fn thumbnail(app: &App, id: &str, q: &Query) -> Result<Reply> {
     jpeg(app, camera, Pick::AtOrBefore(at(q)?), width).await
 }
 
-/// The JPEG of the keyframe `pick` names; `X-Frame-Time` says when it was taken.
+/// The JPEG of the keyframe `pick` names; `X-Frame-Time` says when it was taken, to the
+/// microsecond, so `?at=` that time names the same keyframe.
 async fn jpeg(app: &App, camera: String, pick: Pick, width: usize) -> Result<Reply> {
     let s = app.state.clone();
     let j = app.pool.run(move || s.thumbs.jpeg(&s.index, &s.storage, &camera, pick, width)).await??;
     let h = vec![
         (CACHE_CONTROL, "private, max-age=60".to_owned()),
-        (HeaderName::from_static("x-frame-time"), format_rfc3339(j.ts_us)),
+        (HeaderName::from_static("x-frame-time"), format_rfc3339_us(j.ts_us)),
     ];
     Ok(Reply::Media("image/jpeg".into(), vec![j.bytes], h))
 }
