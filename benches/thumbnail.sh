@@ -60,7 +60,7 @@ svc=$!
 pids+=($svc)
 until curl -sf "http://127.0.0.1:$http/api/v1/status" | grep -q '"frames":[1-9]'; do sleep 0.5; done
 sleep $((runs + 3))
-mem() { awk '/^VmRSS:/ {r = $2} /^VmHWM:/ {h = $2} END {printf "%.1f %.1f", r / 1024, h / 1024}' "/proc/$svc/status"; }
+mem() { awk '/^VmRSS:/ {r = $2} /^VmHWM:/ {h = $2} END {printf "%.1f %.1f\n", r / 1024, h / 1024}' "/proc/$svc/status"; }
 read -r rss0 hwm0 < <(mem)
 now=$(date +%s)
 : > service.txt
