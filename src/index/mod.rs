@@ -108,9 +108,8 @@ pub struct Index {
     totals: Totals,
 }
 
-/// The range queries exports, thumbnails and the timeline read from: implemented by the
-/// writers' [`Index`] (the CLI, MQTT) and by the API's [`readers::Readers`] (so a slow read
-/// never holds the connection that index writes wait for).
+/// The range query exports and thumbnails read from: implemented by the writers' [`Index`]
+/// (the CLI, MQTT) and by the API's [`readers::Readers`] (see `timeline::ReadTimeline`).
 pub trait ReadChunks {
     /// A camera's chunks overlapping `[from_us, to_us]`, in time order. A chunk still being
     /// written (open) counts as reaching to now: its row's end is only set at the seal. A
@@ -118,10 +117,6 @@ pub trait ReadChunks {
     fn chunks_for_camera(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<ChunkRow>>;
     /// See [`Index::events_page`] (an export's chapters, the events list).
     fn events_page(&self, f: &events::EventFilter, after: (i64, i64), limit: usize) -> Result<Vec<events::EventRow>>;
-    /// See [`Index::recorded_spans`] (the timeline, PyNVR's day document).
-    fn recorded_spans(&self, camera: &str, from_us: i64, to_us: i64, live_end_us: i64) -> Result<Vec<(i64, i64)>>;
-    /// See [`Index::event_starts`] (the timeline's per-hour counts).
-    fn event_starts(&self, camera: &str, from_us: i64, to_us: i64, limit: usize) -> Result<Vec<i64>>;
 }
 
 /// A damaged row as the error of the one request that met it.
@@ -571,14 +566,6 @@ impl ReadChunks for Index {
     fn events_page(&self, f: &events::EventFilter, after: (i64, i64), limit: usize) -> Result<Vec<events::EventRow>> {
         Index::events_page(self, f, after, limit)
     }
-
-    fn recorded_spans(&self, camera: &str, from_us: i64, to_us: i64, live_end_us: i64) -> Result<Vec<(i64, i64)>> {
-        Index::recorded_spans(self, camera, from_us, to_us, live_end_us)
-    }
-
-    fn event_starts(&self, camera: &str, from_us: i64, to_us: i64, limit: usize) -> Result<Vec<i64>> {
-        Index::event_starts(self, camera, from_us, to_us, limit)
-    }
 }
 
 impl<T: ReadChunks + ?Sized> ReadChunks for std::sync::Arc<T> {
@@ -588,14 +575,6 @@ impl<T: ReadChunks + ?Sized> ReadChunks for std::sync::Arc<T> {
 
     fn events_page(&self, f: &events::EventFilter, after: (i64, i64), limit: usize) -> Result<Vec<events::EventRow>> {
         (**self).events_page(f, after, limit)
-    }
-
-    fn recorded_spans(&self, camera: &str, from_us: i64, to_us: i64, live_end_us: i64) -> Result<Vec<(i64, i64)>> {
-        (**self).recorded_spans(camera, from_us, to_us, live_end_us)
-    }
-
-    fn event_starts(&self, camera: &str, from_us: i64, to_us: i64, limit: usize) -> Result<Vec<i64>> {
-        (**self).event_starts(camera, from_us, to_us, limit)
     }
 }
 

@@ -129,7 +129,9 @@ impl ReadChunks for Readers {
     ) -> Result<Vec<super::events::EventRow>> {
         self.with(|c| super::events::events_page_in(c, f, after, limit))
     }
+}
 
+impl super::timeline::ReadTimeline for Readers {
     fn recorded_spans(&self, camera: &str, from_us: i64, to_us: i64, live_end_us: i64) -> Result<Vec<(i64, i64)>> {
         self.with(|c| super::timeline::recorded_spans_in(c, camera, from_us, to_us, live_end_us))
     }
@@ -195,6 +197,7 @@ mod tests {
     /// holding a reader does not keep the writer from committing.
     #[test]
     fn timeline_and_day_reads_do_not_touch_the_writers_connection() {
+        use crate::index::timeline::ReadTimeline;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index.db");
         let ix = Arc::new(Index::open(&path).unwrap());

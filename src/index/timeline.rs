@@ -19,7 +19,7 @@
 //! 4. `events` counts the camera's events starting in the hour (from the `event` table,
 //!    one more indexed query; at most [`MAX_EVENTS`] per request are counted).
 
-use super::{ChunkState, Index, ReadChunks};
+use super::{ChunkState, Index};
 use crate::bail;
 use crate::chunk::writer::MAX_FRAME_GAP_US;
 use crate::error::{Error, Result};
@@ -103,6 +103,26 @@ fn civil_day(days: i64) -> (i64, u32, u32) {
 const OPEN: i64 = ChunkState::Open as i64;
 const DELETING: i64 = ChunkState::Deleting as i64;
 
+/// The timeline's queries (the day summary, PyNVR's day document): implemented by the
+/// writers' [`Index`] and by the API's read-only readers (`readers.rs`), which the routes use so
+/// a slow read never holds the connection index writes wait for.
+pub trait ReadTimeline {
+    /// See [`Index::recorded_spans`].
+    fn recorded_spans(&self, camera: &str, from_us: i64, to_us: i64, live_end_us: i64) -> Result<Vec<(i64, i64)>>;
+    /// See [`Index::event_starts`].
+    fn event_starts(&self, camera: &str, from_us: i64, to_us: i64, limit: usize) -> Result<Vec<i64>>;
+}
+
+impl ReadTimeline for Index {
+    fn recorded_spans(&self, camera: &str, from_us: i64, to_us: i64, live_end_us: i64) -> Result<Vec<(i64, i64)>> {
+        Index::recorded_spans(self, camera, from_us, to_us, live_end_us)
+    }
+
+    fn event_starts(&self, camera: &str, from_us: i64, to_us: i64, limit: usize) -> Result<Vec<i64>> {
+        Index::event_starts(self, camera, from_us, to_us, limit)
+    }
+}
+
 impl Index {
     /// The recorded stretches of `camera` overlapping `[from_us, to_us)` (rule 1), in time
     /// order; the chunk being written ends at `live_end_us`.
@@ -149,7 +169,7 @@ pub(super) fn recorded_spans_in(
 /// The summary of local days `first..=last` in `zone` (rules 2-3). `now_us` bounds the
 /// gaps; `live_end_us` is the camera's last frame (rule 1).
 pub fn days(
-    index: &impl ReadChunks,
+    index: &impl ReadTimeline,
     camera: &str,
     zone: &Zone,
     first: (i64, u32, u32),
