@@ -16,17 +16,7 @@ bench_rtsp_server 1
 # 1-2. An hour of footage: one real minute recorded over RTSP, copied 60 times with
 # shifted timestamps, imported by check --repair.
 bench_hour_footage "$work/hour"
-cat > serve.toml <<EOT
-[server]
-listen = "127.0.0.1:$((port + 2))"
-[[storage]]
-path = "$work/hour"
-[[camera]]
-id = "cam"
-url = "rtsp://127.0.0.1:$port/cam1"
-enabled = false
-EOT
-"$bin" check --config serve.toml --repair --log-level warn > /dev/null || true
+bench_serve_hour serve.toml "$((port + 2))" "$work/hour"
 "$bin" run --config serve.toml --log-level warn &
 pids+=($!)
 sleep 1

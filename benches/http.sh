@@ -13,17 +13,7 @@ bench_media
 bench_rtsp_server 1
 bench_hour_footage "$work/hour"
 http=$((port + 2))
-cat > serve.toml <<EOT
-[server]
-listen = "127.0.0.1:$http"
-[[storage]]
-path = "$work/hour"
-[[camera]]
-id = "cam"
-url = "rtsp://127.0.0.1:$port/cam1"
-enabled = false
-EOT
-"$bin" check --config serve.toml --repair --log-level warn > /dev/null || true
+bench_serve_hour serve.toml "$http" "$work/hour"
 "$bin" run --config serve.toml --log-level warn &
 pid=$!
 pids+=($pid)
@@ -37,8 +27,10 @@ pid, port, first = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 def status():
     d = {}
     for line in open(f"/proc/{pid}/status"):
-        k, v = line.split(":", 1)
-        d[k] = v.split()[0]
+        # A line may have no value ("Groups:" of a process without supplementary groups).
+        k, _, v = line.partition(":")
+        if v.split():
+            d[k] = v.split()[0]
     return int(d["VmRSS"]), int(d["VmHWM"]), int(d["Threads"])
 
 idle_rss, _, idle_threads = status()

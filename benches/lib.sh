@@ -94,3 +94,21 @@ for k in range(60):
             f.write(struct.pack(">BQQ", 0, ts + shift, len(nal))); f.write(nal)
 PY
 }
+
+# bench_serve_hour FILE HTTP_PORT ROOT: a config serving the footage in ROOT (from
+# bench_hour_footage) with the API on HTTP_PORT and the camera disabled (nothing records
+# meanwhile), imported into ROOT's index by `edgenvr check --repair`. Shared by
+# benches/export.sh and benches/http.sh.
+bench_serve_hour() {
+  cat > "$1" <<EOT
+[server]
+listen = "127.0.0.1:$2"
+[[storage]]
+path = "$3"
+[[camera]]
+id = "cam"
+url = "rtsp://127.0.0.1:$port/cam1"
+enabled = false
+EOT
+  "$bin" check --config "$1" --repair --log-level warn > /dev/null || true
+}

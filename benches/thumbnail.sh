@@ -45,3 +45,31 @@ PY
     printf "%-6s %-34s %10.0f %14.1f\n" "${size#*x}p" "$name" "$t" "$m"
   done
 done
+
+# The service's side at 1080p: a release service recording the 1080p30 RTSP camera answers
+# thumbnail.jpg (the child decodes); its RSS and peak RSS (VmHWM) before and after, and
+# each request's time (curl), median of $runs; the cache is defeated by asking a second
+# earlier each time, so every request decodes.
+bench_media
+bench_rtsp_server 1
+http=$(( 40000 + RANDOM % 10000 ))
+mkdir -p data
+bench_camera_config edgenvr.toml "$http" "$work/data"
+"$bin" run --config edgenvr.toml > service.log 2>&1 &
+svc=$!
+pids+=($svc)
+until curl -sf "http://127.0.0.1:$http/api/v1/status" | grep -q '"frames":[1-9]'; do sleep 0.5; done
+sleep $((runs + 3))
+mem() { awk '/^VmRSS:/ {r = $2} /^VmHWM:/ {h = $2} END {printf "%.1f %.1f\n", r / 1024, h / 1024}' "/proc/$svc/status"; }
+read -r rss0 hwm0 < <(mem)
+now=$(date +%s)
+: > service.txt
+for i in $(seq $runs); do
+  curl -s -o "svc-$i.jpg" -w '%{http_code} %{time_total}\n' \
+    "http://127.0.0.1:$http/api/v1/cameras/cam/thumbnail.jpg?at=$((now - 2 - i))&width=320" >> service.txt
+done
+read -r rss1 hwm1 < <(mem)
+grep -qv '^200 ' service.txt && { echo "a thumbnail request failed:"; cat service.txt; exit 1; }
+t=$(awk '{print $2 * 1000}' service.txt | median)
+echo "1080p via the service (thumbnail.jpg, $runs requests, each decoding): median $t ms per request;" \
+  "service RSS $rss0 -> $rss1 MiB, peak (VmHWM) $hwm0 -> $hwm1 MiB"

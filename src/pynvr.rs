@@ -21,7 +21,7 @@
 //! that recorded in it; with no footage `dates` is `[]` and `min`/`max` are now, as in PyNVR.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::index::Index;
+use crate::index::timeline::ReadTimeline;
 use crate::time::{days_from_civil, Civil, US_PER_DAY, US_PER_MIN};
 use serde_json::{json, Value};
 
@@ -116,7 +116,7 @@ fn minute_key(us: i64) -> String {
 /// recorded in (a minute counts when a recorded stretch overlaps it). Unknown ids are the
 /// caller's to refuse.
 pub fn day_document(
-    index: &Index,
+    index: &impl ReadTimeline,
     yyyymmdd: &str,
     cameras: &[&str],
     now_us: i64,
@@ -160,7 +160,7 @@ pub fn day_document(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::{NewChunk, Seal};
+    use crate::index::{Index, NewChunk, Seal};
     use crate::media::h26x::Codec;
 
     #[test]

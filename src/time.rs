@@ -210,9 +210,28 @@ pub fn format_rfc3339(ts_us: i64) -> String {
     format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", c.year, c.month, c.day, c.hour, c.minute, c.second, ms)
 }
 
+/// Formats a timestamp as RFC 3339 UTC with microseconds, the recorder's own precision: a
+/// time a client sends back (`X-Frame-Time` as `?at=`) names exactly the same frame, where
+/// [`format_rfc3339`]'s milliseconds would name a moment before it.
+pub fn format_rfc3339_us(ts_us: i64) -> String {
+    let c = Civil::from_us(ts_us);
+    let us = ts_us.rem_euclid(US_PER_SEC);
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", c.year, c.month, c.day, c.hour, c.minute, c.second, us)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn microsecond_times_round_trip_exactly() {
+        // 2026-11-21T14:56:03.123456Z, and times either side of a second and before 1970.
+        let ts = 1_795_272_963 * US_PER_SEC + 123_456;
+        assert_eq!(format_rfc3339_us(ts), "2026-11-21T14:56:03.123456Z");
+        for t in [ts, ts + 543, 1_795_272_963 * US_PER_SEC, 1_795_272_963 * US_PER_SEC - 1, 1, -1, -1_000_001] {
+            assert_eq!(parse_time(&format_rfc3339_us(t)), Some(t), "{}", format_rfc3339_us(t));
+        }
+    }
 
     #[test]
     fn civil_round_trip_known_dates() {

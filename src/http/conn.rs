@@ -13,6 +13,9 @@ pub(crate) struct ConnState {
     pub(super) idle_since_ms: AtomicU64,
     /// Tracker milliseconds since when the socket has refused writes (0: it has not).
     pub(super) blocked_since_ms: AtomicU64,
+    /// A kernel send buffer size a response asked for, applied by the socket wrapper
+    /// before its next write (0: none pending); see [`ConnState::cap_send_buffer`].
+    pub(super) send_buffer_cap: AtomicU32,
     /// The tracker's clock.
     epoch: Instant,
 }
@@ -25,6 +28,7 @@ impl ConnState {
             busy: AtomicU32::new(0),
             idle_since_ms: AtomicU64::new(0),
             blocked_since_ms: AtomicU64::new(0),
+            send_buffer_cap: AtomicU32::new(0),
             epoch,
         };
         c.idle_since_ms.store(c.now_ms(), Relaxed);
@@ -39,6 +43,15 @@ impl ConnState {
     /// A request head arrived.
     pub(crate) fn request_started(&self) {
         self.busy.fetch_add(1, Relaxed);
+    }
+
+    /// Asks for the socket's kernel send buffer (`SO_SNDBUF`) to be `bytes` from the next
+    /// write on, for the rest of the connection. A live stream asks for it so that a client
+    /// that stops reading is refused writes within seconds instead of the minutes Linux's
+    /// send-buffer autotuning (up to `tcp_wmem`'s 4 MiB) would take, which is what lets the
+    /// live hub see it fall behind (`docs/design/live.md`).
+    pub(crate) fn cap_send_buffer(&self, bytes: u32) {
+        self.send_buffer_cap.store(bytes, Relaxed);
     }
 
     /// Its response was sent (or dropped).

@@ -25,7 +25,7 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     conn.request_started();
-    let mut resp = answer(&app, req).await;
+    let mut resp = answer(&app, &conn, req).await;
     let body = std::mem::replace(resp.body_mut(), Body::empty());
     *resp.body_mut() = body.on_end(move || conn.request_done());
     Ok(resp)
@@ -65,7 +65,7 @@ fn authenticate(app: &App, h: &HeaderMap, q: &Query, verb: Verb) -> Result<Calle
     Ok(Caller { principal: None, session: None })
 }
 
-async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
+async fn answer(app: &Arc<App>, conn: &ConnState, req: Request<Incoming>) -> Response<Body> {
     let verb = Verb::of(req.method());
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
     if target.len() > MAX_TARGET {
@@ -106,6 +106,9 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let d = decide(route.scope(), &facts);
     if d != Decision::Allow {
         return refusal(d);
+    }
+    if matches!(route, Route::Live(_)) {
+        conn.cap_send_buffer(super::limits::LIVE_SEND_BUFFER);
     }
     let (parts, body) = req.into_parts();
     match handlers::run(app, route, &q, &caller, &parts.headers, body).await {

@@ -1,6 +1,7 @@
 //! The routes that find footage (`docs/design/live.md`): thumbnails and the one-keyframe
 //! MP4 (H.265's thumbnail), the timeline summary per local day, and PyNVR's preview and day
-//! routes (`crate::pynvr`). All of their work runs on the blocking pool; thumbnails decode
+//! routes (`crate::pynvr`). All of their work runs on the blocking pool and reads the index
+//! through the API's read-only readers (never the recorder's connection); thumbnails decode
 //! in a child process (`crate::thumb`), one at a time.
 
 use super::exports::{camera_id, export};
@@ -14,7 +15,7 @@ use crate::index::timeline::{self, parse_date};
 use crate::pynvr::{self, CameraAsset};
 use crate::thumb::locate::{find_keyframe, Pick};
 use crate::thumb::WIDTHS;
-use crate::time::{format_rfc3339, now_us, Civil, US_PER_MIN};
+use crate::time::{format_rfc3339_us, now_us, Civil, US_PER_MIN};
 use crate::tz::Zone;
 use hyper::header::{HeaderName, CACHE_CONTROL};
 use std::sync::atomic::Ordering::Relaxed;
@@ -46,13 +47,14 @@ pub(crate) async fn thumbnail(app: &App, id: &str, q: &Query) -> Result<Reply> {
     jpeg(app, camera, Pick::AtOrBefore(at(q)?), width).await
 }
 
-/// The JPEG of the keyframe `pick` names; `X-Frame-Time` says when it was taken.
+/// The JPEG of the keyframe `pick` names; `X-Frame-Time` says when it was taken, to the
+/// microsecond, so `?at=` that time names the same keyframe.
 async fn jpeg(app: &App, camera: String, pick: Pick, width: usize) -> Result<Reply> {
     let s = app.state.clone();
-    let j = app.pool.run(move || s.thumbs.jpeg(&s.index, &s.storage, &camera, pick, width)).await??;
+    let j = app.pool.run(move || s.thumbs.jpeg(&s.readers, &s.storage, &camera, pick, width)).await??;
     let h = vec![
         (CACHE_CONTROL, "private, max-age=60".to_owned()),
-        (HeaderName::from_static("x-frame-time"), format_rfc3339(j.ts_us)),
+        (HeaderName::from_static("x-frame-time"), format_rfc3339_us(j.ts_us)),
     ];
     Ok(Reply::Media("image/jpeg".into(), vec![j.bytes], h))
 }
@@ -65,7 +67,7 @@ pub(crate) async fn keyframe(app: &App, id: &str, q: &Query) -> Result<Reply> {
     let s = app.state.clone();
     app.pool
         .run(move || {
-            let k = find_keyframe(&s.index, &s.storage, &camera, Pick::AtOrBefore(at))?;
+            let k = find_keyframe(&s.readers, &s.storage, &camera, Pick::AtOrBefore(at))?;
             let plan = make_plan(&s.readers, &s.storage, &camera, k.ts_us, k.ts_us + 1)?;
             let c = Civil::from_us(k.ts_us);
             let name = format!("{camera}-{}-{}{:02}-keyframe.mp4", c.yyyymmdd(), c.hhmm(), c.second);
@@ -90,7 +92,7 @@ pub(crate) async fn days(app: &App, id: &str, q: &Query) -> Result<Reply> {
         .pool
         .run(move || {
             let zone = Zone::load(&tz)?;
-            let doc = timeline::days(&s.index, &camera, &zone, from, to, now_us(), end)?;
+            let doc = timeline::days(&s.readers, &camera, &zone, from, to, now_us(), end)?;
             serde_json::to_vec(&doc).map_err(|e| Error::new(ErrorKind::Internal, "writing days").with_source(e))
         })
         .await??;
@@ -136,7 +138,7 @@ pub(crate) async fn pynvr_day(app: &App, day: &str, q: &Query, caller: &Caller) 
         .run(move || {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             let last = |c: &str| s.camera(c).map_or(0, |e| e.stats.last_frame_us.load(Relaxed));
-            let doc = pynvr::day_document(&s.index, &day, &refs, now_us(), last)?;
+            let doc = pynvr::day_document(&s.readers, &day, &refs, now_us(), last)?;
             serde_json::to_vec(&doc).map_err(|e| Error::new(ErrorKind::Internal, "writing the day").with_source(e))
         })
         .await??;

@@ -14,6 +14,7 @@
 //! | connections | [`connection_cap`] (at most [`MAX_CONNECTIONS`]) | the one idle longest waiting for a head is closed; if none is idle, the new one is |
 //! | threads | 1 (`http`) + [`BLOCKING_THREADS`] (`http-blocking`) | work waits for a permit |
 //! | per-connection buffers | [`MAX_BUF`] read + [`MAX_BUF`] write, [`STREAM_CHUNK`] x [`STREAM_QUEUE`] in flight | back-pressure |
+//! | kernel send buffer of a live stream | [`LIVE_SEND_BUFFER`] (the kernel counts twice that) | writes refused: the live hub skips or drops the viewer |
 //! | sessions | [`MAX_SESSIONS`] | the least recently used is dropped |
 
 use std::time::Duration;
@@ -47,6 +48,17 @@ pub const STREAM_CHUNK: usize = 32 << 10;
 /// slow reader's cost to 128 KiB plus hyper's write buffer, and lets a fast one get several
 /// pieces per hand-off from the blocking pool.
 pub const STREAM_QUEUE: usize = 4;
+
+/// `SO_SNDBUF` of a connection once it carries a live stream (`live.mp4`). Linux counts
+/// twice the value set (for its bookkeeping), so a viewer holds at most 512 KiB of kernel
+/// memory, instead of the up to 4 MiB (`tcp_wmem`'s maximum) autotuning grows to. A client
+/// that stops reading is then refused writes once about that much is queued: 14 s of a
+/// 300 kbit/s camera, 1 s of a 4 Mbit/s one, instead of minutes; only then can the live
+/// hub see it fall behind and skip or drop it (`docs/design/live.md`). It still carries
+/// 256 KiB per round trip: hundreds of MiB/s on a LAN, 2.5 MiB/s at 100 ms, above any
+/// camera's rate.
+/// Other responses (exports, files) keep autotuning, for throughput over long paths.
+pub const LIVE_SEND_BUFFER: u32 = 256 << 10;
 
 /// Threads of the blocking pool that does files and SQLite for the API. The API's reads are
 /// short (one page of rows, one piece of a file), so a few threads keep a Pi's cores for

@@ -5,11 +5,13 @@
 //! How a `live.mp4` response ends, and who frees what:
 //! 1. The client closes: hyper drops the body, the forwarding task's next send fails and it
 //!    drops its [`Viewer`], which leaves the hub: the slot is free at once.
-//! 2. The client stops reading: its socket buffer fills, hyper stops taking pieces, the
-//!    body's queue (`limits::STREAM_QUEUE` pieces) fills and the forwarding task waits, so
-//!    it takes nothing from the hub. The hub's queue for it fills (1 MiB) and it skips to
-//!    keyframes (`live.skips` in status); after `hub::STALL_TIMEOUT` (10 s) of taking
-//!    nothing the hub drops it (`live.dropped`), freeing its slot. The connection is then
+//! 2. The client stops reading: its socket buffer (capped at `limits::LIVE_SEND_BUFFER`
+//!    for a live stream, so this takes seconds, not minutes) fills, hyper stops taking
+//!    pieces, the body's queue (`limits::STREAM_QUEUE` pieces) fills and the forwarding
+//!    task waits, so it takes nothing from the hub. Fragments wait in the hub's queue for
+//!    it (at most 1 MiB; when full it skips to keyframes, `live.skips` in status); after
+//!    `hub::STALL_TIMEOUT` (10 s) of taking nothing the hub drops it (`live.dropped`),
+//!    freeing its slot. The connection is then
 //!    closed by the server's write-stall sweep once its writes made no progress for
 //!    `Limits::write_stall` (30 s). The recorder never waits for any of this.
 //! 3. While frames flow and the client reads, every write makes progress, so the

@@ -123,6 +123,17 @@ struct Io {
 }
 
 impl Io {
+    /// Applies a send buffer size a response asked for ([`ConnState::cap_send_buffer`]).
+    fn apply_send_buffer_cap(&self) {
+        if self.state.send_buffer_cap.load(Relaxed) == 0 {
+            return;
+        }
+        let bytes = self.state.send_buffer_cap.swap(0, Relaxed);
+        if let Err(e) = socket2::SockRef::from(&self.inner).set_send_buffer_size(bytes as usize) {
+            log::debug!("http: setting SO_SNDBUF to {bytes} failed: {e}");
+        }
+    }
+
     fn note<T>(&self, r: &Poll<std::io::Result<T>>) {
         match r {
             Poll::Pending => {
@@ -141,6 +152,7 @@ impl AsyncRead for Io {
 
 impl AsyncWrite for Io {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.apply_send_buffer_cap();
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.note(&r);
         r
@@ -151,6 +163,7 @@ impl AsyncWrite for Io {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        self.apply_send_buffer_cap();
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.note(&r);
         r

@@ -290,19 +290,29 @@ impl Index {
     /// The start times of a camera's events starting in `[from_us, to_us)`, in order, at
     /// most `limit` (the timeline's per-hour counts).
     pub fn event_starts(&self, camera: &str, from_us: i64, to_us: i64, limit: usize) -> Result<Vec<i64>> {
-        let c = self.lock();
-        let mut st = c
-            .prepare_cached(
-                "SELECT start_us FROM event WHERE camera = ?1 AND start_us >= ?2 AND start_us < ?3
-                 ORDER BY start_us LIMIT ?4",
-            )
-            .map_err(|e| Error::db("preparing the event count", e))?;
-        let v = st
-            .query_map(params![camera, from_us, to_us, limit as i64], |r| r.get(0))
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<i64>>>())
-            .map_err(|e| Error::db("counting events", e))?;
-        Ok(v)
+        event_starts_in(&self.lock(), camera, from_us, to_us, limit)
     }
+}
+
+/// [`Index::event_starts`] on connection `c` (the writers' or one of the API's readers).
+pub(super) fn event_starts_in(
+    c: &Connection,
+    camera: &str,
+    from_us: i64,
+    to_us: i64,
+    limit: usize,
+) -> Result<Vec<i64>> {
+    let mut st = c
+        .prepare_cached(
+            "SELECT start_us FROM event WHERE camera = ?1 AND start_us >= ?2 AND start_us < ?3
+             ORDER BY start_us LIMIT ?4",
+        )
+        .map_err(|e| Error::db("preparing the event count", e))?;
+    let v = st
+        .query_map(params![camera, from_us, to_us, limit as i64], |r| r.get(0))
+        .and_then(|it| it.collect::<rusqlite::Result<Vec<i64>>>())
+        .map_err(|e| Error::db("counting events", e))?;
+    Ok(v)
 }
 
 /// Events matching `clause` (a `WHERE ... ORDER ... LIMIT`), on connection `c` (the

@@ -108,8 +108,8 @@ pub struct Index {
     totals: Totals,
 }
 
-/// The range query exports plan from: implemented by the writers' [`Index`] (the CLI) and
-/// by the API's [`readers::Readers`].
+/// The range query exports and thumbnails read from: implemented by the writers' [`Index`]
+/// (the CLI, MQTT) and by the API's [`readers::Readers`] (see `timeline::ReadTimeline`).
 pub trait ReadChunks {
     /// A camera's chunks overlapping `[from_us, to_us]`, in time order. A chunk still being
     /// written (open) counts as reaching to now: its row's end is only set at the seal. A

@@ -131,6 +131,16 @@ impl ReadChunks for Readers {
     }
 }
 
+impl super::timeline::ReadTimeline for Readers {
+    fn recorded_spans(&self, camera: &str, from_us: i64, to_us: i64, live_end_us: i64) -> Result<Vec<(i64, i64)>> {
+        self.with(|c| super::timeline::recorded_spans_in(c, camera, from_us, to_us, live_end_us))
+    }
+
+    fn event_starts(&self, camera: &str, from_us: i64, to_us: i64, limit: usize) -> Result<Vec<i64>> {
+        self.with(|c| super::events::event_starts_in(c, camera, from_us, to_us, limit))
+    }
+}
+
 /// Opens one read-only connection and proves it can read.
 fn open_reader(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -180,6 +190,45 @@ mod tests {
         let id2 = sealed(&ix, root, "c/20261201/c.20261201.0001.chunk", 60_000_000);
         assert_eq!(r.chunks_for_camera_page("c", (0, i64::MAX), (i64::MIN, 0), 10, false).unwrap().len(), 2);
         assert_eq!(r.chunk(id2).unwrap().unwrap().start_us, 60_000_000);
+    }
+
+    /// The timeline, PyNVR's day document and the thumbnail's keyframe lookup read through
+    /// the readers: they answer while the writers' connection is held (a long write), and
+    /// holding a reader does not keep the writer from committing.
+    #[test]
+    fn timeline_and_day_reads_do_not_touch_the_writers_connection() {
+        use crate::index::timeline::ReadTimeline;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.db");
+        let ix = Arc::new(Index::open(&path).unwrap());
+        let root = ix.root_id(Path::new("/r")).unwrap();
+        let day = 1_795_219_200_000_000; // 2026-11-21T00:00:00Z
+        sealed(&ix, root, "c/20261121/c.20261121.0000.chunk", day);
+        let r = Readers::open(ix.clone(), Some(&path));
+        assert!(r.separate());
+        let utc = crate::tz::Zone::load("UTC").unwrap();
+        ix.with_connection(|_| {
+            // With the writers' mutex held, these would wait for ever on it.
+            assert_eq!(r.recorded_spans("c", day, day + 3_600_000_000, 0).unwrap(), [(day, day + 59_000_000)]);
+            assert!(r.event_starts("c", day, day + 3_600_000_000, 10).unwrap().is_empty());
+            let doc = super::super::timeline::days(&r, "c", &utc, (2026, 11, 21), (2026, 11, 21), day, 0).unwrap();
+            assert_eq!(doc.days[0].recorded_s, 59.0);
+            let doc = crate::pynvr::day_document(&r, "20261121", &["c"], day, |_| 0).unwrap();
+            assert_eq!(doc["payload"]["dates"]["20261121.0000"], serde_json::json!(["c"]));
+            Ok(())
+        })
+        .unwrap();
+        // A reader in the middle of a read transaction does not block a commit (WAL).
+        r.with(|c| {
+            c.execute_batch("BEGIN").unwrap();
+            let n: i64 = c.query_row("SELECT count(*) FROM chunk", [], |r| r.get(0)).unwrap();
+            sealed(&ix, root, "c/20261121/c.20261121.0001.chunk", day + 60_000_000);
+            c.execute_batch("COMMIT").unwrap();
+            assert_eq!(n, 1);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(r.recorded_spans("c", day, day + 3_600_000_000, 0).unwrap(), [(day, day + 119_000_000)]);
     }
 
     /// The 9p fallback: a writer in exclusive locking mode keeps every other connection

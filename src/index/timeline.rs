@@ -25,6 +25,7 @@ use crate::chunk::writer::MAX_FRAME_GAP_US;
 use crate::error::{Error, Result};
 use crate::time::{days_from_civil, Civil, US_PER_SEC};
 use crate::tz::Zone;
+use rusqlite::Connection;
 use serde::Serialize;
 
 /// Most days one request may cover (a month view, with slack).
@@ -102,43 +103,73 @@ fn civil_day(days: i64) -> (i64, u32, u32) {
 const OPEN: i64 = ChunkState::Open as i64;
 const DELETING: i64 = ChunkState::Deleting as i64;
 
+/// The timeline's queries (the day summary, PyNVR's day document): implemented by the
+/// writers' [`Index`] and by the API's read-only readers (`readers.rs`), which the routes use so
+/// a slow read never holds the connection index writes wait for.
+pub trait ReadTimeline {
+    /// See [`Index::recorded_spans`].
+    fn recorded_spans(&self, camera: &str, from_us: i64, to_us: i64, live_end_us: i64) -> Result<Vec<(i64, i64)>>;
+    /// See [`Index::event_starts`].
+    fn event_starts(&self, camera: &str, from_us: i64, to_us: i64, limit: usize) -> Result<Vec<i64>>;
+}
+
+impl ReadTimeline for Index {
+    fn recorded_spans(&self, camera: &str, from_us: i64, to_us: i64, live_end_us: i64) -> Result<Vec<(i64, i64)>> {
+        Index::recorded_spans(self, camera, from_us, to_us, live_end_us)
+    }
+
+    fn event_starts(&self, camera: &str, from_us: i64, to_us: i64, limit: usize) -> Result<Vec<i64>> {
+        Index::event_starts(self, camera, from_us, to_us, limit)
+    }
+}
+
 impl Index {
     /// The recorded stretches of `camera` overlapping `[from_us, to_us)` (rule 1), in time
     /// order; the chunk being written ends at `live_end_us`.
     pub fn recorded_spans(&self, camera: &str, from_us: i64, to_us: i64, live_end_us: i64) -> Result<Vec<(i64, i64)>> {
-        let c = self.lock();
-        let mut st = c
-            .prepare_cached(&format!(
-                "SELECT start_us, end_us, state FROM chunk WHERE camera = ?1 AND state != {DELETING} AND start_us < ?3
-                 AND (end_us >= ?2 OR state = {OPEN}) ORDER BY start_us"
-            ))
-            .map_err(|e| Error::db("preparing the timeline query", e))?;
-        let mut rows = st
-            .query(rusqlite::params![camera, from_us - MAX_FRAME_GAP_US, to_us + MAX_FRAME_GAP_US])
-            .map_err(|e| Error::db("querying the timeline", e))?;
-        let mut spans: Vec<(i64, i64)> = Vec::new();
-        while let Some(r) = rows.next().map_err(|e| Error::db("reading the timeline", e))? {
-            let (start, mut end, state): (i64, i64, i64) = (
-                r.get(0).map_err(|e| Error::db("reading the timeline", e))?,
-                r.get(1).map_err(|e| Error::db("reading the timeline", e))?,
-                r.get(2).map_err(|e| Error::db("reading the timeline", e))?,
-            );
-            if state == OPEN {
-                end = end.max(live_end_us);
-            }
-            match spans.last_mut() {
-                Some(last) if start - last.1 <= MAX_FRAME_GAP_US => last.1 = last.1.max(end),
-                _ => spans.push((start, end)),
-            }
-        }
-        Ok(spans)
+        recorded_spans_in(&self.lock(), camera, from_us, to_us, live_end_us)
     }
+}
+
+/// [`Index::recorded_spans`] on connection `c` (the writers' or one of the API's readers).
+pub(super) fn recorded_spans_in(
+    c: &Connection,
+    camera: &str,
+    from_us: i64,
+    to_us: i64,
+    live_end_us: i64,
+) -> Result<Vec<(i64, i64)>> {
+    let mut st = c
+        .prepare_cached(&format!(
+            "SELECT start_us, end_us, state FROM chunk WHERE camera = ?1 AND state != {DELETING} AND start_us < ?3
+             AND (end_us >= ?2 OR state = {OPEN}) ORDER BY start_us"
+        ))
+        .map_err(|e| Error::db("preparing the timeline query", e))?;
+    let mut rows = st
+        .query(rusqlite::params![camera, from_us - MAX_FRAME_GAP_US, to_us + MAX_FRAME_GAP_US])
+        .map_err(|e| Error::db("querying the timeline", e))?;
+    let mut spans: Vec<(i64, i64)> = Vec::new();
+    while let Some(r) = rows.next().map_err(|e| Error::db("reading the timeline", e))? {
+        let (start, mut end, state): (i64, i64, i64) = (
+            r.get(0).map_err(|e| Error::db("reading the timeline", e))?,
+            r.get(1).map_err(|e| Error::db("reading the timeline", e))?,
+            r.get(2).map_err(|e| Error::db("reading the timeline", e))?,
+        );
+        if state == OPEN {
+            end = end.max(live_end_us);
+        }
+        match spans.last_mut() {
+            Some(last) if start - last.1 <= MAX_FRAME_GAP_US => last.1 = last.1.max(end),
+            _ => spans.push((start, end)),
+        }
+    }
+    Ok(spans)
 }
 
 /// The summary of local days `first..=last` in `zone` (rules 2-3). `now_us` bounds the
 /// gaps; `live_end_us` is the camera's last frame (rule 1).
 pub fn days(
-    index: &Index,
+    index: &impl ReadTimeline,
     camera: &str,
     zone: &Zone,
     first: (i64, u32, u32),

@@ -19,7 +19,9 @@
 //!    hold only to pop one fragment) and never blocks otherwise. Each viewer's queue holds
 //!    at most [`VIEWER_QUEUE_BYTES`]; a fragment that does not fit empties the queue and the
 //!    viewer skips to the next keyframe (counted in `skips`). A viewer that takes nothing for
-//!    [`STALL_TIMEOUT`] is dropped (counted in `dropped`).
+//!    [`STALL_TIMEOUT`] while pieces wait in its queue is dropped at the next frame (counted
+//!    in `dropped`), whether or not its queue is full: at a low bitrate a full queue is
+//!    minutes away, and its slot and buffers would be held all that time.
 //! 4. A stream is one set of parameter sets with increasing timestamps (measured at the
 //!    frontier: a B-frame presented up to [`MAX_REORDER_US`] before it is not a step back;
 //!    its fragment gets a decode time from [`super::decode`]). A change of
@@ -101,6 +103,7 @@ struct Slot {
     /// The stream ended: return what is queued, then end.
     closed: bool,
     notify: Arc<Notify>,
+    /// When it last took a piece, or last had taken everything (rule 3's stall clock).
     last_take: Instant,
     /// Pieces taken so far (0: the init segment is still queued).
     taken: u64,
@@ -266,6 +269,14 @@ impl LiveHub {
         let (generation, init) = (stream.generation, stream.init.clone());
         let mut stalled = Vec::new();
         for v in s.viewers.iter_mut().filter(|v| !v.closed) {
+            // The stall clock runs only while pieces wait: a viewer that took everything
+            // is waiting for us, not stalled.
+            if v.queue.is_empty() {
+                v.last_take = now;
+            } else if now.duration_since(v.last_take) >= STALL_TIMEOUT {
+                stalled.push(v.id);
+                continue;
+            }
             if v.generation.is_none() {
                 if !frag.keyframe {
                     continue;
@@ -277,10 +288,6 @@ impl LiveHub {
                 continue;
             }
             if v.queued_bytes + frag.bytes.len() > VIEWER_QUEUE_BYTES {
-                if !v.queue.is_empty() && now.duration_since(v.last_take) >= STALL_TIMEOUT {
-                    stalled.push(v.id);
-                    continue;
-                }
                 // Behind: drop what it has not taken (but an init segment it has not taken
                 // yet) and skip ahead.
                 let init = if v.taken == 0 { v.queue.pop_front() } else { None };
@@ -595,6 +602,38 @@ mod tests {
         assert_eq!(hub.stats.dropped.load(Relaxed), 19);
         assert_eq!(viewers[1].try_next(), Err(Ended));
         assert_eq!(hub.stats.viewers.load(Relaxed), 1);
+    }
+
+    /// A viewer whose pieces wait untaken for the stall timeout is dropped at the next
+    /// frame even though its queue is far from full (a low-bitrate camera would take
+    /// minutes to fill it); a viewer that took everything and waits is not stalled.
+    #[test]
+    fn a_stalled_viewer_is_dropped_before_its_queue_fills() {
+        let hub = LiveHub::new("cam", 4);
+        let (mut stalled, mut waiting) = (hub.subscribe().unwrap(), hub.subscribe().unwrap());
+        for i in 0..5 {
+            hub.publish(&frame(T0 + i * 100_000, i == 0, 500));
+        }
+        assert_eq!(drain(&mut stalled).len(), 6, "init and five fragments");
+        assert_eq!(drain(&mut waiting).len(), 6);
+        let age = |hub: &LiveHub, id: Option<u64>| {
+            for v in hub.lock().viewers.iter_mut().filter(|v| id.is_none_or(|id| v.id == id)) {
+                v.last_take -= STALL_TIMEOUT;
+            }
+        };
+        // Both took everything and then waited longer than the timeout: not stalled.
+        age(&hub, None);
+        hub.publish(&frame(T0 + 500_000, false, 500));
+        assert_eq!(hub.stats.dropped.load(Relaxed), 0);
+        // `stalled` leaves that fragment untaken for the timeout; `waiting` takes it.
+        age(&hub, Some(stalled.id));
+        assert_eq!(drain(&mut waiting).len(), 1);
+        hub.publish(&frame(T0 + 600_000, false, 500));
+        assert!(hub.held_bytes() < VIEWER_QUEUE_BYTES / 100, "the queues are far from full");
+        assert_eq!(hub.stats.dropped.load(Relaxed), 1);
+        assert_eq!(stalled.try_next(), Err(Ended));
+        assert_eq!(drain(&mut waiting).len(), 1, "the viewer that keeps up keeps its stream");
+        assert_eq!(hub.stats.skips.load(Relaxed), 0);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use crate::chunk::frames::FrameGroups;
 use crate::chunk::reader::{ChunkReader, ReadError};
 use crate::error::{Error, Result};
-use crate::index::{ChunkRow, ChunkState, Index};
+use crate::index::{ChunkRow, ChunkState, ReadChunks};
 use crate::media::h26x::Codec;
 use crate::storage::Storage;
 use crate::time::{format_rfc3339, US_PER_MIN};
@@ -44,7 +44,7 @@ pub struct Keyframe {
 }
 
 /// Finds the keyframe `pick` names in `camera`'s footage.
-pub fn find_keyframe(index: &Index, storage: &Storage, camera: &str, pick: Pick) -> Result<Keyframe> {
+pub fn find_keyframe(index: &impl ReadChunks, storage: &Storage, camera: &str, pick: Pick) -> Result<Keyframe> {
     let found = match pick {
         Pick::AtOrBefore(at) => last_at_or_before(index, storage, camera, at)?,
         Pick::FirstInMinute(m) => match first_in(index, storage, camera, m, m + US_PER_MIN)? {
@@ -64,7 +64,7 @@ pub fn find_keyframe(index: &Index, storage: &Storage, camera: &str, pick: Pick)
 
 type Found = Option<(ChunkRow, std::path::PathBuf, i64, u64)>;
 
-fn last_at_or_before(index: &Index, storage: &Storage, camera: &str, at: i64) -> Result<Found> {
+fn last_at_or_before(index: &impl ReadChunks, storage: &Storage, camera: &str, at: i64) -> Result<Found> {
     let rows = index.chunks_for_camera(camera, at - LOOKBACK_US, at)?;
     for row in rows.into_iter().rev() {
         let Some(root) = storage.root(row.root_id) else { continue };
@@ -81,7 +81,7 @@ fn last_at_or_before(index: &Index, storage: &Storage, camera: &str, at: i64) ->
     Ok(None)
 }
 
-fn first_in(index: &Index, storage: &Storage, camera: &str, from: i64, to: i64) -> Result<Found> {
+fn first_in(index: &impl ReadChunks, storage: &Storage, camera: &str, from: i64, to: i64) -> Result<Found> {
     for row in index.chunks_for_camera(camera, from, to - 1)? {
         let Some(root) = storage.root(row.root_id) else { continue };
         let path = root.path().join(&row.rel_path);

@@ -26,7 +26,7 @@ pub mod decode;
 pub mod locate;
 
 use crate::error::{Error, Result};
-use crate::index::Index;
+use crate::index::ReadChunks;
 use crate::media::h26x::Codec;
 use crate::storage::Storage;
 use crate::{bail, err};
@@ -106,7 +106,14 @@ impl Thumbnailer {
 
     /// The JPEG of the keyframe `pick` names, `width` pixels wide (never wider than the
     /// picture). Blocks while a child decodes: call it off the async runtime.
-    pub fn jpeg(&self, index: &Index, storage: &Storage, camera: &str, pick: Pick, width: usize) -> Result<Jpeg> {
+    pub fn jpeg(
+        &self,
+        index: &impl ReadChunks,
+        storage: &Storage,
+        camera: &str,
+        pick: Pick,
+        width: usize,
+    ) -> Result<Jpeg> {
         if !WIDTHS.contains(&width) {
             bail!(InvalidArgument, "width must be from {} to {}", WIDTHS.start(), WIDTHS.end());
         }
