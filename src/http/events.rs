@@ -21,7 +21,7 @@ use super::App;
 use crate::error::Result;
 use crate::events::{Source, StartEvent};
 use crate::index::events::{EventFilter, EventRow};
-use crate::time::{format_rfc3339, parse_time};
+use crate::time::{format_rfc3339, format_rfc3339_us, parse_time};
 use crate::{bail, err};
 use hyper::body::Incoming;
 use hyper::HeaderMap;
@@ -189,7 +189,7 @@ pub fn event_doc(e: &EventRow, links: bool) -> Value {
         let cam = &e.camera;
         doc["links"] = json!({
             "mp4": format!("/api/v1/cameras/{cam}/export.mp4?from={}&to={}", format_rfc3339(from), format_rfc3339(to)),
-            "thumbnail": format!("/api/v1/cameras/{cam}/thumbnail.jpg?at={}", format_rfc3339(e.start_us)),
+            "thumbnail": format!("/api/v1/cameras/{cam}/thumbnail.jpg?at={}", format_rfc3339_us(e.start_us)),
         });
     }
     doc
