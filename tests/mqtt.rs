@@ -168,6 +168,42 @@ fn check_discovery(sub: &Sub) {
     }
 }
 
+/// Discovery follows the camera list: a camera added over the API is announced, and when
+/// it is deleted its configs and state are cleared (empty retained payloads: Home Assistant
+/// removes the entities, the broker forgets them).
+fn camera_added_and_removed_over_the_api(http: u16, sub: &Sub) {
+    let json = [("Content-Type", "application/json")];
+    let body = br#"{"id": "gate", "source": "testsrc", "width": 64, "height": 48, "fps": 5}"#;
+    let r = common::http::send(http, "POST", "/api/v1/cameras", &json, body);
+    assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
+    let config = "homeassistant/binary_sensor/edgenvr_shed_gate/recording/config";
+    let doc = wait_for(Duration::from_secs(10), "the added camera's discovery config", || {
+        sub.lines().into_iter().find(|(t, p)| t == config && !p.is_empty()).map(|m| m.1)
+    });
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(doc["state_topic"], "edgenvr/shed/camera/gate/recording");
+    wait_for(Duration::from_secs(10), "the added camera's thumbnail entity and state", || {
+        (sub.count(|t, p| t.ends_with("edgenvr_shed_gate/thumbnail/config") && !p.is_empty()) == 1
+            && sub.count(|t, _| t == "edgenvr/shed/camera/gate/recording") >= 1)
+            .then_some(())
+    });
+    let r = common::http::send(http, "DELETE", "/api/v1/cameras/gate", &[], b"");
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let cleared = |t: &str| sub.count(|topic, p| topic == t && p.is_empty()) == 1;
+    wait_for(Duration::from_secs(10), "the removed camera's configs and state cleared", || {
+        ([
+            config,
+            "homeassistant/binary_sensor/edgenvr_shed_gate/event/config",
+            "homeassistant/camera/edgenvr_shed_gate/thumbnail/config",
+            "edgenvr/shed/camera/gate/recording",
+        ]
+        .iter()
+        .all(|t| cleared(t)))
+        .then_some(())
+    });
+    assert_eq!(sub.count(|t, p| t.ends_with("edgenvr_shed_door/recording/config") && p.is_empty()), 0);
+}
+
 #[test]
 fn home_assistant_discovery_events_in_and_out_and_a_broker_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -201,6 +237,7 @@ fn home_assistant_discovery_events_in_and_out_and_a_broker_restart() {
             .then_some(())
     });
     check_discovery(&sub);
+    camera_added_and_removed_over_the_api(http, &sub);
 
     // An event started over MQTT is indexed, and told as it starts.
     publish(port, "edgenvr/shed/camera/door/event/set", r#"{"action":"start","label":"doorbell"}"#);
@@ -243,6 +280,7 @@ fn home_assistant_discovery_events_in_and_out_and_a_broker_restart() {
         (sub.count(|t, _| t.ends_with("/config")) >= 3).then_some(())
     });
     check_discovery(&sub);
+    assert_eq!(sub.count(|t, p| t.contains("edgenvr_shed_gate") && !p.is_empty()), 0, "a removed camera came back");
     // Home Assistant coming online gets discovery again.
     let before = sub.count(|t, _| t.ends_with("/config"));
     publish(port, "homeassistant/status", "online");

@@ -115,6 +115,40 @@ struct StatusDoc<'a> {
     reaper: ReaperDoc,
     /// Problems of the setup (e.g. the API open to the network with no token).
     warnings: HVec<Msg, 4>,
+    /// The MQTT client, when `[mqtt]` is configured (`null` otherwise).
+    mqtt: Option<MqttDoc>,
+}
+
+/// The MQTT client's counters: fixed size like the rest of status.
+#[derive(Serialize)]
+struct MqttDoc {
+    connected: bool,
+    /// Since when the broker is down (absent while connected).
+    down_since: Option<Time>,
+    /// Messages handed to the broker (state and events).
+    published: u64,
+    /// Events the broker acknowledged.
+    events_acked: u64,
+    /// State messages dropped by the full outgoing queue.
+    dropped_state: u64,
+    /// Events dropped by a queue full of events.
+    dropped_events: u64,
+    /// Connections after the first.
+    reconnects: u64,
+}
+
+fn mqtt_doc(m: &crate::mqtt::MqttStats) -> MqttDoc {
+    let down = m.down_since_us.load(Relaxed);
+    let connected = m.connected.load(Relaxed);
+    MqttDoc {
+        connected,
+        down_since: (!connected && down > 0).then(|| time(down)),
+        published: m.published.load(Relaxed),
+        events_acked: m.events_sent.load(Relaxed),
+        dropped_state: m.dropped_state.load(Relaxed),
+        dropped_events: m.dropped_events.load(Relaxed),
+        reconnects: m.connects.load(Relaxed).saturating_sub(1),
+    }
 }
 
 fn source_kind(s: &SourceConfig) -> &'static str {
@@ -169,6 +203,7 @@ pub fn status(state: &AppState, buf: &mut [u8]) -> crate::error::Result<usize> {
             last_error: state.reaper.last_error.lock().unwrap_or_else(|p| p.into_inner()).as_deref().map(msg),
         },
         warnings: state.warnings.iter().take(4).map(|w| msg(w)).collect(),
+        mqtt: state.mqtt.as_deref().map(mqtt_doc),
     };
     for c in cameras.iter().take(MAX_CAMERAS) {
         let _ = doc.cameras.push(camera_doc(c, now));
@@ -210,7 +245,8 @@ struct HealthDoc {
 }
 
 /// `GET /api/v1/health`: (healthy, length). Healthy when every enabled camera is recording
-/// with a fresh frame and a storage root is writable.
+/// with a fresh frame, a storage root is writable, and a configured MQTT broker has not been
+/// out of reach longer than [`crate::mqtt::DOWN_UNHEALTHY`].
 pub fn health(state: &AppState, buf: &mut [u8]) -> crate::error::Result<(bool, usize)> {
     let now = now_us();
     let mut reasons: HVec<Msg, 40> = HVec::new();
@@ -230,6 +266,11 @@ pub fn health(state: &AppState, buf: &mut [u8]) -> crate::error::Result<(bool, u
     }
     if !state.storage.roots().iter().any(|r| !r.is_failed() && r.check_usable().is_ok()) {
         let _ = reasons.push(msg("no storage root is writable"));
+    }
+    if let Some(down) = state.mqtt.as_deref().and_then(|m| m.down_for(now)) {
+        if down > crate::mqtt::DOWN_UNHEALTHY {
+            let _ = reasons.push(msg(&format!("the MQTT broker has been out of reach for {} s", down.as_secs())));
+        }
     }
     let doc = HealthDoc { healthy: reasons.is_empty(), reasons };
     let n =
@@ -263,4 +304,59 @@ pub fn error(message: &str) -> Vec<u8> {
     let mut buf = [0u8; 512];
     let n = serde_json_core::to_slice(&ErrorDoc { error: msg(message) }, &mut buf).unwrap_or(0);
     buf[..n].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::state::{CameraList, Parts};
+    use std::sync::Arc;
+
+    /// Status shows the MQTT counters; health turns bad only once the broker has been out
+    /// of reach longer than `DOWN_UNHEALTHY` (a broker restart does not flap it).
+    #[test]
+    fn status_shows_mqtt_and_health_reports_a_broker_down_for_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = format!("[[storage]]\npath = \"{}\"\nmin_free = \"0\"\n", dir.path().join("data").display());
+        let config = crate::config::Config::parse(&cfg).unwrap();
+        let index = Arc::new(crate::index::Index::open(&config.index_path).unwrap());
+        let storage = Arc::new(crate::storage::Storage::open(&config.storage, &index).unwrap());
+        let mqtt = Arc::new(crate::mqtt::MqttStats::default());
+        let parts = Parts {
+            index: index.clone(),
+            storage,
+            cameras: Arc::new(CameraList::new(Vec::new())),
+            reaper: Arc::default(),
+            control: None,
+            events: Arc::new(crate::events::Events::new(index, &config, now_us)),
+            mqtt: Some(mqtt.clone()),
+        };
+        let state = AppState::new(&config, parts).unwrap();
+        let mut buf = vec![0u8; DOC_BYTES];
+        let health_now = |buf: &mut [u8]| {
+            let (ok, n) = health(&state, buf).unwrap();
+            (ok, String::from_utf8_lossy(&buf[..n]).into_owned())
+        };
+        mqtt.connected.store(true, Relaxed);
+        mqtt.connects.store(3, Relaxed);
+        mqtt.published.store(42, Relaxed);
+        mqtt.dropped_state.store(5, Relaxed);
+        assert!(health_now(&mut buf).0);
+        let n = status(&state, &mut buf).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+        let m = &doc["mqtt"];
+        assert_eq!((m["connected"].as_bool(), m["reconnects"].as_u64()), (Some(true), Some(2)), "{doc}");
+        assert_eq!((m["published"].as_u64(), m["dropped_state"].as_u64()), (Some(42), Some(5)), "{doc}");
+        assert!(m["down_since"].is_null(), "{doc}");
+
+        mqtt.connected.store(false, Relaxed);
+        mqtt.down_since_us.store(now_us() - 10_000_000, Relaxed);
+        assert!(health_now(&mut buf).0, "10 s down is a restart, not a fault");
+        mqtt.down_since_us.store(now_us() - 1_000_000 * (crate::mqtt::DOWN_UNHEALTHY.as_secs() as i64 + 5), Relaxed);
+        let (ok, text) = health_now(&mut buf);
+        assert!(!ok && text.contains("MQTT broker has been out of reach"), "{text}");
+        let n = status(&state, &mut buf).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+        assert!(doc["mqtt"]["down_since"].is_string(), "{doc}");
+    }
 }

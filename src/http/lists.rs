@@ -445,6 +445,7 @@ mod tests {
             reaper: Default::default(),
             control: None,
             events,
+            mqtt: None,
         };
         Arc::new(AppState::new(&config, parts).unwrap())
     }

@@ -14,7 +14,7 @@ use crate::service::status::CameraStats;
 use crate::storage::reaper::ReaperStats;
 use crate::storage::Storage;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 /// One configured camera and its counters.
@@ -40,23 +40,35 @@ impl CameraEntry {
 }
 
 /// The cameras the API serves, replaceable at run time (cameras added over the API later):
-/// readers take a snapshot, a writer swaps in a new list.
-pub struct CameraList(RwLock<Arc<[CameraEntry]>>);
+/// readers take a snapshot, a writer swaps in a new list and tells the listeners (MQTT's
+/// discovery follows the list that way).
+pub struct CameraList {
+    cameras: RwLock<Arc<[CameraEntry]>>,
+    /// Called after every replace; each must be cheap (set a flag, wake a thread): the camera
+    /// manager holds its lock while they run.
+    listeners: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
+}
 
 impl CameraList {
     /// A list of these cameras.
     pub fn new(cameras: Vec<CameraEntry>) -> CameraList {
-        CameraList(RwLock::new(cameras.into()))
+        CameraList { cameras: RwLock::new(cameras.into()), listeners: Mutex::default() }
     }
 
     /// The cameras now, in config order.
     pub fn snapshot(&self) -> Arc<[CameraEntry]> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.cameras.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Replaces the list; requests already running keep the snapshot they took.
     pub fn replace(&self, cameras: Vec<CameraEntry>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = cameras.into();
+        *self.cameras.write().unwrap_or_else(|p| p.into_inner()) = cameras.into();
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner()).iter().for_each(|f| f());
+    }
+
+    /// Calls `f` after every later [`CameraList::replace`].
+    pub fn on_change(&self, f: impl Fn() + Send + Sync + 'static) {
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner()).push(Box::new(f));
     }
 }
 
@@ -101,6 +113,8 @@ pub struct Parts {
     pub events: Arc<crate::events::Events>,
     /// Who changes the camera list (`None`: the API cannot, e.g. in tests).
     pub control: Option<Arc<dyn CameraControl>>,
+    /// The MQTT client's counters, when `[mqtt]` is configured and it started.
+    pub mqtt: Option<Arc<crate::mqtt::MqttStats>>,
 }
 
 /// Everything the API serves from.
@@ -117,6 +131,8 @@ pub struct AppState {
     pub cameras: Arc<CameraList>,
     /// Who changes the camera list.
     pub control: Option<Arc<dyn CameraControl>>,
+    /// The MQTT client's counters (status and health), when it runs.
+    pub mqtt: Option<Arc<crate::mqtt::MqttStats>>,
     /// Whether an ONVIF discovery scan runs (one at a time).
     pub scanning: AtomicBool,
     /// The reaper's counters.
@@ -171,6 +187,7 @@ impl AppState {
             events: parts.events,
             cameras: parts.cameras,
             control: parts.control,
+            mqtt: parts.mqtt,
             scanning: AtomicBool::new(false),
             reaper: parts.reaper,
             started: Instant::now(),

@@ -57,6 +57,7 @@ fn fixture_live(server: &str, limits: Limits, live: Option<Arc<crate::live::hub:
         reaper: Arc::default(),
         control: None,
         events,
+        mqtt: None,
     };
     let state = Arc::new(AppState::new(&config, parts).unwrap());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

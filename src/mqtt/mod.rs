@@ -27,7 +27,7 @@ use crate::events::{Change, Events, Source, StartEvent};
 use crate::shutdown::Shutdown;
 use outbox::{Kind, Msg, Outbox};
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
@@ -62,22 +62,52 @@ pub type SnapshotFn = Arc<dyn Fn() -> Snapshot + Send + Sync>;
 /// backed by its thumbnailer). Blocking: run on the blocking pool.
 pub type ThumbnailFn = Arc<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>;
 
+/// The ids of the cameras configured now (the camera manager's list: it changes over the
+/// API, by `SIGHUP`, and comes from the state file at start).
+pub type CamerasFn = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// A broker down (or refusing us) longer than this makes the service unhealthy: well past
+/// the longest back-off, so a broker restart does not flap health.
+pub const DOWN_UNHEALTHY: Duration = Duration::from_secs(120);
+
 /// Width of the published thumbnails: about 10-30 KiB each, one per camera queued at most.
 pub const THUMBNAIL_WIDTH: usize = 320;
 
-/// Counters for status and tests.
+/// Counters for `/api/v1/status`, health and tests.
 #[derive(Debug, Default)]
 pub struct MqttStats {
     /// Whether the broker connection is up.
     pub connected: AtomicBool,
+    /// Since when it is down (µs since the epoch; 0 while connected): health reports a
+    /// broker down longer than [`DOWN_UNHEALTHY`].
+    pub down_since_us: AtomicI64,
     /// Connections made since start.
     pub connects: AtomicU64,
+    /// Messages handed to the broker (state and events).
+    pub published: AtomicU64,
     /// Events the broker acknowledged.
     pub events_sent: AtomicU64,
     /// State messages dropped (queue full).
     pub dropped_state: AtomicU64,
     /// Events dropped (queue full of events).
     pub dropped_events: AtomicU64,
+}
+
+impl MqttStats {
+    /// The connection is down: returns whether it was up (the down time starts then).
+    fn went_down(&self) -> bool {
+        let was = self.connected.swap(false, Relaxed);
+        if was {
+            self.down_since_us.store(crate::time::now_us(), Relaxed);
+        }
+        was
+    }
+
+    /// How long the broker has been down at `now_us` (`None` while connected).
+    pub fn down_for(&self, now_us: i64) -> Option<Duration> {
+        let since = self.down_since_us.load(Relaxed);
+        (!self.connected.load(Relaxed) && since > 0).then(|| Duration::from_micros((now_us - since).max(0) as u64))
+    }
 }
 
 struct Shared {
@@ -87,7 +117,12 @@ struct Shared {
     dirty: AtomicBool,
     stats: Arc<MqttStats>,
     topics: Topics,
-    cameras: Vec<String>,
+    cameras: CamerasFn,
+    /// The cameras whose discovery configs went out last (so that a removed one's are
+    /// cleared, also after a reconnect).
+    announced: Mutex<Vec<String>>,
+    /// The camera list changed since the last announcement.
+    cameras_changed: AtomicBool,
     events: Arc<Events>,
     snapshot: SnapshotFn,
     thumbnails: bool,
@@ -126,17 +161,47 @@ impl Shared {
     /// comes online.
     fn queue_announcement(&self) {
         self.state(self.topics.availability(), "online");
-        for (topic, payload) in self.topics.discovery(&self.cameras, self.thumbnails) {
-            self.state(topic, payload);
-        }
+        let (topic, payload) = self.topics.box_discovery();
+        self.state(topic, payload);
+        self.queue_cameras(true);
         self.queue_state();
         self.wake.notify_one();
     }
+
+    /// Discovery follows the camera list: configs for cameras not announced yet (every
+    /// camera with `all`), and an empty retained payload on every retained topic of a
+    /// camera that went (Home Assistant then removes its entities; the broker forgets the
+    /// retained state).
+    fn queue_cameras(&self, all: bool) {
+        self.cameras_changed.store(false, Relaxed);
+        let now = (self.cameras)();
+        let mut announced = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+        for msg in camera_changes(&self.topics, &announced, &now, all, self.thumbnails) {
+            self.push(msg);
+        }
+        *announced = now;
+    }
+}
+
+/// What changes between `before` and `now` (camera ids) means for the broker: discovery
+/// for the new cameras (for all of `now` with `all`), empty retained payloads for every
+/// retained topic of the cameras that went.
+fn camera_changes(topics: &Topics, before: &[String], now: &[String], all: bool, thumbnails: bool) -> Vec<Msg> {
+    let state = |topic, payload| Msg { topic, payload, retain: true, kind: Kind::State };
+    let mut v = Vec::new();
+    for gone in before.iter().filter(|c| !now.contains(c)) {
+        v.extend(topics.camera_retained(gone).into_iter().map(|t| state(t, Vec::new())));
+    }
+    for cam in now.iter().filter(|c| all || !before.contains(c)) {
+        v.extend(topics.camera_discovery(cam, thumbnails).into_iter().map(|(t, p)| state(t, p)));
+    }
+    v
 }
 
 /// The running client.
 pub struct MqttHandle {
     thread: std::thread::JoinHandle<()>,
+    shared: Arc<Shared>,
     /// Its counters.
     pub stats: Arc<MqttStats>,
 }
@@ -145,6 +210,16 @@ impl MqttHandle {
     /// Waits for the thread (after shutdown fired; it says `offline` first when connected).
     pub fn join(self) {
         let _ = self.thread.join();
+    }
+
+    /// What to call when the camera list changed: discovery and state follow it at once
+    /// (when connected; else at the next connect). Cheap: sets a flag and wakes the thread.
+    pub fn on_cameras_changed(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || {
+            shared.cameras_changed.store(true, Relaxed);
+            shared.wake.notify_one();
+        }
     }
 }
 
@@ -174,8 +249,8 @@ fn options(cfg: &MqttConfig, box_id: &str, topics: &Topics) -> Result<MqttOption
 
 /// What the client reports on, from the service.
 pub struct Sources {
-    /// Camera ids.
-    pub cameras: Vec<String>,
+    /// The camera ids now.
+    pub cameras: CamerasFn,
     /// The events (the client subscribes to them and starts and ends them).
     pub events: Arc<Events>,
     /// State.
@@ -191,6 +266,7 @@ pub fn start(cfg: &MqttConfig, box_id: &str, sources: Sources, shutdown: &Shutdo
     let topics = Topics::new(cfg, box_id);
     let opts = options(cfg, box_id, &topics)?;
     let stats = Arc::new(MqttStats::default());
+    stats.down_since_us.store(crate::time::now_us(), Relaxed);
     let shared = Arc::new(Shared {
         outbox: Mutex::default(),
         wake: Notify::new(),
@@ -198,6 +274,8 @@ pub fn start(cfg: &MqttConfig, box_id: &str, sources: Sources, shutdown: &Shutdo
         stats: stats.clone(),
         topics,
         cameras,
+        announced: Mutex::default(),
+        cameras_changed: AtomicBool::new(false),
         events: events.clone(),
         snapshot,
         thumbnails: thumbnail.is_some(),
@@ -218,11 +296,12 @@ pub fn start(cfg: &MqttConfig, box_id: &str, sources: Sources, shutdown: &Shutdo
         .build()
         .map_err(|e| Error::io("starting the MQTT runtime", e))?;
     let where_ = format!("{}:{}", cfg.host, cfg.port);
+    let s = shared.clone();
     let thread = std::thread::Builder::new()
         .name("mqtt".into())
-        .spawn(move || rt.block_on(run(shared, opts, stop, where_, thumbnail)))
+        .spawn(move || rt.block_on(run(s, opts, stop, where_, thumbnail)))
         .map_err(|e| Error::io("spawning the MQTT thread", e))?;
-    Ok(MqttHandle { thread, stats })
+    Ok(MqttHandle { thread, shared, stats })
 }
 
 async fn run(
@@ -256,9 +335,13 @@ async fn thumbnail_loop(shared: Arc<Shared>, f: ThumbnailFn, every: Duration, st
         if !shared.stats.connected.load(Relaxed) {
             continue;
         }
-        for cam in shared.cameras.clone() {
+        for cam in (shared.cameras)() {
             let (f, c) = (f.clone(), cam.clone());
-            if let Ok(Some(jpeg)) = tokio::task::spawn_blocking(move || f(&c)).await {
+            let jpeg = tokio::task::spawn_blocking(move || f(&c)).await;
+            // A camera removed meanwhile had its retained topics cleared: none come back.
+            // (`announced` changes only on this thread, so nothing runs between check and push.)
+            let current = shared.announced.lock().unwrap_or_else(|p| p.into_inner()).contains(&cam);
+            if let (Ok(Some(jpeg)), true) = (jpeg, current) {
                 shared.state(shared.topics.camera(&cam, "thumbnail"), jpeg);
                 shared.wake.notify_one();
             }
@@ -291,6 +374,7 @@ async fn poll_loop(
                 backoff = Duration::from_secs(1);
                 failing = false;
                 shared.stats.connected.store(true, Relaxed);
+                shared.stats.down_since_us.store(0, Relaxed);
                 shared.stats.connects.fetch_add(1, Relaxed);
                 let subs = [shared.topics.commands(), shared.topics.ha_status()];
                 let _ = client.try_subscribe_many(subs.map(|t| rumqttc::SubscribeFilter::new(t, QoS::AtLeastOnce)));
@@ -300,7 +384,7 @@ async fn poll_loop(
                 if !failing {
                     log::warn!("mqtt: {broker} refused the connection: {:?}; retrying with back-off", ack.code);
                 }
-                shared.stats.connected.store(false, Relaxed);
+                shared.stats.went_down();
                 failing = true;
                 backoff = pause(backoff, stop.clone()).await;
             }
@@ -314,7 +398,7 @@ async fn poll_loop(
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => shared.outbox().sent(pkid),
             Ok(_) => {}
             Err(e) => {
-                let was = shared.stats.connected.swap(false, Relaxed);
+                let was = shared.stats.went_down();
                 shared.outbox().disconnected();
                 if was || !failing {
                     log::warn!("mqtt: {broker}: {e}; retrying with back-off (at most {} s)", MAX_BACKOFF.as_secs());
@@ -391,6 +475,10 @@ async fn send_loop(shared: Arc<Shared>, client: AsyncClient, stop: watch::Receiv
             _ = shared.wake.notified() => {}
             _ = tick.tick() => shared.dirty.store(true, Relaxed),
         }
+        if shared.cameras_changed.load(Relaxed) && shared.stats.connected.load(Relaxed) {
+            shared.queue_cameras(false);
+            shared.dirty.store(true, Relaxed);
+        }
         if shared.dirty.swap(false, Relaxed) {
             shared.queue_state();
         }
@@ -400,6 +488,63 @@ async fn send_loop(shared: Arc<Shared>, client: AsyncClient, stop: watch::Receiv
             if client.publish(m.topic, qos, m.retain, m.payload).await.is_err() {
                 return;
             }
+            shared.stats.published.fetch_add(1, Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topics() -> Topics {
+        let cfg = MqttConfig {
+            host: "h".into(),
+            port: 1883,
+            username: None,
+            password_file: None,
+            prefix: "edgenvr".into(),
+            discovery_prefix: "homeassistant".into(),
+            thumbnail_interval: None,
+        };
+        Topics::new(&cfg, "shed")
+    }
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Discovery follows the camera list: a new camera is announced, a removed one's
+    /// retained topics (configs with or without the thumbnail entity, and state) are
+    /// cleared, a kept one is not sent again unless everything is (after a connect).
+    #[test]
+    fn discovery_follows_the_camera_list() {
+        let t = topics();
+        let m = camera_changes(&t, &ids(&["door", "yard"]), &ids(&["door", "gate"]), false, false);
+        let (cleared, configs): (Vec<_>, Vec<_>) = m.iter().partition(|m| m.payload.is_empty());
+        assert!(m.iter().all(|m| m.retain && m.kind == Kind::State));
+        let cleared: Vec<&str> = cleared.iter().map(|m| m.topic.as_str()).collect();
+        assert_eq!(
+            cleared,
+            [
+                "homeassistant/binary_sensor/edgenvr_shed_yard/recording/config",
+                "homeassistant/binary_sensor/edgenvr_shed_yard/event/config",
+                "homeassistant/camera/edgenvr_shed_yard/thumbnail/config",
+                "edgenvr/shed/camera/yard/recording",
+                "edgenvr/shed/camera/yard/event_active",
+                "edgenvr/shed/camera/yard/thumbnail",
+            ]
+        );
+        let configs: Vec<&str> = configs.iter().map(|m| m.topic.as_str()).collect();
+        assert_eq!(
+            configs,
+            [
+                "homeassistant/binary_sensor/edgenvr_shed_gate/recording/config",
+                "homeassistant/binary_sensor/edgenvr_shed_gate/event/config",
+            ]
+        );
+        let all = camera_changes(&t, &ids(&["door"]), &ids(&["door"]), true, true);
+        assert_eq!(all.len(), 3, "both sensors and the camera entity of the kept camera");
+        assert!(camera_changes(&t, &ids(&["door"]), &ids(&["door"]), false, true).is_empty());
     }
 }

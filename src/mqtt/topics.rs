@@ -88,53 +88,62 @@ impl Topics {
         })
     }
 
-    /// Home Assistant discovery configs `(topic, JSON)`: per camera a binary sensor
+    /// Home Assistant discovery configs `(topic, JSON)` of one camera: a binary sensor
     /// "recording" and one "event active" (and with `thumbnails`, a camera entity fed by
-    /// `camera/{id}/thumbnail`); for the box a sensor "free space". Keys as Home Assistant's
-    /// MQTT binary sensor, sensor and camera documentation names them.
-    pub fn discovery(&self, cameras: &[String], thumbnails: bool) -> Vec<(String, Vec<u8>)> {
-        let mut v = Vec::with_capacity(cameras.len() * 2 + 1);
+    /// `camera/{id}/thumbnail`). Keys as Home Assistant's MQTT binary sensor and camera
+    /// documentation names them. An empty retained payload on the same topics removes the
+    /// entities again ([`Topics::camera_retained`]).
+    pub fn camera_discovery(&self, cam: &str, thumbnails: bool) -> Vec<(String, Vec<u8>)> {
+        let mut v = Vec::with_capacity(3);
         let avail = self.availability();
-        for cam in cameras {
-            let node = format!("edgenvr_{}_{cam}", self.box_id);
-            for (object, name, state, class) in [
-                ("recording", "Recording", "recording", Some("running")),
-                ("event", "Event active", "event_active", None),
-            ] {
-                let mut c = json!({
-                    "name": name,
-                    "unique_id": format!("{node}_{object}"),
-                    "object_id": format!("{node}_{object}"),
-                    "state_topic": self.camera(cam, state),
-                    "payload_on": "ON",
-                    "payload_off": "OFF",
-                    "availability_topic": avail,
-                    "payload_available": "online",
-                    "payload_not_available": "offline",
-                    "device": self.camera_device(cam),
-                });
-                if let Some(class) = class {
-                    c["device_class"] = class.into();
-                }
-                v.push((
-                    format!("{}/binary_sensor/{node}/{object}/config", self.discovery),
-                    c.to_string().into_bytes(),
-                ));
+        let node = format!("edgenvr_{}_{cam}", self.box_id);
+        for (object, name, state, class) in
+            [("recording", "Recording", "recording", Some("running")), ("event", "Event active", "event_active", None)]
+        {
+            let mut c = json!({
+                "name": name,
+                "unique_id": format!("{node}_{object}"),
+                "object_id": format!("{node}_{object}"),
+                "state_topic": self.camera(cam, state),
+                "payload_on": "ON",
+                "payload_off": "OFF",
+                "availability_topic": avail,
+                "payload_available": "online",
+                "payload_not_available": "offline",
+                "device": self.camera_device(cam),
+            });
+            if let Some(class) = class {
+                c["device_class"] = class.into();
             }
-            if thumbnails {
-                let c = json!({
-                    "name": "Thumbnail",
-                    "unique_id": format!("{node}_thumbnail"),
-                    "object_id": format!("{node}_thumbnail"),
-                    "topic": self.camera(cam, "thumbnail"),
-                    "availability_topic": avail,
-                    "payload_available": "online",
-                    "payload_not_available": "offline",
-                    "device": self.camera_device(cam),
-                });
-                v.push((format!("{}/camera/{node}/thumbnail/config", self.discovery), c.to_string().into_bytes()));
-            }
+            v.push((format!("{}/binary_sensor/{node}/{object}/config", self.discovery), c.to_string().into_bytes()));
         }
+        if thumbnails {
+            let c = json!({
+                "name": "Thumbnail",
+                "unique_id": format!("{node}_thumbnail"),
+                "object_id": format!("{node}_thumbnail"),
+                "topic": self.camera(cam, "thumbnail"),
+                "availability_topic": avail,
+                "payload_available": "online",
+                "payload_not_available": "offline",
+                "device": self.camera_device(cam),
+            });
+            v.push((format!("{}/camera/{node}/thumbnail/config", self.discovery), c.to_string().into_bytes()));
+        }
+        v
+    }
+
+    /// Every retained topic a camera may have (its discovery configs, with or without a
+    /// thumbnail entity, and its state): what is cleared when the camera goes.
+    pub fn camera_retained(&self, cam: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.camera_discovery(cam, true).into_iter().map(|(t, _)| t).collect();
+        v.extend(["recording", "event_active", "thumbnail"].map(|what| self.camera(cam, what)));
+        v
+    }
+
+    /// The box's discovery config: a sensor "free space" (Home Assistant's MQTT sensor keys).
+    pub fn box_discovery(&self) -> (String, Vec<u8>) {
+        let avail = self.availability();
         let node = format!("edgenvr_{}", self.box_id);
         let free = json!({
             "name": "Free space",
@@ -150,8 +159,7 @@ impl Topics {
             "payload_not_available": "offline",
             "device": self.box_device(),
         });
-        v.push((format!("{}/sensor/{node}/free_space/config", self.discovery), free.to_string().into_bytes()));
-        v
+        (format!("{}/sensor/{node}/free_space/config", self.discovery), free.to_string().into_bytes())
     }
 }
 

@@ -50,8 +50,9 @@ pub fn run(config: &Config, config_path: Option<&Path>, shutdown: Shutdown, hang
     let cameras = start_cameras(config, &index, &storage, &reaper.handle, &shutdown)?;
     // Footage the index does not know, found in the background once recording runs.
     let indexer = crate::storage::indexer::start(&index, &storage, reaper.handle.clone(), &shutdown)?;
-    let api = start_api(config, (&index, &events), &storage, &cameras, &reaper.stats, &shutdown);
     let mqtt = start_mqtt(config, &index, &events, &storage, &cameras, &shutdown);
+    let mqtt_stats = mqtt.as_ref().map(|m| m.stats.clone());
+    let api = start_api(config, (&index, &events, mqtt_stats), &storage, &cameras, &reaper.stats, &shutdown);
     let notifier = Notifier::from_env();
     let watchdog = notify_ready(&notifier, config, &cameras, &shutdown)?;
     log::info!(
@@ -179,7 +180,7 @@ fn reload_cameras(config_path: Option<&Path>, cameras: &CameraManager) {
 /// fatal.
 fn start_api(
     config: &Config,
-    (index, events): (&Arc<Index>, &Arc<crate::events::Events>),
+    (index, events, mqtt): (&Arc<Index>, &Arc<crate::events::Events>, Option<Arc<crate::mqtt::MqttStats>>),
     storage: &Arc<Storage>,
     cameras: &Arc<CameraManager>,
     reaper: &Arc<ReaperStats>,
@@ -194,6 +195,7 @@ fn start_api(
         reaper: reaper.clone(),
         control: Some(control),
         events: events.clone(),
+        mqtt,
     };
     crate::http::start_service(config, parts, shutdown)
 }
@@ -235,15 +237,19 @@ fn start_mqtt(
         let pick = crate::thumb::locate::Pick::AtOrBefore(crate::time::now_us());
         thumbs.jpeg(&ix, &st, camera, pick, crate::mqtt::THUMBNAIL_WIDTH).ok().map(|j| j.bytes.to_vec())
     });
+    let ids = cameras.list();
     let sources = crate::mqtt::Sources {
-        cameras: config.cameras.iter().map(|c| c.id.clone()).collect(),
+        cameras: Arc::new(move || ids.snapshot().iter().map(|e| e.config.id.clone()).collect()),
         events: events.clone(),
         snapshot,
         thumbnail: Some(thumbnail),
     };
-    crate::mqtt::start(cfg, &config.server.box_id, sources, shutdown)
+    let handle = crate::mqtt::start(cfg, &config.server.box_id, sources, shutdown)
         .map_err(|e| log::error!("mqtt: {e}; recording without MQTT"))
-        .ok()
+        .ok()?;
+    // Discovery follows cameras added, changed and removed over the API or by SIGHUP.
+    cameras.list().on_change(handle.on_cameras_changed());
+    Some(handle)
 }
 
 /// Tells systemd we are up, and starts feeding its watchdog (when it asked for one) while
