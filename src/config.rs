@@ -7,6 +7,7 @@
 
 mod cameras;
 mod check;
+mod motion;
 mod mqtt;
 mod retention;
 mod server;
@@ -20,6 +21,7 @@ pub use server::{Secret, ServerConfig, ViewerToken, DEFAULT_MAX_VIEWERS, MAX_VIE
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use motion::MotionConfig;
 pub use mqtt::MqttConfig;
 pub use retention::{Retention, MAX_CAPTURE, MAX_EVENT_DURATION};
 pub use units::{parse_duration, parse_free_space, parse_size, FreeSpace};
@@ -130,6 +132,8 @@ pub struct CameraConfig {
     pub source: SourceConfig,
     /// How long its footage is kept by class, and how its events capture.
     pub retention: Retention,
+    /// Its own motion detection, heard over ONVIF (`onvif_events = true`).
+    pub motion: Option<MotionConfig>,
 }
 
 /// A camera's source and its source-specific settings.
@@ -345,6 +349,10 @@ struct RawCamera {
     post_capture: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_duration: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    onvif_device: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    onvif_events: Option<bool>,
 }
 
 /// One camera as written, before its values are checked: a `[[camera]]` table, a JSON body
@@ -489,7 +497,15 @@ fn camera_from_raw(i: usize, c: RawCamera, defaults: &Retention) -> Result<Camer
         max_duration: c.max_duration.as_deref(),
     };
     let retention = Retention::resolve(&format!("camera[{i}]"), raw_retention, defaults)?;
-    Ok(CameraConfig { id: c.id, enabled: c.enabled, source, retention })
+    let login = match &source {
+        SourceConfig::Rtsp(r) => crate::source::rtsp::split_credentials(r)
+            .ok()
+            .and_then(|(_, c)| c)
+            .map_or((None, None), |c| (Some(c.username), Some(c.password))),
+        _ => (c.username.clone(), c.password.clone()),
+    };
+    let motion = motion::check(&key, c.onvif_device.as_deref(), c.onvif_events, login)?;
+    Ok(CameraConfig { id: c.id, enabled: c.enabled, source, retention, motion })
 }
 
 fn testsrc_from_raw(key: &dyn Fn(&str) -> String, c: &RawCamera) -> Result<TestsrcConfig> {

@@ -384,3 +384,70 @@ fn the_api_discovers_the_announced_camera() {
     let (code, body) = curl(admin, "?timeout=1m");
     assert_eq!(code, "400", "{body}");
 }
+
+/// The camera's own motion becomes events (`src/service/motion.rs`): the service, with a
+/// camera that has `onvif_events = true`, subscribes to the camera's PullPoint; motion
+/// start and stop open and close an event (source `camera`, label `motion`) at the camera's
+/// times mapped to our clock (the peer's clock runs two hours ahead); a repeated start
+/// opens no second event; at the end the service unsubscribes. The peer is
+/// `tests/fixtures/onvif_motion.py`, a scripted event service over real HTTP that checks
+/// the digest: no installable ONVIF server emits motion (the onvif-server crate's
+/// PullMessages is always empty).
+#[test]
+fn camera_motion_becomes_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let peer = Peer(
+        Command::new("python3")
+            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onvif_motion.py"))
+            .args([&port.to_string(), USER, PASSWORD, "7200"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(None, port);
+    let http = free_port();
+    let config = d.join("edgenvr.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{http}\"\n[recording]\nsync_interval = \"500ms\"\n\
+             [[storage]]\npath = \"{}\"\nmin_free = \"0\"\n{}\
+             onvif_device = \"http://127.0.0.1:{port}/onvif/device_service\"\nonvif_events = true\n\
+             username = \"{USER}\"\npassword = \"{PASSWORD}\"\n",
+            d.join("data").display(),
+            testsrc_camera("door", 1.0, 100_000)
+        ),
+    )
+    .unwrap();
+    let svc = Service::start(&config, d);
+    let peer_log = || common::http::get(port, "/log").body;
+    let ops = |name: &str| String::from_utf8_lossy(&peer_log()).lines().filter(|l| *l == name).count();
+    wait_for(Duration::from_secs(20), "the service's subscription", || (ops("PullMessages") > 0).then_some(()));
+    let motion = |on: &str| common::http::send(port, "POST", "/motion", &[], on.as_bytes());
+    let events = || common::http::get(http, "/api/v1/events?camera=door").json()["events"].as_array().unwrap().clone();
+
+    let before = edgenvr::time::now_us();
+    motion("true");
+    let ev = wait_for(Duration::from_secs(15), "the motion event", || events().into_iter().next());
+    assert_eq!((ev["label"].as_str(), ev["source"].as_str()), (Some("motion"), Some("camera")), "{ev}");
+    assert!(ev["end"].is_null(), "{ev}");
+    let start_us = edgenvr::time::parse_time(ev["start"].as_str().unwrap()).unwrap();
+    assert!((start_us - before).abs() < 5_000_000, "the camera's time not mapped to ours: {ev}");
+    motion("true");
+    std::thread::sleep(Duration::from_secs(2));
+    motion("false");
+    let ended = wait_for(Duration::from_secs(15), "the motion event's end", || {
+        events().into_iter().find(|e| !e["end"].is_null())
+    });
+    assert_eq!(events().len(), 1, "a repeated motion start opened a second event: {:?}", events());
+    assert_eq!(ended["id"], ev["id"]);
+    let end_us = edgenvr::time::parse_time(ended["end"].as_str().unwrap()).unwrap();
+    assert!(end_us >= start_us + 1_500_000 && end_us < edgenvr::time::now_us() + 1_000_000, "{ended}");
+    let log = svc.log_text();
+    svc.stop();
+    assert_eq!(ops("Unsubscribe"), 1, "the service unsubscribed on its way out");
+    assert!(!log.contains(PASSWORD), "the ONVIF password reached the log");
+    drop(peer);
+}

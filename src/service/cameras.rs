@@ -16,6 +16,7 @@
 //!
 //! Cost: one mutex, the tables (a few hundred bytes per camera); no thread of its own.
 
+use super::motion::MotionSink;
 use super::recorder::{start_camera, CameraHandle};
 use super::state_file;
 use super::status::CameraStats;
@@ -47,6 +48,9 @@ struct Inner {
     idle: Vec<(String, Arc<CameraStats>)>,
     /// Shared source runtimes (RTSP's is started by the first RTSP camera).
     runtimes: Option<Runtimes>,
+    /// Motion threads (`super::motion`), also of stopped cameras until they end: joined at
+    /// the service's end, finished ones dropped at every change.
+    motion: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// The service's cameras (see the module doc).
@@ -62,6 +66,8 @@ pub struct CameraManager {
     list: Arc<CameraList>,
     /// The retention and capture defaults every camera's table is checked with.
     retention: Retention,
+    /// Where cameras' own motion goes (`None`: motion is not listened to, e.g. in tests).
+    motion: Option<MotionSink>,
 }
 
 impl CameraManager {
@@ -74,6 +80,7 @@ impl CameraManager {
         max_viewers: usize,
         state_file: PathBuf,
         retention: Retention,
+        motion: Option<MotionSink>,
     ) -> Result<Arc<CameraManager>> {
         let configs = check_cameras(&tables, &retention)?;
         let runtimes = Runtimes::start(&configs, shutdown)?;
@@ -86,6 +93,7 @@ impl CameraManager {
                 running: Vec::new(),
                 idle: Vec::new(),
                 runtimes: Some(runtimes),
+                motion: Vec::new(),
             }),
             stops,
             ctx,
@@ -94,6 +102,7 @@ impl CameraManager {
             state_file,
             list: Arc::new(CameraList::new(Vec::new())),
             retention,
+            motion,
         });
         m.switch(&mut m.lock(), tables, configs);
         Ok(m)
@@ -185,6 +194,14 @@ impl CameraManager {
         let handle = start_camera(c, self.ctx.clone(), runtimes, &stop, self.max_viewers)?;
         // The watchdog gives a new camera's source loop its limit from now.
         handle.stats.beat_source();
+        if let Some(sink) = &self.motion {
+            inner.motion.retain(|t| !t.is_finished());
+            match super::motion::spawn(c, sink.clone(), &stop) {
+                Ok(t) => inner.motion.extend(t),
+                // Recording matters more: the camera records without its motion events.
+                Err(e) => log::error!("camera {}: {e}", c.id),
+            }
+        }
         let mut stops = self.stops.lock().unwrap_or_else(|p| p.into_inner());
         stops.push(stop.clone());
         if self.shutdown.is_triggered() {
@@ -203,6 +220,9 @@ impl CameraManager {
         for r in std::mem::take(&mut inner.running) {
             r.stop.trigger();
             r.handle.join();
+        }
+        for t in std::mem::take(&mut inner.motion) {
+            let _ = t.join();
         }
     }
 }
@@ -258,7 +278,8 @@ mod tests {
         let ctx =
             WriterContext { storage, index, on_space_pressure: Arc::new(|| {}), sync_interval: Duration::from_secs(1) };
         let keep = table(r#"{"id": "keep", "source": "testsrc", "width": 64, "height": 48, "fps": 5}"#);
-        CameraManager::start(vec![keep], ctx, shutdown, 2, dir.join("cameras.json"), Retention::default()).unwrap()
+        CameraManager::start(vec![keep], ctx, shutdown, 2, dir.join("cameras.json"), Retention::default(), None)
+            .unwrap()
     }
 
     fn stats(m: &CameraManager, id: &str) -> Arc<CameraStats> {

@@ -4,7 +4,7 @@
 //!
 //! - [`recorder`]: one camera's threads (source → bounded queue → chunk writer).
 //! - [`cameras`]: the running cameras, changed over the API and by `SIGHUP`; [`state_file`]
-//!   keeps the list as last changed.
+//!   keeps the list as last changed; [`motion`] turns cameras' own motion into events.
 //! - [`status`]: live counters written along the data path, read by status and health.
 //! - [`watchdog`] and [`notify`]: systemd's readiness and watchdog protocol.
 //!
@@ -12,6 +12,7 @@
 //! reaper stops → the index connection closes (last commit done by the writers).
 
 pub mod cameras;
+pub mod motion;
 pub mod notify;
 pub mod recorder;
 pub mod state_file;
@@ -47,7 +48,8 @@ pub fn run(config: &Config, config_path: Option<&Path>, shutdown: Shutdown, hang
     let events = Arc::new(crate::events::Events::new(index.clone(), config, crate::time::now_us));
     events.close_overdue()?;
     let reaper = start_reaper(config, &index, &storage, &shutdown)?;
-    let cameras = start_cameras(config, &index, &storage, &reaper.handle, &shutdown)?;
+    let motion = motion::into_events(events.clone());
+    let cameras = start_cameras(config, (&index, motion), &storage, &reaper.handle, &shutdown)?;
     // Footage the index does not know, found in the background once recording runs.
     let indexer = crate::storage::indexer::start(&index, &storage, reaper.handle.clone(), &shutdown)?;
     let mqtt = start_mqtt(config, &index, &events, &storage, &cameras, &shutdown);
@@ -140,7 +142,7 @@ fn boot_tables(config: &Config) -> Vec<CameraTable> {
 
 fn start_cameras(
     config: &Config,
-    index: &Arc<Index>,
+    (index, motion): (&Arc<Index>, motion::MotionSink),
     storage: &Arc<Storage>,
     reaper: &ReaperHandle,
     shutdown: &Shutdown,
@@ -160,6 +162,7 @@ fn start_cameras(
         config.server.max_viewers,
         state_file,
         config.recording.retention.clone(),
+        Some(motion),
     )
 }
 
