@@ -457,6 +457,14 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The camera state file: `[server] state_file`, else `cameras.json` next to the index
+    /// (the data partition; `docs/design/crash-safety.md`, "The camera state file").
+    pub fn state_file(&self) -> PathBuf {
+        self.server.state_file.clone().unwrap_or_else(|| self.index_path.with_file_name("cameras.json"))
+    }
+}
+
 /// Whether `id` is usable as a camera id: it becomes a directory and file-name component.
 pub fn valid_camera_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

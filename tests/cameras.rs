@@ -14,13 +14,18 @@ use std::time::{Duration, Instant};
 
 const ADMIN: &str = "admin-token-0123456789";
 const VIEWER: &str = "viewer-token-0123456789";
+const NEW_VIEWER: &str = "viewer-token-new-0123456789";
 
 fn write_config(d: &Path, port: u16, cameras: &str) -> PathBuf {
+    write_config_viewer(d, port, VIEWER, cameras)
+}
+
+fn write_config_viewer(d: &Path, port: u16, viewer: &str, cameras: &str) -> PathBuf {
     let cfg = d.join("edgenvr.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"{ADMIN}\"\nviewer_tokens = [\"{VIEWER}\"]\n\
+            "[server]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"{ADMIN}\"\nviewer_tokens = [\"{viewer}\"]\n\
              [recording]\nsync_interval = \"500ms\"\n[[storage]]\npath = \"{}\"\n{cameras}",
             d.join("data").display(),
         ),
@@ -195,13 +200,17 @@ fn cameras_change_live_persist_and_reload() {
     wait_recording(port, "ip", Duration::from_secs(20));
     assert_eq!(ids(port), ["keep", "ip", "c2"]);
 
-    // SIGHUP: the config file's cameras again (persisted); an unchanged camera keeps running.
+    // SIGHUP: the config file's cameras again (persisted); an unchanged camera keeps running;
+    // the viewer token is the new one.
     let keep_before = camera(port, "keep").unwrap();
-    write_config(d, port, &format!("{}{}", testsrc_camera("keep", 1.0, 100_000), testsrc_camera("hup", 1.0, 100_000)));
+    let two = format!("{}{}", testsrc_camera("keep", 1.0, 100_000), testsrc_camera("hup", 1.0, 100_000));
+    write_config_viewer(d, port, NEW_VIEWER, &two);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(svc.child.id() as i32, libc::SIGHUP) };
     wait_for(Duration::from_secs(10), "SIGHUP to reload the cameras", || (ids(port) == ["keep", "hup"]).then_some(()));
     assert_eq!(saved_ids(d), ["keep", "hup"]);
+    let as_viewer = |t: &str| request(port, "GET", "/api/v1/cameras", &[("Authorization", &format!("Bearer {t}"))]);
+    assert_eq!((as_viewer(VIEWER).status, as_viewer(NEW_VIEWER).status), (401, 200), "tokens not reloaded");
     wait_recording(port, "hup", Duration::from_secs(10));
     assert_eq!(camera(port, "keep").unwrap()["since"], keep_before["since"], "keep was not restarted");
     // A config file that does not load changes nothing.

@@ -44,7 +44,27 @@ pub fn run(config: &Config, repair: bool) -> Result<i32> {
         report.repaired,
         report.remaining()
     );
-    Ok(if report.remaining() == 0 { 0 } else { 1 })
+    let state_dir = state_file_dir_problem(&config.state_file());
+    if let Some(p) = &state_dir {
+        println!("{p}");
+    }
+    Ok(if report.remaining() == 0 && state_dir.is_none() { 0 } else { 1 })
+}
+
+/// The camera state file's directory must exist and be writable, or every camera change
+/// over the API fails (`[server] state_file`).
+fn state_file_dir_problem(path: &std::path::Path) -> Option<String> {
+    let dir = path.parent()?;
+    let ok = dir.is_dir()
+        && std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+            // SAFETY: a valid NUL-terminated path; access(2) only reads it.
+            .is_ok_and(|c| unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0);
+    (!ok).then(|| {
+        format!(
+            "server.state_file: {} is not a writable directory; camera changes over the API would fail",
+            dir.display()
+        )
+    })
 }
 
 /// An index that cannot be opened while the service holds it (exclusive mode, on a file

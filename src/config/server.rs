@@ -14,7 +14,7 @@ use super::check::{absolute, invalid};
 use crate::error::Result;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Shortest token accepted: long enough that guessing is hopeless.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -74,6 +74,9 @@ pub struct ServerConfig {
     /// The box's name in MQTT topics and Home Assistant ids (`box_id`; default: the host
     /// name).
     pub box_id: String,
+    /// `state_file`: where the camera list changed over the API is kept (absolute; `None`:
+    /// `cameras.json` next to the index, see [`super::Config::state_file`]).
+    pub state_file: Option<PathBuf>,
 }
 
 /// Most live viewers per camera a config may allow.
@@ -93,6 +96,7 @@ pub(super) struct RawServer {
     allowed_hosts: Vec<String>,
     max_viewers: Option<usize>,
     box_id: Option<String>,
+    state_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -186,6 +190,7 @@ impl ServerConfig {
             return Err(invalid("server.max_viewers", format!("{max_viewers} is more than {MAX_VIEWERS_LIMIT}")));
         }
         Ok(ServerConfig {
+            state_file: raw.state_file.map(|p| check_state_file(&p)).transpose()?,
             box_id: box_id(raw.box_id.as_deref())?,
             max_viewers,
             listen,
@@ -200,6 +205,17 @@ impl ServerConfig {
 /// Whether `id` can name the box in topics and ids: 1-64 of `A-Z a-z 0-9 - _`.
 fn valid_box_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `[server] state_file`: an absolute path naming a file (a relative one would follow the
+/// service's working directory). Whether its directory is writable is checked where it is
+/// used (`edgenvr check`, and every save names the path in its error).
+fn check_state_file(p: &Path) -> Result<PathBuf> {
+    let s = p.to_string_lossy();
+    if !p.is_absolute() || s.ends_with('/') || p.file_name().is_none() {
+        return Err(invalid("server.state_file", format!("{s:?} must be an absolute path to a file")));
+    }
+    Ok(p.to_owned())
 }
 
 /// `[server] box_id`: as written, else the host name (when it is a valid id), else
@@ -225,6 +241,17 @@ mod tests {
 
     fn parse(server: &str) -> crate::error::Result<Config> {
         Config::parse(&format!("[server]\n{server}\n{BASE}"))
+    }
+
+    #[test]
+    fn state_file_is_absolute_and_defaults_next_to_the_index() {
+        let p = |s: &str| std::path::PathBuf::from(s);
+        assert_eq!(parse("").unwrap().state_file(), p("/x/cameras.json"));
+        assert_eq!(parse("state_file = \"/etc-rw/cams.json\"").unwrap().state_file(), p("/etc-rw/cams.json"));
+        for bad in ["cams.json", "/var/lib/edgenvr/", ""] {
+            let e = parse(&format!("state_file = \"{bad}\"")).unwrap_err().to_string();
+            assert!(e.starts_with("server.state_file: "), "{bad}: {e}");
+        }
     }
 
     #[test]

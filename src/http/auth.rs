@@ -29,6 +29,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The configured credentials.
+#[derive(PartialEq, Eq)]
 pub struct Tokens {
     /// The admin token (`None`: no token configured, every request is admin).
     admin: Option<String>,

@@ -38,7 +38,7 @@ fn header(h: &HeaderMap, name: hyper::header::HeaderName) -> Option<&str> {
 /// Finds the caller: `Authorization: Bearer`, else the session cookie, else `?token=` (on
 /// GET and HEAD). A wrong bearer or URL token is refused rather than ignored.
 fn authenticate(app: &App, h: &HeaderMap, q: &Query, verb: Verb) -> Result<Caller, Decision> {
-    let tokens = &app.state.tokens;
+    let tokens = app.state.tokens();
     if !tokens.configured() {
         let principal = Principal { role: super::auth::Role::Admin, via: Via::NoTokenConfigured };
         return Ok(Caller { principal: Some(principal), session: None });

@@ -206,7 +206,7 @@ async fn login(app: &Arc<App>, headers: &HeaderMap, body: Incoming) -> Result<Re
         token: String,
     }
     let login: Login = serde_json::from_slice(&raw).map_err(|_| bad("expected {\"token\": \"...\"}"))?;
-    let Some(role) = app.state.tokens.role_for(&login.token) else {
+    let Some(role) = app.state.tokens().role_for(&login.token) else {
         return Ok(json(401, json::error("the token is not valid")));
     };
     let (id, csrf) = app.state.sessions.create(role.clone())?;

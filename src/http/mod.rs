@@ -51,6 +51,8 @@ use tokio::sync::Semaphore;
 /// The running server.
 pub struct HttpHandle {
     thread: std::thread::JoinHandle<()>,
+    /// What it serves from (SIGHUP reloads its tokens).
+    pub state: Arc<AppState>,
     /// The address it listens on.
     pub addr: std::net::SocketAddr,
 }
@@ -138,7 +140,7 @@ pub fn start_with(
     shutdown.on_trigger(move || {
         let _ = tx.send(true);
     });
-    let app = Arc::new(App { state, pool: Pool::new(), limits });
+    let app = Arc::new(App { state: state.clone(), pool: Pool::new(), limits });
     let thread = std::thread::Builder::new()
         .name("http".into())
         .spawn(move || {
@@ -152,7 +154,7 @@ pub fn start_with(
         })
         .map_err(|e| Error::io("spawning the HTTP thread", e))?;
     log::info!("http: listening on {addr} (at most {} connections)", limits.max_connections);
-    Ok(HttpHandle { thread, addr })
+    Ok(HttpHandle { thread, state, addr })
 }
 
 /// The service's API: builds the state from the config (the admin token from `token_file`,

@@ -87,6 +87,12 @@ impl Sessions {
         e.len() < before
     }
 
+    /// Ends every session (the tokens changed: a session made with a revoked token must
+    /// not outlive it).
+    pub fn clear(&self) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Sessions held now (expired ones included until the next call drops them).
     pub fn len(&self) -> usize {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()

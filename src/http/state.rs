@@ -98,6 +98,21 @@ pub fn no_camera(id: &str) -> crate::error::Error {
     crate::error::Error::new(ErrorKind::NotFound, format!("no camera {id:?}"))
 }
 
+/// The admin token: `token`, else the one in `token_file` (made on first start).
+fn admin_token(s: &crate::config::ServerConfig) -> Result<Option<String>> {
+    Ok(match (&s.token, &s.token_file) {
+        (Some(t), _) => Some(t.expose().to_owned()),
+        (None, Some(path)) => {
+            let (t, made) = super::token_file::load_or_create(path)?;
+            if made {
+                log::warn!("made a new API token in {} (first start); `edgenvr status` shows it", path.display());
+            }
+            Some(t)
+        }
+        (None, None) => None,
+    })
+}
+
 /// What the service hands the API.
 pub struct Parts {
     /// The index (its running totals; the API reads rows through its own readers).
@@ -139,8 +154,8 @@ pub struct AppState {
     pub reaper: Arc<ReaperStats>,
     /// When the service started.
     pub started: Instant,
-    /// The admin and viewer tokens.
-    pub tokens: Tokens,
+    /// The admin and viewer tokens (replaced by `SIGHUP`: [`AppState::reload_tokens`]).
+    tokens: RwLock<Arc<Tokens>>,
     /// The names the API answers to.
     pub hosts: HostPolicy,
     /// Login sessions.
@@ -157,17 +172,7 @@ impl AppState {
     /// warns loudly when the API is open to the network.
     pub fn new(config: &Config, parts: Parts) -> Result<AppState> {
         let s = &config.server;
-        let admin = match (&s.token, &s.token_file) {
-            (Some(t), _) => Some(t.expose().to_owned()),
-            (None, Some(path)) => {
-                let (t, made) = super::token_file::load_or_create(path)?;
-                if made {
-                    log::warn!("made a new API token in {} (first start); `edgenvr status` shows it", path.display());
-                }
-                Some(t)
-            }
-            (None, None) => None,
-        };
+        let admin = admin_token(s)?;
         let mut warnings = Vec::new();
         if admin.is_none() && !s.listen.ip().is_loopback() {
             let w = format!(
@@ -178,7 +183,7 @@ impl AppState {
             log::warn!("!!! {w} !!!");
             warnings.push(w);
         }
-        let tokens = Tokens::new(admin, &s.viewer_tokens);
+        let tokens = RwLock::new(Arc::new(Tokens::new(admin, &s.viewer_tokens)));
         let readers = Readers::open(parts.index.clone(), Some(&config.index_path));
         Ok(AppState {
             index: parts.index,
@@ -202,5 +207,76 @@ impl AppState {
     /// A camera by id.
     pub fn camera(&self, id: &str) -> Option<CameraEntry> {
         self.cameras.snapshot().iter().find(|c| c.config.id == id).cloned()
+    }
+
+    /// The admin and viewer tokens now.
+    pub fn tokens(&self) -> Arc<Tokens> {
+        self.tokens.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// `SIGHUP`: takes `token`, `token_file` and `viewer_tokens` from `config`. Changed
+    /// tokens end every login session (one made with a revoked token must not outlive it).
+    /// Removing the admin token is refused: whether the API may be open without one is
+    /// decided (and warned about) at start, so that needs a restart. Returns whether the
+    /// tokens changed.
+    pub fn reload_tokens(&self, config: &Config) -> Result<bool> {
+        let new = Tokens::new(admin_token(&config.server)?, &config.server.viewer_tokens);
+        let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
+        if tokens.configured() && !new.configured() {
+            crate::bail!(InvalidArgument, "server.token: removing the admin token needs a restart");
+        }
+        if **tokens == new {
+            return Ok(false);
+        }
+        *tokens = Arc::new(new);
+        self.sessions.clear();
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::auth::Role;
+
+    fn state(server: &str) -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = format!("[server]\n{server}\n[[storage]]\npath = \"{}\"\n", dir.path().display());
+        let config = Config::parse(&cfg).unwrap();
+        let index = Arc::new(Index::open_in_memory().unwrap());
+        let parts = Parts {
+            index: index.clone(),
+            storage: Arc::new(Storage::open(&config.storage, &index).unwrap()),
+            cameras: Arc::new(CameraList::new(Vec::new())),
+            reaper: Arc::default(),
+            control: None,
+            events: Arc::new(crate::events::Events::new(index, &config, crate::time::now_us)),
+            mqtt: None,
+        };
+        (dir, AppState::new(&config, parts).unwrap())
+    }
+
+    /// SIGHUP's token reload: a new viewer token works and the old one stops, sessions end;
+    /// the same tokens change nothing; removing the admin token is refused.
+    #[test]
+    fn tokens_reload_and_the_admin_token_cannot_be_removed() {
+        let (dir, s) = state("token = \"admin-token-0123456789\"\nviewer_tokens = [\"viewer-token-0123456789\"]");
+        s.sessions.create(Role::Admin).unwrap();
+        let reload = |server: &str| {
+            let cfg = format!("[server]\n{server}\n[[storage]]\npath = \"{}\"\n", dir.path().display());
+            s.reload_tokens(&Config::parse(&cfg).unwrap())
+        };
+        let same = "token = \"admin-token-0123456789\"\nviewer_tokens = [\"viewer-token-0123456789\"]";
+        assert!(!reload(same).unwrap());
+        assert_eq!(s.sessions.len(), 1, "unchanged tokens keep sessions");
+        assert!(
+            reload("token = \"admin-token-0123456789\"\nviewer_tokens = [\"viewer-token-new-0123456789\"]").unwrap()
+        );
+        assert_eq!(s.tokens().role_for("viewer-token-0123456789"), None);
+        assert!(s.tokens().role_for("viewer-token-new-0123456789").is_some());
+        assert!(s.sessions.is_empty(), "changed tokens end sessions");
+        let e = reload("").unwrap_err();
+        assert!(e.to_string().contains("removing the admin token needs a restart"), "{e}");
+        assert_eq!(s.tokens().role_for("admin-token-0123456789"), Some(Role::Admin));
     }
 }

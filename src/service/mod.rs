@@ -67,7 +67,7 @@ pub fn run(config: &Config, config_path: Option<&Path>, shutdown: Shutdown, hang
     // few seconds, closes events left open past their max_duration.
     while !shutdown.is_triggered() {
         match hangups.recv_timeout(crate::events::CLOSE_CHECK) {
-            Ok(()) if !shutdown.is_triggered() => reload_cameras(config_path, &cameras),
+            Ok(()) if !shutdown.is_triggered() => reload(config_path, &cameras, api.as_ref()),
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 shutdown.wait_timeout(crate::events::CLOSE_CHECK);
@@ -121,7 +121,7 @@ fn start_reaper(
 /// change over the API or by `SIGHUP`), else the config file's (`src/service/state_file.rs`).
 /// A state file that cannot be used is logged and the config file's cameras record.
 fn boot_tables(config: &Config) -> Vec<CameraTable> {
-    let path = state_file::path_for(&config.index_path);
+    let path = config.state_file();
     match state_file::load(&path)
         .and_then(|t| t.map(|t| check_cameras(&t, &config.recording.retention).map(|_| t)).transpose())
     {
@@ -154,7 +154,7 @@ fn start_cameras(
         on_space_pressure: Arc::new(move || poke.poke()),
         sync_interval: config.recording.sync_interval,
     };
-    let state_file = state_file::path_for(&config.index_path);
+    let state_file = config.state_file();
     CameraManager::start(
         boot_tables(config),
         ctx,
@@ -167,10 +167,22 @@ fn start_cameras(
 }
 
 /// `SIGHUP`: the config file's cameras replace the running list (persisted like an API
-/// change, so they also win at the next start). Other sections need a restart.
-fn reload_cameras(config_path: Option<&Path>, cameras: &CameraManager) {
-    let r = Config::load(config_path).and_then(|c| cameras.replace_all(c.camera_tables));
-    match r {
+/// change, so they also win at the next start), and the API's tokens (`token`,
+/// `token_file`, `viewer_tokens`) are taken again. Everything else needs a restart (README,
+/// "Reloading"). A config that does not load changes nothing.
+fn reload(config_path: Option<&Path>, cameras: &CameraManager, api: Option<&HttpHandle>) {
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => return log::error!("SIGHUP: {e}; tokens and cameras unchanged"),
+    };
+    if let Some(api) = api {
+        match api.state.reload_tokens(&config) {
+            Ok(true) => log::info!("SIGHUP: API tokens reloaded; login sessions ended"),
+            Ok(false) => {}
+            Err(e) => log::error!("SIGHUP: {e}; API tokens unchanged"),
+        }
+    }
+    match cameras.replace_all(config.camera_tables) {
         Ok(()) => log::info!(
             "SIGHUP: cameras reloaded from the config file ({} recording); other sections apply at the next start",
             cameras.recording()
