@@ -506,14 +506,21 @@ fn camera_from_raw(i: usize, c: RawCamera, defaults: &Retention) -> Result<Camer
     };
     let retention = Retention::resolve(&format!("camera[{i}]"), raw_retention, defaults)?;
     let login = match &source {
-        SourceConfig::Rtsp(r) => crate::source::rtsp::split_credentials(r)
-            .ok()
-            .and_then(|(_, c)| c)
-            .map_or((None, None), |c| (Some(c.username), Some(c.password))),
+        SourceConfig::Rtsp(r) => rtsp_login(r),
         _ => (c.username.clone(), c.password.clone()),
     };
     let motion = motion::check(&key, c.onvif_device.as_deref(), c.onvif_events, login)?;
     Ok(CameraConfig { id: c.id, enabled: c.enabled, source, retention, motion })
+}
+
+/// An RTSP camera's login for ONVIF: its `username`/`password` keys, else its URL's (as
+/// the RTSP client takes them, percent-decoded).
+fn rtsp_login(r: &RtspConfig) -> (Option<String>, Option<String>) {
+    let url = url::Url::parse(&r.url).ok();
+    let decode = |s: &str| crate::text::percent_decode(s, false);
+    let user = url.as_ref().filter(|u| !u.username().is_empty()).map(|u| decode(u.username()));
+    let pass = url.as_ref().and_then(|u| u.password()).map(decode);
+    (r.username.clone().or(user), r.password.clone().or(pass))
 }
 
 fn testsrc_from_raw(key: &dyn Fn(&str) -> String, c: &RawCamera) -> Result<TestsrcConfig> {

@@ -18,8 +18,10 @@ pub struct MotionConfig {
 
 impl std::fmt::Debug for MotionConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let url = crate::onvif::soap::redact_url(&self.device_url);
-        write!(f, "MotionConfig({url}, user {:?})", self.username)
+        // The URL is http:// with a host (checked), and any login in it is left out.
+        let host = self.device_url.trim_start_matches("http://").split('/').next().unwrap_or("");
+        let host = host.rsplit('@').next().unwrap_or("");
+        write!(f, "MotionConfig(http://{host}/..., user {:?})", self.username)
     }
 }
 

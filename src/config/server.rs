@@ -75,7 +75,7 @@ pub struct ServerConfig {
     /// name).
     pub box_id: String,
     /// `state_file`: where the camera list changed over the API is kept (absolute; `None`:
-    /// `cameras.json` next to the index, see [`super::Config::state_file`]).
+    /// `cameras.json` next to the index, see `Config::state_file`).
     pub state_file: Option<PathBuf>,
 }
 
