@@ -284,9 +284,12 @@ mod tests {
     fn responder(replies: Vec<Vec<u8>>) -> (SocketAddrV4, std::thread::JoinHandle<usize>) {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         let SocketAddr::V4(addr) = s.local_addr().unwrap() else { unreachable!() };
+        // Bounded, so a probe that never arrives fails the test instead of hanging it (one
+        // run waited 11 minutes on a loaded machine).
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let h = std::thread::spawn(move || {
             let mut buf = [0u8; 65_536];
-            let (n, from) = s.recv_from(&mut buf).unwrap();
+            let (n, from) = s.recv_from(&mut buf).expect("the probe arrives within 20 s");
             assert!(String::from_utf8_lossy(&buf[..n]).contains("discovery/Probe"));
             let mut sent = 0;
             for (i, r) in replies.iter().enumerate() {
