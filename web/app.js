@@ -41,6 +41,12 @@ async function route() {
 }
 
 document.getElementById('logout').addEventListener('click', async () => {
+  // The page's streams and timers end with the session.
+  if (leave) {
+    leave();
+    leave = null;
+  }
+  view.replaceChildren();
   try {
     await logout();
   } finally {

@@ -136,7 +136,16 @@ export async function showCamera(view, camera, query) {
     goLive();
   });
 
-  const timeline = new Timeline(ui.tlHost, { camera, onPick: (us) => playFrom(Math.floor(us / 1e6) * 1e6) });
+  /** A pick in a gap plays from the next recording that day (or live, if none follows). */
+  const pick = (us) => {
+    const runs = timeline.day ? timeline.day.runs : [];
+    if (runs.some(([s, e]) => s <= us && us < e)) return playFrom(Math.floor(us / 1e6) * 1e6);
+    const next = runs.find(([s]) => s > us);
+    if (next) return playFrom(next[0]);
+    if (live) live.stop();
+    return goLive();
+  };
+  const timeline = new Timeline(ui.tlHost, { camera, onPick: pick });
   const rangeOf = () => {
     const [a, b] = [ui.fromIn.value, ui.toIn.value].map((v) => v && new Date(`${date}T${v.length === 5 ? `${v}:00` : v}`).getTime() * 1000);
     return a && b ? [a, b] : null;

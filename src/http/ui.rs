@@ -40,6 +40,7 @@ pub static ASSETS: &[Asset] = &[
     asset!("live.js", JS),
     asset!("timeline.js", JS),
     asset!("status.js", JS),
+    asset!("icon.svg", "image/svg+xml"),
 ];
 
 /// The Content Security Policy of every UI reply: nothing inline, nothing from elsewhere;
@@ -92,7 +93,7 @@ mod tests {
     fn every_import_is_embedded() {
         for a in ASSETS {
             let text = std::str::from_utf8(a.bytes).unwrap();
-            for part in text.split("from './").skip(1).chain(text.split("src=\"/ui/").skip(1)) {
+            for part in text.split("from './").skip(1).chain(text.split("=\"/ui/").skip(1)) {
                 let name = part.split(['\'', '"']).next().unwrap();
                 assert!(find(name).is_some(), "{} imports {name}, which is not embedded", a.name);
             }
