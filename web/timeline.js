@@ -209,6 +209,9 @@ export class Timeline {
   }
 }
 
+/** A live run ends at the newest frame the index knows, seconds ago: not a gap yet. */
+const TRAILING_SLACK_US = 5e6;
+
 /** The parts of the day up to now that no run covers. */
 export function gapsOf(d) {
   const end = Math.min(d.dayEnd, d.now);
@@ -218,6 +221,6 @@ export function gapsOf(d) {
     if (s > t) out.push([t, Math.min(s, end)]);
     t = Math.max(t, e);
   }
-  if (t < end) out.push([t, end]);
+  if (end - t > TRAILING_SLACK_US) out.push([t, end]);
   return out.filter(([s, e]) => e > s);
 }
