@@ -129,6 +129,14 @@ fn the_web_ui_in_chromium() {
     let before = frames(port, "cam");
     wait_for(Duration::from_secs(20), "cam recording again", || (frames(port, "cam") > before + 45).then_some(()));
 
+    // An event before the outage, which the timeline must show with its label.
+    let event_at = down - 3_000_000;
+    let body =
+        format!("{{\"label\":\"doorbell\",\"start\":{},\"end\":{}}}", event_at / 1_000_000, event_at / 1_000_000 + 1);
+    let auth = format!("Bearer {ADMIN}");
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let ev = send(port, "POST", "/api/v1/cameras/cam/events", &headers, body.as_bytes());
+    assert_eq!(ev.status, 201, "{}", String::from_utf8_lossy(&ev.body));
     let mid = (down + up) / 2;
     // A click 6 s before the outage; a range 10 s to 4 s before it (local clock times).
     let click_us = down - 6_000_000;
@@ -177,6 +185,11 @@ fn the_web_ui_in_chromium() {
     assert!(bx.0 - 1.0 <= x && x <= bx.1 + 1.0, "the gap is drawn at {bx:?}, the outage is at x={x}");
     assert!(!tl["spans"].as_array().unwrap().iter().any(covers), "a recorded span covers the outage: {tl:#}");
     assert!(!tl["gapList"].as_array().unwrap().is_empty(), "gaps are listed as text too");
+    let events = tl["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["label"] == "doorbell" && (e["start"].as_i64().unwrap() - event_at).abs() < 1_000_000),
+        "the event is not on the timeline: {tl:#}"
+    );
 
     // The click played that moment, through Range requests, within recorded footage.
     let p = &r["played"];
