@@ -69,10 +69,12 @@ fn check_ui_replies(port: u16) {
         let r = request(port, "GET", &format!("/ui/{name}"), &[]);
         assert_eq!(r.status, 200, "{name}");
         let ctype = r.header("content-type").unwrap();
-        assert!(
-            ctype.starts_with(if name.ends_with(".js") { "text/javascript" } else { "text/css" }),
-            "{name}: {ctype}"
-        );
+        let want = match name.rsplit('.').next() {
+            Some("js") => "text/javascript",
+            Some("css") => "text/css",
+            _ => "image/svg+xml",
+        };
+        assert!(ctype.starts_with(want), "{name}: {ctype}");
         assert!(r.header("content-security-policy").is_some(), "{name}");
         (raw, gz) = (raw + r.body.len(), gz + gzip_size(&r.body));
         let text = String::from_utf8(r.body).unwrap();
