@@ -9,7 +9,7 @@
 //! Rules, in order ([`decide`]):
 //! 1. A request whose `Origin` does not name the host it was sent to is refused: a page on
 //!    another site can make a browser send requests, but never with our `Origin`.
-//! 2. Open routes (health, the player page, login) need no credential.
+//! 2. Open routes (health, the web UI's files, the player page, login) need no credential.
 //! 3. Every other route needs one; with no token configured everyone is admin (the config
 //!    then listens on loopback only, or the service warns loudly).
 //! 4. State-changing methods (POST, PUT, DELETE) need the admin role, a credential that is
@@ -123,7 +123,7 @@ pub struct Principal {
 /// What a route needs.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Scope<'a> {
-    /// Nothing (health, the player page, login).
+    /// Nothing (health, the web UI's files, the player page, login).
     Open,
     /// Any credential (the camera list, filtered by role; the session document).
     Any,

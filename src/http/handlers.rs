@@ -44,6 +44,9 @@ pub(crate) async fn run(
     let state = &app.state;
     match route {
         Route::Player => Ok(Reply::Html(PLAYER_HTML)),
+        Route::Ui(name) => {
+            super::ui::find(name).map(Reply::Ui).ok_or_else(|| not_found(format!("no UI file {name:?}")))
+        }
         Route::Health => {
             let s = state.clone();
             let (healthy, doc) = app.pool.run_health(move || document2(|b| json::health(&s, b))).await??;

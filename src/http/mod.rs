@@ -9,6 +9,7 @@
 //! - [`dispatch`]: one request's checks in order: target length, `Host` ([`host`]), route
 //!   ([`route`]), query ([`query`]), credential and access ([`auth`], [`session`]); then
 //!   [`handlers`] and [`respond`].
+//! - [`ui`]: the web UI's files (`web/`), embedded, at `/` and `/ui/{file}`.
 //! - Ids are looked up in the camera list and the index, never joined into paths, so no
 //!   request can read outside the storage roots.
 //! - Errors become `{"error": "..."}` with a status chosen in one place ([`status_for`]).
@@ -37,6 +38,7 @@ pub mod server;
 pub mod session;
 pub mod state;
 pub mod token_file;
+pub mod ui;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};

@@ -19,6 +19,8 @@ pub(crate) enum Reply {
     File(Box<dyn VirtualFile>, String),
     /// An HTML page.
     Html(&'static str),
+    /// One of the web UI's embedded files (`ETag`, 304, the UI's CSP).
+    Ui(&'static super::ui::Asset),
     /// Bytes already in memory (a thumbnail, an HLS segment's fragments), sent as they are
     /// with this content type and extra headers.
     Media(String, Vec<Bytes>, Vec<(HeaderName, String)>),
@@ -63,6 +65,7 @@ pub(crate) fn build(app: &App, reply: Reply, req: &HeaderMap, head: bool) -> Res
             ];
             with_body(200, h, Bytes::from_static(page.as_bytes()), head)
         }
+        Reply::Ui(asset) => ui_response(asset, req, head),
         Reply::Stream(s) => {
             let body = if head { Body::empty() } else { from_reader(&app.pool, Box::new(s), None) };
             response(200, json_headers(), body)
@@ -101,6 +104,26 @@ fn with_body(status: u16, mut h: Vec<(HeaderName, String)>, body: Bytes, head: b
         return response(status, h, Body::empty());
     }
     response(status, h, Body::full(body))
+}
+
+/// A UI file: revalidated on every load (`no-cache`: a new binary's UI is seen at once),
+/// answered 304 while its `ETag` matches.
+fn ui_response(asset: &super::ui::Asset, req: &HeaderMap, head: bool) -> Response<Body> {
+    let etag = asset.etag();
+    let h = vec![
+        (header::CONTENT_TYPE, asset.content_type.to_owned()),
+        (header::ETAG, etag.clone()),
+        (header::CACHE_CONTROL, "no-cache".into()),
+        (header::CONTENT_SECURITY_POLICY, super::ui::CSP.into()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
+        (header::X_FRAME_OPTIONS, "DENY".into()),
+        (header::REFERRER_POLICY, "no-referrer".into()),
+    ];
+    let matches = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    if matches.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+        return response(304, h, Body::empty());
+    }
+    with_body(200, h, Bytes::from_static(asset.bytes), head)
 }
 
 fn file_response(

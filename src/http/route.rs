@@ -44,8 +44,11 @@ impl Verb {
 /// Every route the API serves.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Route<'a> {
-    /// `GET /` and `/player.html`: the player page.
+    /// `GET /player.html?camera=&from=&to=`: the plain export player.
     Player,
+    /// `GET /` (the web UI's page) and `/ui/{file}` (its modules and style); the name is
+    /// what follows `/ui/` (empty for the page), looked up in `super::ui::ASSETS`.
+    Ui(&'a str),
     /// `GET /api/v1/health`.
     Health,
     /// `GET /api/v1/status` (PyNVR: `/api/1/system.json`).
@@ -135,7 +138,9 @@ impl<'a> Route<'a> {
         let mut segs = rest.split('/');
         let s: [Option<&str>; 6] = std::array::from_fn(|_| segs.next());
         Some(match s {
-            [Some("") | Some("player.html"), None, ..] => Route::Player,
+            [Some("player.html"), None, ..] => Route::Player,
+            [Some(""), None, ..] => Route::Ui(""),
+            [Some("ui"), Some(name), None, ..] if !name.is_empty() => Route::Ui(name),
             [Some("api"), Some("v1"), Some(what), None, ..] => match what {
                 "health" => Route::Health,
                 "status" => Route::Status,
@@ -199,7 +204,8 @@ impl<'a> Route<'a> {
     /// known only after the lookup; its handler checks it then.
     pub fn scope(&self) -> Scope<'a> {
         match *self {
-            Route::Player | Route::Health | Route::Login => Scope::Open,
+            // The UI's files hold no footage or state: the page asks for a login itself.
+            Route::Player | Route::Ui(_) | Route::Health | Route::Login => Scope::Open,
             // An event's camera is known after the lookup; its handler checks it then, and
             // the list shows only the cameras the caller may see. The day document's cameras
             // come in the query; its handler checks each.
@@ -240,7 +246,10 @@ mod tests {
     #[test]
     fn the_table() {
         let ok = |v, p| Route::parse(v, p).unwrap();
-        assert_eq!(ok(Get, "/"), Player);
+        assert_eq!(ok(Get, "/"), Ui(""));
+        assert_eq!(ok(Get, "/ui/app.js"), Ui("app.js"));
+        assert_eq!(ok(Get, "/ui/app.js").scope(), Scope::Open);
+        assert_eq!(Route::parse(Post, "/ui/app.js"), Err(RouteError::MethodNotAllowed("GET, HEAD")));
         assert_eq!(ok(Head, "/player.html"), Player);
         assert_eq!(ok(Get, "/api/v1/health"), Health);
         assert_eq!(ok(Get, "/api/1/system.json"), Status);
@@ -281,6 +290,8 @@ mod tests {
             "/api/v1/cameras/../../etc/passwd",
             "/api/v1/health/",
             "/api/v1/cameras/door/chunks/x",
+            "/ui/",
+            "/ui/a/b",
         ] {
             assert_eq!(Route::parse(Get, p), Err(RouteError::NotFound), "{p:?}");
         }
@@ -317,6 +328,7 @@ mod tests {
                     | HlsPlaylist(id) | Thumbnail(id) | Keyframe(id) | Days(id) | PynvrCamera(id) | PynvrDay(id) => {
                         prop_assert!(!id.contains('/'));
                     }
+                    Ui(name) => prop_assert!(!name.contains('/')),
                     HlsPart(id, part) => prop_assert!(!id.contains('/') && !part.contains('/')),
                     _ => {}
                 }
