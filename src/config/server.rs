@@ -71,8 +71,9 @@ pub struct ServerConfig {
     /// Live viewers accepted per camera at once (`max_viewers`, 0 turns the live view off);
     /// each costs up to 1 MiB of memory (the live hub's per-viewer queue).
     pub max_viewers: usize,
-    /// The box's name in MQTT topics and Home Assistant ids (`box_id`; default: the host
-    /// name).
+    /// The box's name in MQTT topics, Home Assistant ids and archive buckets (`box_id`;
+    /// default: the host name): several boxes share a bucket under their own prefixes
+    /// (`docs/design/archive.md`).
     pub box_id: String,
     /// `state_file`: where the camera list changed over the API is kept (absolute; `None`:
     /// `cameras.json` next to the index, see `Config::state_file`).

@@ -249,14 +249,25 @@ pub fn check_file(row: &crate::index::ChunkRow, path: &std::path::Path) -> Resul
     Ok(())
 }
 
-/// The file of `row` on `root`, checked against the row when it is sealed. The row's path
-/// was checked when it was read (`index::row`): it stays in the root.
-fn file_of(root: &crate::storage::Root, row: &crate::index::ChunkRow) -> Result<PathBuf> {
-    let path = root.path().join(&row.rel_path);
-    if row.state == ChunkState::Sealed {
+/// The file of `row`: on its root, or for an archived-only chunk its fetched-back copy
+/// (`docs/design/archive.md`); checked against the row unless it is being written. `None`
+/// when there is none to read (its root or the fetched copy is missing). The row's path was
+/// checked when it was read (`index::row`): it stays in the root.
+fn file_of(storage: &Storage, row: &crate::index::ChunkRow) -> Result<Option<PathBuf>> {
+    let path = match row.state {
+        ChunkState::Archived => match storage.fetched_path(row.id).filter(|p| p.exists()) {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+        _ => match storage.root(row.root_id) {
+            Some(root) => root.path().join(&row.rel_path),
+            None => return Ok(None),
+        },
+    };
+    if matches!(row.state, ChunkState::Sealed | ChunkState::Archived) {
         check_file(row, &path)?;
     }
-    Ok(path)
+    Ok(Some(path))
 }
 
 /// Plans an export of `camera` from `from_us` to `to_us`.
@@ -270,12 +281,11 @@ pub fn make_plan(index: &impl ReadChunks, storage: &Storage, camera: &str, from_
     let rows = index.chunks_for_camera(camera, from_us, to_us)?;
     let mut segments = Vec::new();
     let mut codec = None;
-    for row in rows.into_iter().filter(|r| matches!(r.state, ChunkState::Sealed | ChunkState::Open)) {
-        let Some(root) = storage.root(row.root_id) else { continue };
+    for row in rows.into_iter().filter(|r| r.state != ChunkState::Deleting) {
+        let Some(path) = file_of(storage, &row)? else { continue };
         if codec.is_some_and(|c| c != row.codec) {
             break; // the camera switched codec: the export ends at the switch
         }
-        let path = file_of(root, &row)?;
         // The chunk being written is scanned now; a sealed one only if partly in range.
         let (start_off, live) = if row.state == ChunkState::Open {
             match scan_live(&path, row.codec, from_us, to_us) {

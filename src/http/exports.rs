@@ -33,6 +33,8 @@ pub(crate) async fn export(app: &App, camera: String, from: i64, to: i64, format
     let state = app.state.clone();
     app.pool
         .run(move || {
+            // Footage only in the archive is fetched back first (bounded: docs/design/archive.md).
+            crate::archive::fetch::fetch_range(&state.index, &state.storage, &state.archive, (&camera, from, to))?;
             let plan = make_plan(&state.readers, &state.storage, &camera, from, to)?;
             if !format.carries(plan.codec) {
                 return Err(Error::new(

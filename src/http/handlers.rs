@@ -146,6 +146,11 @@ async fn chunk(app: &Arc<App>, id: &str, caller: &Caller) -> Result<Reply> {
     if !role_of(caller).may_see(&row.camera) {
         return Err(not_found(format!("no chunk {id}")));
     }
+    if row.state == crate::index::ChunkState::Archived {
+        return Err(not_found(format!(
+            "chunk {id} is only in the archive (the reaper removed it here); export its range to fetch it back"
+        )));
+    }
     if row.state != crate::index::ChunkState::Sealed {
         return Err(not_found(format!("chunk {id} is still being written or being deleted")));
     }

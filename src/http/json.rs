@@ -105,6 +105,21 @@ struct ReaperDoc {
     last_error: Option<Msg>,
 }
 
+/// One `[[archive]]` target (`docs/design/archive.md`).
+#[derive(Serialize)]
+struct ArchiveDoc {
+    location: Msg,
+    objects_sent: u64,
+    bytes_sent: u64,
+    backlog_chunks: u64,
+    backlog_bytes: u64,
+    oldest_unsent: Option<Time>,
+    reaped_unsent: u64,
+    last_upload: Option<Time>,
+    last_error: Option<Msg>,
+    last_error_at: Option<Time>,
+}
+
 #[derive(Serialize)]
 struct StatusDoc<'a> {
     version: &'a str,
@@ -117,6 +132,8 @@ struct StatusDoc<'a> {
     warnings: HVec<Msg, 4>,
     /// The MQTT client, when `[mqtt]` is configured (`null` otherwise).
     mqtt: Option<MqttDoc>,
+    /// The off-box archive targets (`docs/design/archive.md`).
+    archive: HVec<ArchiveDoc, { crate::archive::settings::MAX_TARGETS }>,
 }
 
 /// The MQTT client's counters: fixed size like the rest of status.
@@ -149,6 +166,25 @@ fn mqtt_doc(m: &crate::mqtt::MqttStats) -> MqttDoc {
         dropped_events: m.dropped_events.load(Relaxed),
         reconnects: m.connects.load(Relaxed).saturating_sub(1),
     }
+}
+
+fn archive_docs(state: &AppState) -> crate::error::Result<HVec<ArchiveDoc, { crate::archive::settings::MAX_TARGETS }>> {
+    let mut out = HVec::new();
+    for t in crate::archive::status::targets(&state.index, &state.archive, &state.box_id)? {
+        let _ = out.push(ArchiveDoc {
+            location: msg(&t.location),
+            objects_sent: t.row.objects_sent,
+            bytes_sent: t.row.bytes_sent,
+            backlog_chunks: t.backlog.chunks,
+            backlog_bytes: t.backlog.bytes,
+            oldest_unsent: t.backlog.oldest_end_us.map(time),
+            reaped_unsent: t.row.reaped_unsent,
+            last_upload: t.row.last_ok_us.map(time),
+            last_error: t.row.last_error.as_ref().map(|(e, _)| msg(e)),
+            last_error_at: t.row.last_error.as_ref().map(|(_, at)| time(*at)),
+        });
+    }
+    Ok(out)
 }
 
 fn source_kind(s: &SourceConfig) -> &'static str {
@@ -204,6 +240,7 @@ pub fn status(state: &AppState, buf: &mut [u8]) -> crate::error::Result<usize> {
         },
         warnings: state.warnings.iter().take(4).map(|w| msg(w)).collect(),
         mqtt: state.mqtt.as_deref().map(mqtt_doc),
+        archive: archive_docs(state)?,
     };
     for c in cameras.iter().take(MAX_CAMERAS) {
         let _ = doc.cameras.push(camera_doc(c, now));
@@ -245,8 +282,9 @@ struct HealthDoc {
 }
 
 /// `GET /api/v1/health`: (healthy, length). Healthy when every enabled camera is recording
-/// with a fresh frame, a storage root is writable, and a configured MQTT broker has not been
-/// out of reach longer than [`crate::mqtt::DOWN_UNHEALTHY`].
+/// with a fresh frame, a storage root is writable, a configured MQTT broker has not been
+/// out of reach longer than [`crate::mqtt::DOWN_UNHEALTHY`], and no archive's backlog is
+/// older than its `max_backlog_age`.
 pub fn health(state: &AppState, buf: &mut [u8]) -> crate::error::Result<(bool, usize)> {
     let now = now_us();
     let mut reasons: HVec<Msg, 40> = HVec::new();
@@ -270,6 +308,12 @@ pub fn health(state: &AppState, buf: &mut [u8]) -> crate::error::Result<(bool, u
     if let Some(down) = state.mqtt.as_deref().and_then(|m| m.down_for(now)) {
         if down > crate::mqtt::DOWN_UNHEALTHY {
             let _ = reasons.push(msg(&format!("the MQTT broker has been out of reach for {} s", down.as_secs())));
+        }
+    }
+    // An archive whose backlog passed max_backlog_age (docs/design/archive.md).
+    for t in crate::archive::status::targets(&state.index, &state.archive, &state.box_id)? {
+        if let Some(why) = t.unhealthy(now) {
+            let _ = reasons.push(msg(&why));
         }
     }
     let doc = HealthDoc { healthy: reasons.is_empty(), reasons };

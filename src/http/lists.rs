@@ -93,6 +93,8 @@ struct ChunkDoc<'a> {
     bytes: u64,
     frames: u64,
     codec: &'a str,
+    /// Held only in an off-box archive (the reaper removed it here; exports fetch it back).
+    archived: bool,
 }
 
 /// `GET /api/v1/cameras/{id}/chunks`: `{"camera", "chunks": [...], "next": "START_US:ID"|null}`.
@@ -127,6 +129,7 @@ pub fn chunks(state: Arc<AppState>, camera: String, from: i64, to: i64, after: (
                     bytes: r.bytes,
                     frames: r.frames,
                     codec: r.codec.as_str(),
+                    archived: r.state == ChunkState::Archived,
                 },
             );
             cursor = (r.start_us, r.id);

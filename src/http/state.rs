@@ -165,6 +165,11 @@ pub struct AppState {
     pub warnings: Vec<String>,
     /// Thumbnails (decoded in a child process, one at a time, cached).
     pub thumbs: crate::thumb::Thumbnailer,
+    /// The `[[archive]]` targets, for `/status`, health and exports' fetch-back
+    /// (`docs/design/archive.md`).
+    pub archive: Vec<crate::archive::settings::ArchiveConfig>,
+    /// This box's name in an archive bucket (`[server] box_id`).
+    pub box_id: String,
 }
 
 impl AppState {
@@ -201,6 +206,8 @@ impl AppState {
             sessions: Sessions::default(),
             warnings,
             thumbs: crate::thumb::Thumbnailer::for_service(),
+            archive: config.archive.clone(),
+            box_id: s.box_id.clone(),
         })
     }
 

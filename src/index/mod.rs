@@ -14,6 +14,7 @@
 //! - [`lock`]: the lock file that keeps a second service (and `check --repair`) off the
 //!   chunks a running service writes.
 
+pub mod archive;
 pub mod events;
 pub mod keyframes;
 pub mod lock;
@@ -41,6 +42,7 @@ use totals::{RootTotals, Totals};
 const OPEN: i64 = ChunkState::Open as i64;
 const SEALED: i64 = ChunkState::Sealed as i64;
 const DELETING: i64 = ChunkState::Deleting as i64;
+const ARCHIVED: i64 = ChunkState::Archived as i64;
 
 /// A chunk about to be written.
 #[derive(Clone, Debug)]
@@ -404,8 +406,12 @@ impl Index {
     /// The start of the oldest footage on a root.
     pub fn oldest_on_root(&self, root_id: i64) -> Result<Option<i64>> {
         let c = self.lock();
-        c.query_row("SELECT min(start_us) FROM chunk WHERE root_id = ?1", [root_id], |r| r.get(0))
-            .map_err(|e| Error::db("finding the oldest footage", e))
+        c.query_row(
+            &format!("SELECT min(start_us) FROM chunk WHERE root_id = ?1 AND state != {ARCHIVED}"),
+            [root_id],
+            |r| r.get(0),
+        )
+        .map_err(|e| Error::db("finding the oldest footage", e))
     }
 
     /// One chunk by id; a damaged row is an error.
@@ -435,14 +441,18 @@ impl Index {
             .map_err(|e| Error::db("finding a camera's last frame", e))
     }
 
-    /// Bytes of footage indexed on a root (sealed and open). Summed as a float (`total`),
+    /// Bytes of footage indexed on a root (sealed and open; archived-only rows hold none). Summed as a float (`total`),
     /// so no stored value, however damaged, can overflow the sum and stop the reaper;
     /// negative sizes count as 0.
     pub fn bytes_on_root(&self, root_id: i64) -> Result<u64> {
         let c = self.lock();
-        c.query_row("SELECT total(max(bytes, 0)) FROM chunk WHERE root_id = ?1", [root_id], |r| r.get::<_, f64>(0))
-            .map(|v| v as u64)
-            .map_err(|e| Error::db("summing root usage", e))
+        c.query_row(
+            &format!("SELECT total(max(bytes, 0)) FROM chunk WHERE root_id = ?1 AND state != {ARCHIVED}"),
+            [root_id],
+            |r| r.get::<_, f64>(0),
+        )
+        .map(|v| v as u64)
+        .map_err(|e| Error::db("summing root usage", e))
     }
 
     /// Whether a row exists for `(root_id, rel_path)`.
@@ -588,12 +598,13 @@ fn lenient_int(r: &rusqlite::Row<'_>, i: usize) -> i64 {
 }
 
 /// The SQL condition for rows in `state`. For the rare states it repeats the partial
-/// index's own condition (`state != 1`): SQLite uses a partial index only when the query
-/// states its condition literally.
+/// index's own condition (`state != 1 AND state != 3`, `v4_archive.sql`): SQLite uses a
+/// partial index only when the query states its condition literally.
 fn state_is(state: ChunkState) -> String {
     match state {
         ChunkState::Sealed => format!("state = {SEALED}"),
-        s => format!("state = {} AND state != {SEALED}", s as i64),
+        ChunkState::Archived => format!("state = {ARCHIVED}"),
+        s => format!("state = {} AND state != {SEALED} AND state != {ARCHIVED}", s as i64),
     }
 }
 

@@ -8,7 +8,10 @@
 //! written (its row's end is only set at its seal) is found through the `state` index
 //! (named: without statistics SQLite would walk the camera's rows instead), and with it
 //! any row in an unknown state, so that a damaged row fails the query instead of
-//! vanishing from it (`docs/design/index.md`, "Validation").
+//! vanishing from it (`docs/design/index.md`, "Validation"). Archived-only rows (state 3,
+//! `docs/design/archive.md`) have an end like sealed ones and can be most of the table:
+//! they go with the sealed rows through the time-bounded branch and are left out of the
+//! partial index (`v4_archive.sql`), so the second branch never walks them.
 
 use super::row::{decode, CHUNK_COLUMNS};
 use super::{damaged, strict, ChunkRow};
@@ -24,7 +27,7 @@ pub(crate) fn chunk(c: &Connection, id: i64) -> Result<Option<ChunkRow>> {
     r.map(|r| r.map_err(damaged)).transpose()
 }
 
-/// A camera's chunks overlapping `[from_us, to_us]` (sealed, and the open one), in time
+/// A camera's chunks overlapping `[from_us, to_us]` (sealed, archived-only, and the open one), in time
 /// order. `longest_us` is the longest span of any sealed chunk. A damaged row fails the
 /// call.
 pub(crate) fn chunks_for_camera(
@@ -41,10 +44,10 @@ pub(crate) fn chunks_for_camera(
 fn range_sql() -> String {
     format!(
         "SELECT {CHUNK_COLUMNS} FROM chunk
-         WHERE camera = ?1 AND state = 1 AND start_us >= ?4 AND start_us <= ?3 AND end_us >= ?2
+         WHERE camera = ?1 AND state IN (1, 3) AND start_us >= ?4 AND start_us <= ?3 AND end_us >= ?2
          UNION ALL
          SELECT {CHUNK_COLUMNS} FROM chunk INDEXED BY chunk_state
-         WHERE state != 1 AND state != 2 AND camera = ?1 AND start_us <= ?3
+         WHERE state != 1 AND state != 3 AND state != 2 AND camera = ?1 AND start_us <= ?3
          ORDER BY start_us, id"
     )
 }
@@ -69,11 +72,11 @@ pub(crate) fn chunks_for_camera_page(
 fn page_sql() -> String {
     format!(
         "SELECT {CHUNK_COLUMNS} FROM chunk
-         WHERE camera = ?1 AND state = 1 AND start_us >= max(?8, ?4) AND start_us <= ?3 AND end_us >= ?2
+         WHERE camera = ?1 AND state IN (1, 3) AND start_us >= max(?8, ?4) AND start_us <= ?3 AND end_us >= ?2
            AND (start_us > ?4 OR (start_us = ?4 AND id > ?5))
          UNION ALL
          SELECT {CHUNK_COLUMNS} FROM chunk INDEXED BY chunk_state
-         WHERE state != 1 AND state != 2 AND (?7 OR state != 0) AND camera = ?1
+         WHERE state != 1 AND state != 3 AND state != 2 AND (?7 OR state != 0) AND camera = ?1
            AND start_us <= ?3 AND (start_us > ?4 OR (start_us = ?4 AND id > ?5))
          ORDER BY start_us, id LIMIT ?6"
     )

@@ -38,6 +38,10 @@ pub enum ChunkState {
     Sealed = 1,
     /// The reaper decided to delete it; startup finishes the deletion.
     Deleting = 2,
+    /// The reaper removed the file, but a copy is in an archive (`docs/design/archive.md`):
+    /// listed and exported (fetched back), never deleted again. Its `bytes` are the
+    /// archived copy's; no root holds them.
+    Archived = 3,
 }
 
 /// One chunk as the index knows it (decoded and checked here).
@@ -100,6 +104,7 @@ impl ChunkState {
             0 => Some(ChunkState::Open),
             1 => Some(ChunkState::Sealed),
             2 => Some(ChunkState::Deleting),
+            3 => Some(ChunkState::Archived),
             _ => None,
         }
     }

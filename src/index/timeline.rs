@@ -77,6 +77,9 @@ pub struct HourSummary {
     pub gaps: Vec<[i64; 2]>,
     /// Gaps not listed.
     pub more_gaps: u32,
+    /// Seconds of `recorded_s` held only in an off-box archive (the reaper removed them
+    /// here; exports fetch them back): `docs/design/archive.md`.
+    pub archived_s: f64,
     /// Events starting in the hour (rule 4).
     pub events: Option<u32>,
 }
@@ -184,6 +187,7 @@ pub fn days(
     let day_start = |d: i64| zone.local_to_utc(d * 86_400) * US_PER_SEC;
     let spans = index.recorded_spans(camera, day_start(d0), day_start(d1 + 1), live_end_us)?;
     let starts = index.event_starts(camera, day_start(d0), day_start(d1 + 1), MAX_EVENTS)?;
+    let archived = index.archived_only_spans(camera, day_start(d0), day_start(d1 + 1))?;
     let mut next_span = 0;
     let mut out = Vec::with_capacity((d1 - d0 + 1) as usize);
     for d in d0..=d1 {
@@ -198,6 +202,7 @@ pub fn days(
             let mut h = hour(zone, hs, he, &spans[next_span..], now_us);
             let n = starts.partition_point(|&t| t < he) - starts.partition_point(|&t| t < hs);
             h.events = Some(n as u32);
+            h.archived_s = archived.iter().map(|&(s, e)| (e.min(he) - s.max(hs)).max(0) as f64 / 1e6).sum();
             hours.push(h);
             hs = he;
         }
@@ -225,6 +230,7 @@ fn hour(zone: &Zone, hs: i64, he: i64, spans: &[(i64, i64)], now_us: i64) -> Hou
         gap_s: 0.0,
         gaps: Vec::new(),
         more_gaps: 0,
+        archived_s: 0.0,
         events: None,
     };
     let horizon = he.min(now_us);

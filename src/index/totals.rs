@@ -16,7 +16,8 @@ use std::sync::Mutex;
 /// What a storage root holds, as the index knows it.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct RootTotals {
-    /// Bytes of every indexed chunk on the root (open, sealed, being deleted).
+    /// Bytes of every indexed chunk on the root (open, sealed, being deleted; not the
+    /// archived-only ones, whose file is gone).
     pub bytes: u64,
     /// Start of the oldest footage on the root.
     pub oldest_us: Option<i64>,
@@ -27,7 +28,7 @@ pub struct RootTotals {
 pub(crate) struct Totals {
     /// Per root id. A std mutex: held for a map update, never across I/O.
     roots: Mutex<HashMap<i64, RootTotals>>,
-    /// Longest `end_us - start_us` of a sealed chunk, µs (only grows).
+    /// Longest `end_us - start_us` of a sealed or archived-only chunk, µs (only grows).
     longest_span_us: AtomicI64,
 }
 
@@ -39,8 +40,9 @@ impl Totals {
         // keeping the index from opening; `check` names such rows.
         let mut st = c
             .prepare(
-                "SELECT root_id, total(max(bytes, 0)), min(start_us),
-                        max(CASE WHEN state = 1 THEN end_us - start_us END)
+                "SELECT root_id, total(CASE WHEN state != 3 THEN max(bytes, 0) END),
+                        min(CASE WHEN state != 3 THEN start_us END),
+                        max(CASE WHEN state IN (1, 3) THEN end_us - start_us END)
                  FROM chunk GROUP BY root_id",
             )
             .map_err(|e| Error::db("reading the index totals", e))?;
@@ -94,9 +96,10 @@ fn lenient(v: rusqlite::types::ValueRef<'_>) -> Option<i64> {
     }
 }
 
-/// The oldest footage on a root, through the `(root_id, start_us)` index.
+/// The oldest footage on a root, through the `(root_id, start_us)` index of rows with a
+/// local file (archived-only rows, state 3, hold nothing here: `v4_archive.sql`).
 pub(crate) fn oldest_on_root(c: &Connection, root_id: i64) -> Result<Option<i64>> {
-    c.prepare_cached("SELECT min(start_us) FROM chunk WHERE root_id = ?1")
+    c.prepare_cached("SELECT min(start_us) FROM chunk WHERE root_id = ?1 AND state != 3")
         .and_then(|mut st| st.query_row([root_id], |r| Ok(lenient(r.get_ref(0)?))))
         .map_err(|e| Error::db("finding the oldest footage", e))
 }

@@ -9,7 +9,12 @@ use crate::error::{Error, Result};
 use rusqlite::Connection;
 
 /// The upgrade steps, in order. Version 0 is an empty database.
-const STEPS: &[&str] = &[include_str!("schema.sql"), include_str!("v2_records.sql"), include_str!("v3_events.sql")];
+const STEPS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("v2_records.sql"),
+    include_str!("v3_events.sql"),
+    include_str!("v4_archive.sql"),
+];
 
 /// The schema version this binary writes.
 pub const CURRENT_VERSION: i64 = STEPS.len() as i64;

@@ -9,7 +9,8 @@
 //! - [`watchdog`] and [`notify`]: systemd's readiness and watchdog protocol.
 //!
 //! Shutdown order: sources stop → writers drain their queues and seal their chunks → the
-//! reaper stops → the index connection closes (last commit done by the writers).
+//! reaper stops → the archive uploader ends its upload (it stops reading at the signal) →
+//! the index connection closes (last commit done by the writers).
 
 pub mod cameras;
 pub mod motion;
@@ -52,6 +53,7 @@ pub fn run(config: &Config, config_path: Option<&Path>, shutdown: Shutdown, hang
     let cameras = start_cameras(config, (&index, motion), &storage, &reaper.handle, &shutdown)?;
     // Footage the index does not know, found in the background once recording runs.
     let indexer = crate::storage::indexer::start(&index, &storage, reaper.handle.clone(), &shutdown)?;
+    let archive = start_archive(config, &index, &storage, &shutdown);
     let mqtt = start_mqtt(config, &index, &events, &storage, &cameras, &shutdown);
     let mqtt_stats = mqtt.as_ref().map(|m| m.stats.clone());
     let api = start_api(config, (&index, &events, mqtt_stats), &storage, &cameras, &reaper.stats, &shutdown);
@@ -81,6 +83,9 @@ pub fn run(config: &Config, config_path: Option<&Path>, shutdown: Shutdown, hang
     let _ = indexer.join();
     if let Some(m) = mqtt {
         m.join();
+    }
+    if let Some(a) = archive {
+        let _ = a.thread.join();
     }
     log::info!("stopped; {} index transactions", index.transactions());
     Ok(())
@@ -115,6 +120,21 @@ fn start_reaper(
     let stats = reaper.stats.clone();
     let (handle, thread) = reaper.spawn(shutdown.clone()).map_err(|e| Error::io("spawning reaper", e))?;
     Ok(RunningReaper { handle, thread, stats })
+}
+
+/// The archive uploader (`docs/design/archive.md`), when `[[archive]]` targets are set.
+/// Like the API, it matters less than recording: a failure to start is logged, not fatal.
+fn start_archive(
+    config: &Config,
+    index: &Arc<Index>,
+    storage: &Arc<Storage>,
+    shutdown: &Shutdown,
+) -> Option<crate::archive::upload::Uploader> {
+    storage.set_fetch_dir(crate::archive::fetch::cache_dir(&config.index_path));
+    crate::archive::upload::start(config, index, storage, shutdown)
+        .map_err(|e| log::error!("archive: cannot start: {e}; recording without it"))
+        .ok()
+        .flatten()
 }
 
 /// The cameras the service starts with: the state file's list when there is one (the last

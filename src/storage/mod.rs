@@ -156,6 +156,9 @@ impl Root {
 pub struct Storage {
     /// The roots, as configured.
     roots: Vec<Root>,
+    /// Where archived-only chunks are fetched back to for exports, when an archive is
+    /// configured (`docs/design/archive.md`).
+    fetch_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl Storage {
@@ -165,7 +168,17 @@ impl Storage {
             .iter()
             .map(|c| Ok(Root { id: index.root_id(&c.path)?, config: c.clone(), health: Mutex::default() }))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Storage { roots })
+        Ok(Storage { roots, fetch_dir: Default::default() })
+    }
+
+    /// Sets the directory archived-only chunks are fetched back to (once).
+    pub fn set_fetch_dir(&self, dir: std::path::PathBuf) {
+        let _ = self.fetch_dir.set(dir);
+    }
+
+    /// Where the fetched-back copy of archived-only chunk `id` lives (it may not exist).
+    pub fn fetched_path(&self, id: i64) -> Option<std::path::PathBuf> {
+        self.fetch_dir.get().map(|d| d.join(format!("{id}.chunk")))
     }
 
     /// The roots in order of preference.

@@ -235,7 +235,8 @@ impl Reaper {
             // An emptied day directory goes too; its removal fails harmlessly if not empty.
             let _ = d.sync_or_prune();
         }
-        self.index.delete_rows(&done)
+        // A chunk with an archived copy keeps its row (archived only): docs/design/archive.md.
+        self.index.forget_local(&done)
     }
 }
 

@@ -1,0 +1,444 @@
+//! The archive's rows (schema version 4, `src/index/v4_archive.sql`): which chunk reached
+//! which target, the targets' counters, and the reaper's last step, which keeps the row of
+//! a chunk that has an archived copy (`docs/design/archive.md`).
+
+use super::row::decode;
+use super::{damaged, keyframes, lenient_int, strict, ChunkRow, Index, CHUNK_COLUMNS};
+use crate::error::{Error, Result};
+use crate::media::h26x::Codec;
+use rusqlite::{params, OptionalExtension};
+use std::collections::HashMap;
+
+/// A target's counters as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TargetRow {
+    /// Row id.
+    pub id: i64,
+    /// Where its objects go (endpoint/bucket/prefix/box; no secret).
+    pub location: String,
+    /// Chunks verified in the store.
+    pub objects_sent: u64,
+    /// Their bytes.
+    pub bytes_sent: u64,
+    /// Chunks the reaper removed before they were sent.
+    pub reaped_unsent: u64,
+    /// Last verified upload, µs.
+    pub last_ok_us: Option<i64>,
+    /// The last error and when, µs.
+    pub last_error: Option<(String, i64)>,
+}
+
+/// Sealed chunks not yet in a target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// How many.
+    pub chunks: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// The oldest one's last frame, µs.
+    pub oldest_end_us: Option<i64>,
+}
+
+/// One archived chunk as a manifest lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchivedRow {
+    /// The chunk's row.
+    pub chunk: ChunkRow,
+    /// Its object key.
+    pub key: String,
+    /// Its MD5, hex.
+    pub md5: String,
+}
+
+/// A chunk known only from an archive's manifest (restore).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoredChunk {
+    /// Camera id.
+    pub camera: String,
+    /// Relative path the chunk had on its box.
+    pub rel_path: String,
+    /// First and last timestamps, µs.
+    pub start_us: i64,
+    /// Last frame, µs.
+    pub end_us: i64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Frames.
+    pub frames: u64,
+    /// Records (`None`: unknown, a row from schema version 1).
+    pub records: Option<u64>,
+    /// Codec.
+    pub codec: Codec,
+    /// Keyframe table.
+    pub keyframes: Vec<(i64, u64)>,
+    /// Object key and MD5.
+    pub key: String,
+    /// MD5, hex.
+    pub md5: String,
+    /// UTC day (YYYYMMDD).
+    pub day: String,
+}
+
+const NOT_SENT: &str = "NOT EXISTS (SELECT 1 FROM archive_object a WHERE a.target_id = ?1 AND a.chunk_id = chunk.id)";
+
+impl Index {
+    /// The id of the target at `location`, registering it on first sight.
+    pub fn archive_target_id(&self, location: &str) -> Result<i64> {
+        let c = self.lock();
+        c.execute("INSERT OR IGNORE INTO archive_target (location) VALUES (?1)", [location])
+            .map_err(|e| Error::db("registering archive target", e))?;
+        c.query_row("SELECT id FROM archive_target WHERE location = ?1", [location], |r| r.get(0))
+            .map_err(|e| Error::db("looking up archive target", e))
+    }
+
+    /// Up to `limit` sealed chunks with id >= `from_id`, last frame at or before `cutoff_us`
+    /// (`i64::MAX`: any), not yet in target `target_id`, in id order.
+    pub fn archive_pending(&self, target_id: i64, from_id: i64, cutoff_us: i64, limit: usize) -> Result<Vec<ChunkRow>> {
+        // A damaged row stops the uploader with an error naming it (status shows it) rather
+        // than sending a file the row misdescribes.
+        strict(self.query(
+            &format!(
+                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE id >= ?2 AND state = 1 AND end_us <= ?3 AND {NOT_SENT}
+                 ORDER BY id LIMIT ?4"
+            ),
+            params![target_id, from_id, cutoff_us, limit as i64],
+        )?)
+    }
+
+    /// The lowest id from `from_id` on of a chunk still being written or sealed but not in
+    /// target `target_id`: where the uploader's next look starts.
+    pub fn archive_first_unsent(&self, target_id: i64, from_id: i64) -> Result<Option<i64>> {
+        let c = self.lock();
+        c.query_row(
+            &format!("SELECT min(id) FROM chunk WHERE id >= ?2 AND (state = 0 OR (state = 1 AND {NOT_SENT}))"),
+            params![target_id, from_id],
+            |r| r.get(0),
+        )
+        .map_err(|e| Error::db("finding the archive backlog's start", e))
+    }
+
+    /// Whether `key` in target `target_id` already holds another chunk than `chunk_id`.
+    pub fn archive_key_taken(&self, target_id: i64, key: &str, chunk_id: i64) -> Result<bool> {
+        let c = self.lock();
+        c.query_row(
+            "SELECT 1 FROM archive_object WHERE target_id = ?1 AND key = ?2 AND chunk_id != ?3",
+            params![target_id, key, chunk_id],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|o| o.is_some())
+        .map_err(|e| Error::db("looking up archive key", e))
+    }
+
+    /// Records a verified upload and counts it, in one transaction.
+    pub fn archive_record(&self, target_id: i64, row: &ChunkRow, key: &str, md5: &str, now_us: i64) -> Result<()> {
+        let day = crate::time::Civil::from_us(row.start_us).yyyymmdd();
+        let mut c = self.lock();
+        let tx = c.transaction().map_err(|e| Error::db("starting archive record", e))?;
+        tx.execute(
+            // Nothing when the reaper removed the row meanwhile: the object stays unlisted.
+            "INSERT OR REPLACE INTO archive_object (target_id, chunk_id, key, md5, day)
+             SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM chunk WHERE id = ?2)",
+            params![target_id, row.id, key, md5, day],
+        )
+        .map_err(|e| Error::db("recording an archived chunk", e))?;
+        tx.execute(
+            "UPDATE archive_target SET objects_sent = objects_sent + 1, bytes_sent = bytes_sent + ?2, last_ok_us = ?3
+             WHERE id = ?1",
+            params![target_id, row.bytes as i64, now_us],
+        )
+        .map_err(|e| Error::db("counting an archived chunk", e))?;
+        tx.commit().map_err(|e| Error::db("committing archive record", e))?;
+        self.count_tx();
+        Ok(())
+    }
+
+    /// Stores a target's last error (the caller writes only when it changed: flash wear).
+    pub fn archive_error(&self, target_id: i64, message: &str, now_us: i64) -> Result<()> {
+        let c = self.lock();
+        c.execute(
+            "UPDATE archive_target SET last_error = ?2, last_error_us = ?3 WHERE id = ?1",
+            params![target_id, message, now_us],
+        )
+        .map_err(|e| Error::db("recording an archive error", e))?;
+        self.count_tx();
+        Ok(())
+    }
+
+    /// Every target's counters.
+    pub fn archive_targets(&self) -> Result<Vec<TargetRow>> {
+        let c = self.lock();
+        let mut st = c
+            .prepare(
+                "SELECT id, location, objects_sent, bytes_sent, reaped_unsent, last_ok_us, last_error, last_error_us
+                 FROM archive_target ORDER BY id",
+            )
+            .map_err(|e| Error::db("listing archive targets", e))?;
+        let rows = st
+            .query_map([], |r| {
+                let err: Option<String> = r.get(6)?;
+                let err_us: Option<i64> = r.get(7)?;
+                Ok(TargetRow {
+                    id: r.get(0)?,
+                    location: r.get(1)?,
+                    objects_sent: r.get::<_, i64>(2)? as u64,
+                    bytes_sent: r.get::<_, i64>(3)? as u64,
+                    reaped_unsent: r.get::<_, i64>(4)? as u64,
+                    last_ok_us: r.get(5)?,
+                    last_error: err.map(|e| (e, err_us.unwrap_or(0))),
+                })
+            })
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| Error::db("listing archive targets", e))?;
+        Ok(rows)
+    }
+
+    /// Sealed chunks not yet in `target_id` (whatever their age).
+    pub fn archive_backlog(&self, target_id: i64) -> Result<Backlog> {
+        let c = self.lock();
+        c.query_row(
+            &format!("SELECT count(*), coalesce(sum(bytes), 0), min(end_us) FROM chunk WHERE state = 1 AND {NOT_SENT}"),
+            [target_id],
+            |r| {
+                Ok(Backlog {
+                    chunks: r.get::<_, i64>(0)? as u64,
+                    bytes: r.get::<_, i64>(1)? as u64,
+                    oldest_end_us: r.get(2)?,
+                })
+            },
+        )
+        .map_err(|e| Error::db("measuring the archive backlog", e))
+    }
+
+    /// The reaper's last step: rows in state `deleting` whose chunk has an archived copy
+    /// become archived-only; the others are deleted and counted as never sent, per target.
+    pub fn forget_local(&self, ids: &[i64]) -> Result<()> {
+        let mut c = self.lock();
+        let tx = c.transaction().map_err(|e| Error::db("starting batch", e))?;
+        // Bytes freed per root, for the totals: an archived-only row holds none here either.
+        let mut freed: HashMap<i64, i64> = HashMap::new();
+        {
+            let mut get = tx
+                .prepare_cached("SELECT root_id, bytes FROM chunk WHERE id = ?1 AND state = 2")
+                .map_err(|e| Error::db("preparing batch", e))?;
+            for id in ids {
+                let row: Option<(i64, i64)> = get
+                    .query_row([id], |r| Ok((lenient_int(r, 0), lenient_int(r, 1))))
+                    .optional()
+                    .map_err(|e| Error::db("reading chunk rows", e))?;
+                if let Some((root, bytes)) = row {
+                    *freed.entry(root).or_default() += bytes.max(0);
+                }
+            }
+            let sql = [
+                "UPDATE archive_target SET reaped_unsent = reaped_unsent + 1 WHERE NOT EXISTS
+                 (SELECT 1 FROM archive_object a WHERE a.target_id = archive_target.id AND a.chunk_id = ?1)",
+                "UPDATE chunk SET state = 3 WHERE id = ?1 AND state = 2
+                 AND EXISTS (SELECT 1 FROM archive_object WHERE chunk_id = ?1)",
+                "DELETE FROM chunk WHERE id = ?1 AND state = 2",
+            ];
+            for s in sql {
+                let mut st = tx.prepare_cached(s).map_err(|e| Error::db("preparing batch", e))?;
+                for id in ids {
+                    st.execute([id]).map_err(|e| Error::db("forgetting deleted chunks", e))?;
+                }
+            }
+        }
+        tx.commit().map_err(|e| Error::db("committing batch", e))?;
+        self.count_tx();
+        for (root, bytes) in freed {
+            self.refresh_root(&c, root, -bytes);
+        }
+        Ok(())
+    }
+
+    /// The (camera, day) pairs with archived chunks no manifest of `target_id` lists yet.
+    pub fn archive_unlisted_days(&self, target_id: i64) -> Result<Vec<(String, String)>> {
+        let c = self.lock();
+        let mut st = c
+            .prepare(
+                "SELECT DISTINCT camera, day FROM archive_object JOIN chunk ON chunk.id = chunk_id
+                 WHERE target_id = ?1 AND in_manifest = 0 ORDER BY day, camera",
+            )
+            .map_err(|e| Error::db("listing manifests to write", e))?;
+        let v = st
+            .query_map([target_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| Error::db("listing manifests to write", e))?;
+        Ok(v)
+    }
+
+    /// The stretches of `camera` in `[from_us, to_us)` held only in an archive (rows in
+    /// state 3, merged when they touch), for the timeline's `archived_s`.
+    pub fn archived_only_spans(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<(i64, i64)>> {
+        let c = self.lock();
+        let mut st = c
+            .prepare_cached(
+                "SELECT start_us, end_us FROM chunk WHERE camera = ?1 AND state = 3 AND start_us < ?3 AND end_us >= ?2
+                 ORDER BY start_us",
+            )
+            .map_err(|e| Error::db("querying archived footage", e))?;
+        let mut rows =
+            st.query(params![camera, from_us, to_us]).map_err(|e| Error::db("querying archived footage", e))?;
+        let mut spans: Vec<(i64, i64)> = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| Error::db("reading archived footage", e))? {
+            let (s, e): (i64, i64) = (
+                r.get(0).map_err(|e| Error::db("reading archived footage", e))?,
+                r.get(1).map_err(|e| Error::db("reading archived footage", e))?,
+            );
+            match spans.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => spans.push((s, e)),
+            }
+        }
+        Ok(spans)
+    }
+
+    /// Every chunk of `camera` on UTC `day` archived in `target_id`, in time order.
+    pub fn archive_day(&self, target_id: i64, camera: &str, day: &str) -> Result<Vec<ArchivedRow>> {
+        let c = self.lock();
+        let mut st = c
+            .prepare_cached(&format!(
+                "SELECT {CHUNK_COLUMNS}, key, md5 FROM chunk JOIN archive_object ON chunk.id = chunk_id
+                 WHERE target_id = ?1 AND camera = ?2 AND day = ?3 ORDER BY start_us, id"
+            ))
+            .map_err(|e| Error::db("reading a manifest's rows", e))?;
+        let v = st
+            .query_map(params![target_id, camera, day], |r| Ok((decode(r)?, r.get(12)?, r.get(13)?)))
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| Error::db("reading a manifest's rows", e))?;
+        v.into_iter().map(|(row, key, md5)| Ok(ArchivedRow { chunk: row.map_err(damaged)?, key, md5 })).collect()
+    }
+
+    /// Marks the rows of (camera, day) in `target_id` as listed by a written manifest.
+    pub fn archive_mark_listed(&self, target_id: i64, camera: &str, day: &str) -> Result<()> {
+        let c = self.lock();
+        c.execute(
+            "UPDATE archive_object SET in_manifest = 1 WHERE target_id = ?1 AND day = ?3 AND in_manifest = 0
+             AND chunk_id IN (SELECT id FROM chunk WHERE camera = ?2)",
+            params![target_id, camera, day],
+        )
+        .map_err(|e| Error::db("marking a manifest written", e))?;
+        self.count_tx();
+        Ok(())
+    }
+
+    /// The archived copy of a chunk (any target): (target location, key, md5).
+    pub fn archive_copy(&self, chunk_id: i64) -> Result<Option<(String, String, String)>> {
+        let c = self.lock();
+        c.query_row(
+            "SELECT t.location, a.key, a.md5 FROM archive_object a JOIN archive_target t ON t.id = a.target_id
+             WHERE a.chunk_id = ?1 ORDER BY a.target_id LIMIT 1",
+            [chunk_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(|e| Error::db("looking up an archived copy", e))
+    }
+
+    /// Restore: adds one chunk known from a manifest as archived-only on `root_id`, unless
+    /// the target already lists its key. Returns whether it was added.
+    pub fn insert_restored(&self, root_id: i64, target_id: i64, r: &RestoredChunk) -> Result<bool> {
+        let mut c = self.lock();
+        let tx = c.transaction().map_err(|e| Error::db("starting restore", e))?;
+        let known: Option<i64> = tx
+            .query_row(
+                "SELECT 1 FROM archive_object WHERE target_id = ?1 AND key = ?2",
+                params![target_id, r.key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| Error::db("restoring", e))?;
+        if known.is_some() {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO chunk (camera, root_id, rel_path, start_us, end_us, bytes, frames, codec, state, keyframes, records)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 3, ?9, ?10)",
+            params![
+                r.camera,
+                root_id,
+                r.rel_path,
+                r.start_us,
+                r.end_us,
+                r.bytes as i64,
+                r.frames as i64,
+                r.codec.as_str(),
+                keyframes::encode(r.start_us, &r.keyframes),
+                r.records.map_or(-1, |v| v as i64)
+            ],
+        )
+        .map_err(|e| Error::db(format!("restoring {}", r.key), e))?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO archive_object (target_id, chunk_id, key, md5, day, in_manifest) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+            params![target_id, id, r.key, r.md5, r.day],
+        )
+        .map_err(|e| Error::db(format!("restoring {}", r.key), e))?;
+        tx.commit().map_err(|e| Error::db("committing restore", e))?;
+        self.count_tx();
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{ChunkState, NewChunk, Seal};
+    use std::path::{Path, PathBuf};
+
+    /// Two sealed chunks, one archived: the reaper's last step keeps the archived one's row
+    /// (archived only, out of the root's bytes, still listed for the camera) and deletes and
+    /// counts the other; the backlog and the cursor follow.
+    #[test]
+    fn reaping_keeps_archived_rows_and_counts_unsent_ones() {
+        let ix = Index::open_in_memory().unwrap();
+        let root = ix.root_id(Path::new("/r")).unwrap();
+        let t = ix.archive_target_id("http://s3/nvr/box").unwrap();
+        assert_eq!(ix.archive_target_id("http://s3/nvr/box").unwrap(), t);
+        let mut ids = Vec::new();
+        for m in 0..2i64 {
+            let p = PathBuf::from(format!("c/20261121/c.20261121.145{m}.chunk"));
+            let start = 1_795_272_960_000_000 + m * 60_000_000;
+            let n = NewChunk { camera: "c", root_id: root, rel_path: &p, start_us: start, codec: Codec::H264 };
+            let seal = Seal {
+                start_us: start,
+                end_us: start + 59_000_000,
+                bytes: 1000, // rows a real file could hold (index::row rule 5)
+                frames: 10,
+                records: 20,
+                ..Default::default()
+            };
+            ids.push(ix.insert_sealed(&n, &seal).unwrap());
+        }
+        assert_eq!(ix.archive_backlog(t).unwrap().chunks, 2);
+        assert_eq!(ix.archive_first_unsent(t, 0).unwrap(), Some(ids[0]));
+        let first = ix.chunk(ids[0]).unwrap().unwrap();
+        ix.archive_record(t, &first, "box/c/20261121/c.20261121.1450.chunk", "ab", 5).unwrap();
+        assert_eq!(
+            ix.archive_backlog(t).unwrap(),
+            Backlog { chunks: 1, bytes: 1000, oldest_end_us: Some(first.end_us + 60_000_000) }
+        );
+        assert_eq!(ix.archive_first_unsent(t, 0).unwrap(), Some(ids[1]));
+        assert!(ix.archive_key_taken(t, "box/c/20261121/c.20261121.1450.chunk", ids[1]).unwrap());
+        assert_eq!(ix.archive_unlisted_days(t).unwrap(), vec![("c".to_owned(), "20261121".to_owned())]);
+
+        ix.mark_deleting(&ids).unwrap();
+        ix.forget_local(&ids).unwrap();
+        assert_eq!(ix.chunk(ids[0]).unwrap().unwrap().state, ChunkState::Archived);
+        assert!(ix.chunk(ids[1]).unwrap().is_none());
+        assert_eq!(ix.bytes_on_root(root).unwrap(), 0);
+        // The running totals /status reads follow, now and after reopening (totals.rs).
+        assert_eq!(ix.root_totals(root), crate::index::totals::RootTotals { bytes: 0, oldest_us: None });
+        assert_eq!(ix.oldest_on_root(root).unwrap(), None);
+        assert_eq!(ix.oldest_sealed_on_root(root, 10).unwrap(), vec![]);
+        assert_eq!(ix.chunks_for_camera("c", 0, i64::MAX).unwrap().len(), 1);
+        assert_eq!(ix.archived_only_spans("c", 0, i64::MAX).unwrap(), vec![(first.start_us, first.end_us)]);
+        let row = &ix.archive_targets().unwrap()[0];
+        assert_eq!((row.objects_sent, row.bytes_sent, row.reaped_unsent), (1, 1000, 1));
+        assert_eq!(ix.archive_copy(ids[0]).unwrap().unwrap().1, "box/c/20261121/c.20261121.1450.chunk");
+        // Recording late for the same path later (a restarted service in that minute) is still refused
+        // by the unique path, so the writer picks the next free name.
+        assert!(ix.has_path(root, &first.rel_path).unwrap());
+    }
+}
