@@ -146,4 +146,50 @@ mod tests {
         assert_eq!(found(300_000_000, 300_000_001), vec![long]);
         assert_eq!(found(700_000_000, 800_000_000), Vec::<i64>::new());
     }
+
+    /// Archived-only rows (state 3) are found by time like sealed ones, and only in their
+    /// range: through the unbounded branch for open rows every archived row before `to`
+    /// would come back (and walk the whole archive history) for any range.
+    #[test]
+    fn archived_only_rows_are_found_by_their_time_only() {
+        let ix = Index::open_in_memory().unwrap();
+        let root = ix.root_id(Path::new("/r")).unwrap();
+        let mut ids = Vec::new();
+        for (m, start) in [0i64, 60_000_000, 120_000_000].into_iter().enumerate() {
+            let p = PathBuf::from(format!("c/20261201/c.20261201.000{m}.chunk"));
+            let n = NewChunk { camera: "c", root_id: root, rel_path: &p, start_us: start, codec: Codec::H264 };
+            let id = ix.rotate(None, Some(&n)).unwrap().unwrap();
+            let s = Seal {
+                id,
+                start_us: start,
+                end_us: start + 59_000_000,
+                bytes: 1000,
+                frames: 1,
+                records: 2,
+                ..Seal::default()
+            };
+            ix.seal(&s).unwrap();
+            ids.push(id);
+        }
+        ix.with_connection(|c| {
+            c.execute("UPDATE chunk SET state = 3 WHERE id IN (?1, ?2)", params![ids[0], ids[1]]).unwrap();
+            Ok(())
+        })
+        .unwrap();
+        let found = |from, to| ix.chunks_for_camera("c", from, to).unwrap().iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(found(130_000_000, 140_000_000), vec![ids[2]]);
+        assert_eq!(found(70_000_000, 80_000_000), vec![ids[1]]);
+        assert_eq!(found(0, 200_000_000), ids);
+        let page = |from, to| {
+            ix.with_connection(|c| {
+                chunks_for_camera_page(c, ix.longest_span_us(), "c", (from, to), (i64::MIN, 0), 10, true)
+            })
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(page(130_000_000, 140_000_000), vec![ids[2]]);
+        assert_eq!(page(0, 10_000_000), vec![ids[0]]);
+    }
 }
