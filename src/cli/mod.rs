@@ -126,6 +126,22 @@ fn command_named(s: &str) -> Result<Command, Error> {
     })
 }
 
+/// An `export` option's value, into its slot.
+fn export_arg(command: &mut Command, arg: &str, v: String) -> Result<(), Error> {
+    let Command::Export(e) = command else {
+        return Err(usage_error(format!("{arg} goes with `export`")));
+    };
+    let slot = match arg {
+        "--camera" => &mut e.camera,
+        "--from" => &mut e.from,
+        "--to" => &mut e.to,
+        "--format" => &mut e.format,
+        _ => &mut e.output,
+    };
+    *slot = Some(v);
+    Ok(())
+}
+
 /// Parses arguments (without the program name).
 pub fn parse(args: &[String]) -> Result<Args, Error> {
     let mut it = args.iter().peekable();
@@ -186,18 +202,7 @@ pub fn parse(args: &[String]) -> Result<Args, Error> {
                 d.set(arg, v);
             }
             "--camera" | "--from" | "--to" | "-o" | "--output" | "--format" => {
-                let v = value(arg)?;
-                let Command::Export(e) = &mut a.command else {
-                    return Err(usage_error(format!("{arg} goes with `export`")));
-                };
-                let slot = match arg.as_str() {
-                    "--camera" => &mut e.camera,
-                    "--from" => &mut e.from,
-                    "--to" => &mut e.to,
-                    "--format" => &mut e.format,
-                    _ => &mut e.output,
-                };
-                *slot = Some(v);
+                export_arg(&mut a.command, arg, value(arg)?)?
             }
             "status" | "restore" | "--box" | "--target" if matches!(a.command, Command::Archive(_)) => {
                 let Command::Archive(x) = &mut a.command else { unreachable!("matched above") };

@@ -405,13 +405,7 @@ impl Index {
 
     /// The start of the oldest footage on a root.
     pub fn oldest_on_root(&self, root_id: i64) -> Result<Option<i64>> {
-        let c = self.lock();
-        c.query_row(
-            &format!("SELECT min(start_us) FROM chunk WHERE root_id = ?1 AND state != {ARCHIVED}"),
-            [root_id],
-            |r| r.get(0),
-        )
-        .map_err(|e| Error::db("finding the oldest footage", e))
+        totals::oldest_on_root(&self.lock(), root_id)
     }
 
     /// One chunk by id; a damaged row is an error.
@@ -441,18 +435,15 @@ impl Index {
             .map_err(|e| Error::db("finding a camera's last frame", e))
     }
 
-    /// Bytes of footage indexed on a root (sealed and open; archived-only rows hold none). Summed as a float (`total`),
-    /// so no stored value, however damaged, can overflow the sum and stop the reaper;
-    /// negative sizes count as 0.
+    /// Bytes of footage indexed on a root (sealed and open; archived-only rows hold none).
+    /// Summed as a float (`total`), so no stored value, however damaged, can overflow the
+    /// sum and stop the reaper; negative sizes count as 0.
     pub fn bytes_on_root(&self, root_id: i64) -> Result<u64> {
+        let sql = format!("SELECT total(max(bytes, 0)) FROM chunk WHERE root_id = ?1 AND state != {ARCHIVED}");
         let c = self.lock();
-        c.query_row(
-            &format!("SELECT total(max(bytes, 0)) FROM chunk WHERE root_id = ?1 AND state != {ARCHIVED}"),
-            [root_id],
-            |r| r.get::<_, f64>(0),
-        )
-        .map(|v| v as u64)
-        .map_err(|e| Error::db("summing root usage", e))
+        c.query_row(&sql, [root_id], |r| r.get::<_, f64>(0))
+            .map(|v| v as u64)
+            .map_err(|e| Error::db("summing root usage", e))
     }
 
     /// Whether a row exists for `(root_id, rel_path)`.
@@ -597,9 +588,8 @@ fn lenient_int(r: &rusqlite::Row<'_>, i: usize) -> i64 {
     }
 }
 
-/// The SQL condition for rows in `state`. For the rare states it repeats the partial
-/// index's own condition (`state != 1 AND state != 3`, `v4_archive.sql`): SQLite uses a
-/// partial index only when the query states its condition literally.
+/// The SQL condition for rows in `state`; rare states repeat the partial index's condition
+/// (`v4_archive.sql`): SQLite uses a partial index only when a query states it literally.
 fn state_is(state: ChunkState) -> String {
     match state {
         ChunkState::Sealed => format!("state = {SEALED}"),
