@@ -334,3 +334,70 @@ fn wrong_credentials_show_in_status_and_recording_goes_on() {
     assert!(!log.contains("not-the-secret"), "the secret reached the log");
     svc.stop();
 }
+
+/// `send = "events"`: nothing is sent while no event marks footage; an event recorded after
+/// the fact, over footage the uploader has already passed, sends exactly the chunks its
+/// window (with pre and post capture) overlaps, byte-identical, and nothing else.
+#[test]
+fn events_target_sends_only_event_footage_even_recorded_after_the_fact() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let weed = Weed::start(d);
+    let camera = testsrc_camera("cam", 10.0, 60_000) + "pre_capture = \"2s\"\npost_capture = \"2s\"\n";
+    let config = write_config(d, ("ev", "box1", "data"), &weed.endpoint(), SECRET, &camera, "");
+    // The [[archive]] table is the file's last.
+    let text = std::fs::read_to_string(&config).unwrap().replace("max_rate = \"128KiB\"\n", "") + "send = \"events\"\n";
+    std::fs::write(&config, &text).unwrap();
+    let port: u16 = text.split("127.0.0.1:").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+    let index = d.join("data/index.db");
+    let svc = Service::start(&config, d);
+    // Three chunks sealed (a chunk every 6 s) and looked at: none is event footage.
+    let first = wait_logged(&svc, d, 60, "three sealed chunks", || {
+        let rows = sealed_rows(&index);
+        (rows.len() >= 3).then(|| rows.into_iter().min_by_key(|r| r.start_us).unwrap())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(archived(&index).is_empty(), "sent without an event");
+    assert!(archive_status(&config).contains("backlog: 0 chunks"), "{}", archive_status(&config));
+
+    // An event 20 s into the recording, given after the fact (the camera's clock runs ahead).
+    let start = first.start_us / 1_000_000 + 20;
+    let body = format!("{{\"label\":\"door\",\"start\":{start},\"end\":{}}}", start + 1);
+    let r = common::http::send(
+        port,
+        "POST",
+        "/api/v1/cameras/cam/events",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let (lo, hi) = ((start - 2) * 1_000_000, (start + 1 + 2) * 1_000_000);
+    let wanted = |rows: Vec<ChunkRow>| -> Vec<i64> {
+        let mut v: Vec<i64> = rows.into_iter().filter(|r| r.start_us <= hi && r.end_us >= lo).map(|r| r.id).collect();
+        v.sort();
+        v
+    };
+    let expected = wanted(sealed_rows(&index));
+    assert!(!expected.is_empty());
+    wait_logged(&svc, d, 60, "the event's chunks archived", || {
+        (archived(&index).len() >= expected.len()).then_some(())
+    });
+    // More chunks seal meanwhile; none of them is sent.
+    let before = sealed_rows(&index).len();
+    wait_logged(&svc, d, 30, "two more chunks", || (sealed_rows(&index).len() >= before + 2).then_some(()));
+    std::thread::sleep(Duration::from_secs(3));
+    let done = archived(&index);
+    svc.stop();
+    let mut ids: Vec<i64> = done.iter().map(|(r, _)| r.id).collect();
+    ids.sort();
+    assert_eq!(ids, expected, "exactly the chunks the event's window overlaps");
+    let s3 = store(weed.s3_port, SECRET);
+    let keys: Vec<String> = all_keys(&s3).into_iter().filter(|k| k.ends_with(".chunk")).collect();
+    assert_eq!(keys.len(), expected.len(), "{keys:?}");
+    for (row, key) in &done {
+        let mut got = Vec::new();
+        s3.get(key, row.bytes + 1).unwrap().read_to_end(&mut got).unwrap();
+        let local = std::fs::read(d.join("data").join(&row.rel_path)).unwrap();
+        assert!(got == local[..row.bytes as usize], "{key} differs from {}", row.rel_path.display());
+    }
+}

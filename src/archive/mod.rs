@@ -19,3 +19,12 @@ pub mod settings;
 pub mod status;
 pub mod throttle;
 pub mod upload;
+
+/// What a target's `send` asks of the index's archive queries. Here, not in `settings`,
+/// which the config module reads and so must not depend on the index.
+pub(crate) fn takes(send: settings::Send) -> crate::index::archive::Takes {
+    match send {
+        settings::Send::All => crate::index::archive::Takes::All,
+        settings::Send::Events => crate::index::archive::Takes::EventFootage,
+    }
+}

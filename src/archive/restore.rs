@@ -27,7 +27,7 @@ pub struct Restored {
 pub fn restore(index: &Index, storage: &Storage, cfg: &ArchiveConfig, box_id: &str) -> Result<Restored> {
     let store = Store::new(cfg, &read_login(&cfg.credentials_file)?)?;
     let Some(root) = storage.roots().first() else { bail!(InvalidArgument, "restore needs a [[storage]] root") };
-    let target_id = index.archive_target_id(&cfg.location(box_id))?;
+    let target_id = index.archive_target_id(&cfg.location(box_id), super::takes(cfg.send))?;
     let prefix = format!("{}/", cfg.object_prefix(box_id));
     let mut done = Restored::default();
     let mut token: Option<String> = None;

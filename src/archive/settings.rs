@@ -51,13 +51,24 @@ pub struct Units {
     pub manifest_interval: Duration,
 }
 
-/// What a target receives.
+/// What a target receives (`send`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Send {
     /// Every sealed chunk.
     All,
-    /// Only chunks the events work marks (issue 16); not in this build yet.
+    /// Only chunks holding event footage, pre and post capture included
+    /// (`docs/design/events.md`).
     Events,
+}
+
+impl Send {
+    /// As written in the config, for status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Send::All => "all",
+            Send::Events => "events",
+        }
+    }
 }
 
 /// One validated `[[archive]]` target.
@@ -120,9 +131,7 @@ impl ArchiveConfig {
             raw.credentials_file.ok_or_else(|| invalid(i, "credentials_file", "is required (access key, secret)"))?;
         let send = match raw.send.as_deref().unwrap_or("all") {
             "all" => Send::All,
-            "events" => {
-                return Err(invalid(i, "send", "\"events\" needs the events feature (issue 16), not in this build"))
-            }
+            "events" => Send::Events,
             o => return Err(invalid(i, "send", format!("{o:?} must be \"all\" or \"events\""))),
         };
         if units.max_rate.is_some_and(|r| r < 16 * 1024) {
@@ -231,7 +240,9 @@ mod tests {
             assert!(!e.contains(":s@"), "{e}");
         }
         let e = ArchiveConfig::from_raw(0, RawArchive { send: Some("events".into()), ..raw("http://h") }, units());
-        assert!(e.unwrap_err().to_string().contains("issue 16"));
+        assert_eq!(e.unwrap().send, Send::Events);
+        let e = ArchiveConfig::from_raw(1, RawArchive { send: Some("motion".into()), ..raw("http://h") }, units());
+        assert!(e.unwrap_err().to_string().starts_with("archive[1].send: \"motion\""));
     }
 
     #[test]

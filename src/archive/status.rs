@@ -13,6 +13,8 @@ use crate::index::Index;
 pub struct TargetStatus {
     /// Where it sends (no secret).
     pub location: String,
+    /// What it takes (`send`): the backlog counts only that.
+    pub send: super::settings::Send,
     /// Counters and the last stored error.
     pub row: TargetRow,
     /// The backlog now.
@@ -37,12 +39,13 @@ pub fn targets(index: &Index, archive: &[ArchiveConfig], box_id: &str) -> Result
     let mut out = Vec::with_capacity(archive.len());
     for cfg in archive {
         let location = cfg.location(box_id);
-        let id = index.archive_target_id(&location)?;
+        let id = index.archive_target_id(&location, super::takes(cfg.send))?;
         let row = index.archive_targets()?.into_iter().find(|r| r.id == id).unwrap_or_default();
         out.push(TargetStatus {
             location,
+            send: cfg.send,
             row,
-            backlog: index.archive_backlog(id)?,
+            backlog: index.archive_backlog(id, super::takes(cfg.send))?,
             max_backlog_age_us: cfg.units.max_backlog_age.as_micros() as i64,
         });
     }
@@ -52,7 +55,7 @@ pub fn targets(index: &Index, archive: &[ArchiveConfig], box_id: &str) -> Result
 /// Human lines for `edgenvr archive status`.
 pub fn describe(t: &TargetStatus, now_us: i64) -> Vec<String> {
     use crate::time::format_rfc3339;
-    let mut lines = vec![format!("archive {}", t.location)];
+    let mut lines = vec![format!("archive {} (send = {:?})", t.location, t.send.as_str())];
     lines.push(format!("  sent: {} chunks, {} bytes", t.row.objects_sent, t.row.bytes_sent));
     let age = t.backlog.oldest_end_us.map_or("-".to_owned(), |o| format!("{} s", (now_us - o) / 1_000_000));
     lines.push(format!("  backlog: {} chunks, {} bytes, oldest {age}", t.backlog.chunks, t.backlog.bytes));

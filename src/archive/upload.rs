@@ -15,10 +15,14 @@
 //!    in status and written to the index only when it changes.
 //! 5. Once the backlog is empty and `manifest_interval` has passed, the manifests of the
 //!    camera-days that gained chunks are rewritten.
+//! 6. `send = "events"` takes only chunks marked as event footage. A sealed chunk is marked
+//!    later only by an event added later (its pre capture reaching back, or an event
+//!    recorded after the fact), so each pass first looks at the events added since the last
+//!    one and moves the cursor back to the first unsent chunk they marked.
 
 use super::layout;
 use super::s3::Store;
-use super::settings::{read_login, ArchiveConfig};
+use super::settings::{read_login, ArchiveConfig, Send};
 use super::throttle::PacedReader;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -56,6 +60,8 @@ struct Target {
     store: Option<Store>,
     /// Lowest chunk id that may still need sending.
     cursor: i64,
+    /// The newest event id looked at (rule 6).
+    events_seen: i64,
     /// When each pending chunk of the current batch was first seen sealed (at most
     /// [`BATCH`] entries).
     sealed_seen: std::collections::HashMap<i64, Instant>,
@@ -86,7 +92,9 @@ pub fn start(
     let mut targets = Vec::new();
     for cfg in &config.archive {
         let location = cfg.location(&config.server.box_id);
-        let id = index.archive_target_id(&location)?;
+        let id = index.archive_target_id(&location, super::takes(cfg.send))?;
+        // The cursor starts at 0, so events already in the index need no look (rule 6).
+        let events_seen = index.archive_events_since(id, i64::MAX)?.1;
         targets.push(Target {
             object_prefix: cfg.object_prefix(&config.server.box_id),
             cfg: cfg.clone(),
@@ -94,6 +102,7 @@ pub fn start(
             location,
             store: None,
             cursor: 0,
+            events_seen,
             sealed_seen: Default::default(),
             next_manifest: Instant::now(),
             backoff: Duration::ZERO,
@@ -146,7 +155,10 @@ impl Target {
             let login = read_login(&self.cfg.credentials_file)?;
             self.store = Some(Store::new(&self.cfg, &login)?);
         }
-        let rows = index.archive_pending(self.id, self.cursor, i64::MAX, BATCH)?;
+        if self.cfg.send == Send::Events {
+            self.follow_events(index)?;
+        }
+        let rows = index.archive_pending(self.id, super::takes(self.cfg.send), self.cursor, BATCH)?;
         self.sealed_seen.retain(|id, _| rows.iter().any(|r| r.id == *id));
         let mut sent = 0;
         for row in &rows {
@@ -161,12 +173,26 @@ impl Target {
             sent += 1;
         }
         // The cursor moves to the first chunk still unsent or still being written.
-        self.cursor = index.archive_first_unsent(self.id, self.cursor)?.unwrap_or(self.cursor);
+        self.cursor =
+            index.archive_first_unsent(self.id, super::takes(self.cfg.send), self.cursor)?.unwrap_or(self.cursor);
         if rows.len() < BATCH && Instant::now() >= self.next_manifest {
             self.write_manifests(index, box_id)?;
             self.next_manifest = Instant::now() + self.cfg.units.manifest_interval;
         }
         Ok(sent > 0 && rows.len() == BATCH)
+    }
+
+    /// Rule 6: the cursor goes back to the first unsent chunk that events added since the
+    /// last look have marked. Read before the pass's queries, so an event added during the
+    /// pass is looked at by the next one.
+    fn follow_events(&mut self, index: &Index) -> Result<()> {
+        let (rewind, newest) = index.archive_events_since(self.id, self.events_seen)?;
+        if let Some(id) = rewind.filter(|&id| id < self.cursor) {
+            log::debug!("archive {}: a new event marked chunk {id}; looking again from there", self.location);
+            self.cursor = id;
+        }
+        self.events_seen = newest;
+        Ok(())
     }
 
     /// Rule 2: `delay` after the seal. A chunk whose last frame is older than `delay` is due

@@ -109,6 +109,8 @@ struct ReaperDoc {
 #[derive(Serialize)]
 struct ArchiveDoc {
     location: Msg,
+    /// `all` or `events`: what the target takes (and its backlog counts).
+    send: &'static str,
     objects_sent: u64,
     bytes_sent: u64,
     backlog_chunks: u64,
@@ -173,6 +175,7 @@ fn archive_docs(state: &AppState) -> crate::error::Result<HVec<ArchiveDoc, { cra
     for t in crate::archive::status::targets(&state.index, &state.archive, &state.box_id)? {
         let _ = out.push(ArchiveDoc {
             location: msg(&t.location),
+            send: t.send.as_str(),
             objects_sent: t.row.objects_sent,
             bytes_sent: t.row.bytes_sent,
             backlog_chunks: t.backlog.chunks,

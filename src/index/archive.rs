@@ -79,42 +79,96 @@ pub struct RestoredChunk {
     pub day: String,
 }
 
+/// Which sealed chunks a target takes (its `send` in `[[archive]]`), as the queries see it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Takes {
+    /// Every sealed chunk.
+    All,
+    /// Only chunks holding event footage, pre and post capture included (`chunk.event = 1`,
+    /// kept right by `index::events`).
+    EventFootage,
+}
+
+impl Takes {
+    /// The value the queries' `events_only` parameter takes.
+    fn events_only(self) -> i64 {
+        i64::from(self == Takes::EventFootage)
+    }
+}
+
 const NOT_SENT: &str = "NOT EXISTS (SELECT 1 FROM archive_object a WHERE a.target_id = ?1 AND a.chunk_id = chunk.id)";
 
 impl Index {
-    /// The id of the target at `location`, registering it on first sight.
-    pub fn archive_target_id(&self, location: &str) -> Result<i64> {
+    /// The id of the target at `location`, registering it on first sight and noting what it
+    /// takes (written only when that changed: flash wear).
+    pub fn archive_target_id(&self, location: &str, takes: Takes) -> Result<i64> {
         let c = self.lock();
         c.execute("INSERT OR IGNORE INTO archive_target (location) VALUES (?1)", [location])
             .map_err(|e| Error::db("registering archive target", e))?;
+        c.execute(
+            "UPDATE archive_target SET events_only = ?2 WHERE location = ?1 AND events_only != ?2",
+            params![location, takes.events_only()],
+        )
+        .map_err(|e| Error::db("registering archive target", e))?;
         c.query_row("SELECT id FROM archive_target WHERE location = ?1", [location], |r| r.get(0))
             .map_err(|e| Error::db("looking up archive target", e))
     }
 
-    /// Up to `limit` sealed chunks with id >= `from_id`, last frame at or before `cutoff_us`
-    /// (`i64::MAX`: any), not yet in target `target_id`, in id order.
-    pub fn archive_pending(&self, target_id: i64, from_id: i64, cutoff_us: i64, limit: usize) -> Result<Vec<ChunkRow>> {
+    /// Up to `limit` sealed chunks with id >= `from_id` that target `target_id` takes
+    /// (`takes`) and does not hold yet, in id order.
+    pub fn archive_pending(&self, target_id: i64, takes: Takes, from_id: i64, limit: usize) -> Result<Vec<ChunkRow>> {
         // A damaged row stops the uploader with an error naming it (status shows it) rather
         // than sending a file the row misdescribes.
         strict(self.query(
             &format!(
-                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE id >= ?2 AND state = 1 AND end_us <= ?3 AND {NOT_SENT}
+                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE id >= ?2 AND state = 1 AND {NOT_SENT} AND (?3 = 0 OR event = 1)
                  ORDER BY id LIMIT ?4"
             ),
-            params![target_id, from_id, cutoff_us, limit as i64],
+            params![target_id, from_id, takes.events_only(), limit as i64],
         )?)
     }
 
-    /// The lowest id from `from_id` on of a chunk still being written or sealed but not in
-    /// target `target_id`: where the uploader's next look starts.
-    pub fn archive_first_unsent(&self, target_id: i64, from_id: i64) -> Result<Option<i64>> {
+    /// The lowest id from `from_id` on of a chunk still being written, or sealed, taken by
+    /// target `target_id` (`takes`) and not in it: where the uploader's next look starts.
+    pub fn archive_first_unsent(&self, target_id: i64, takes: Takes, from_id: i64) -> Result<Option<i64>> {
         let c = self.lock();
         c.query_row(
-            &format!("SELECT min(id) FROM chunk WHERE id >= ?2 AND (state = 0 OR (state = 1 AND {NOT_SENT}))"),
-            params![target_id, from_id],
+            &format!(
+                "SELECT min(id) FROM chunk WHERE id >= ?2
+                 AND (state = 0 OR (state = 1 AND {NOT_SENT} AND (?3 = 0 OR event = 1)))"
+            ),
+            params![target_id, from_id, takes.events_only()],
             |r| r.get(0),
         )
         .map_err(|e| Error::db("finding the archive backlog's start", e))
+    }
+
+    /// For `send = "events"`: the events added after event id `after` may have marked sealed
+    /// chunks the uploader's cursor has passed (a pre capture reaching back, an event
+    /// recorded after the fact). Returns the lowest id of a marked chunk in their windows
+    /// not yet in `target_id` (where the cursor goes back to), and the newest event id now.
+    /// Event ids only grow (events are never deleted); chunks start at most ten minutes
+    /// before a window they overlap (`index::events`), so each event is one index range.
+    pub fn archive_events_since(&self, target_id: i64, after: i64) -> Result<(Option<i64>, i64)> {
+        let c = self.lock();
+        let newest: i64 = c
+            .query_row("SELECT coalesce(max(id), 0) FROM event", [], |r| r.get(0))
+            .map_err(|e| Error::db("reading the newest event", e))?;
+        if newest <= after {
+            return Ok((None, newest));
+        }
+        let rewind = c
+            .query_row(
+                "SELECT min(c.id) FROM event e JOIN chunk c ON c.camera = e.camera
+                   AND c.start_us >= e.start_us - e.pre_us - ?4
+                   AND c.start_us <= coalesce(e.end_us + e.post_us, 9223372036854775807)
+                 WHERE e.id > ?2 AND e.id <= ?3 AND c.state = 1 AND c.event = 1
+                   AND NOT EXISTS (SELECT 1 FROM archive_object a WHERE a.target_id = ?1 AND a.chunk_id = c.id)",
+                params![target_id, after, newest, super::events::MAX_CHUNK_SPAN_US],
+                |r| r.get(0),
+            )
+            .map_err(|e| Error::db("finding chunks new events marked", e))?;
+        Ok((rewind, newest))
     }
 
     /// Whether `key` in target `target_id` already holds another chunk than `chunk_id`.
@@ -193,12 +247,15 @@ impl Index {
         Ok(rows)
     }
 
-    /// Sealed chunks not yet in `target_id` (whatever their age).
-    pub fn archive_backlog(&self, target_id: i64) -> Result<Backlog> {
+    /// Sealed chunks `target_id` takes (`takes`) and does not hold yet (whatever their age).
+    pub fn archive_backlog(&self, target_id: i64, takes: Takes) -> Result<Backlog> {
         let c = self.lock();
         c.query_row(
-            &format!("SELECT count(*), coalesce(sum(bytes), 0), min(end_us) FROM chunk WHERE state = 1 AND {NOT_SENT}"),
-            [target_id],
+            &format!(
+                "SELECT count(*), coalesce(sum(bytes), 0), min(end_us) FROM chunk
+                 WHERE state = 1 AND {NOT_SENT} AND (?2 = 0 OR event = 1)"
+            ),
+            params![target_id, takes.events_only()],
             |r| {
                 Ok(Backlog {
                     chunks: r.get::<_, i64>(0)? as u64,
@@ -232,7 +289,8 @@ impl Index {
             }
             let sql = [
                 "UPDATE archive_target SET reaped_unsent = reaped_unsent + 1 WHERE NOT EXISTS
-                 (SELECT 1 FROM archive_object a WHERE a.target_id = archive_target.id AND a.chunk_id = ?1)",
+                 (SELECT 1 FROM archive_object a WHERE a.target_id = archive_target.id AND a.chunk_id = ?1)
+                 AND (events_only = 0 OR EXISTS (SELECT 1 FROM chunk WHERE id = ?1 AND event = 1))",
                 "UPDATE chunk SET state = 3 WHERE id = ?1 AND state = 2
                  AND EXISTS (SELECT 1 FROM archive_object WHERE chunk_id = ?1)",
                 "DELETE FROM chunk WHERE id = ?1 AND state = 2",
@@ -387,6 +445,81 @@ mod tests {
     use crate::index::{ChunkState, NewChunk, Seal};
     use std::path::{Path, PathBuf};
 
+    /// Three sealed minutes of a camera.
+    fn three_minutes(ix: &Index, root: i64) -> Vec<i64> {
+        (0..3i64)
+            .map(|m| {
+                let p = PathBuf::from(format!("c/20261121/c.20261121.145{m}.chunk"));
+                let start = 1_795_272_960_000_000 + m * 60_000_000;
+                let n = NewChunk { camera: "c", root_id: root, rel_path: &p, start_us: start, codec: Codec::H264 };
+                let seal = Seal {
+                    start_us: start,
+                    end_us: start + 59_000_000,
+                    bytes: 1000,
+                    frames: 10,
+                    records: 20,
+                    ..Default::default()
+                };
+                ix.insert_sealed(&n, &seal).unwrap()
+            })
+            .collect()
+    }
+
+    /// `send = "events"`: only marked chunks are pending or in the backlog; an event added
+    /// after the cursor passed its footage (recorded after the fact, or a pre capture
+    /// reaching back) sends the cursor back to it; the reaper counts only event chunks as
+    /// never sent to such a target. Without the look back the cursor would never return.
+    #[test]
+    fn events_target_takes_marked_chunks_even_behind_its_cursor() {
+        use crate::index::events::NewEvent;
+        let ix = Index::open_in_memory().unwrap();
+        let root = ix.root_id(Path::new("/r")).unwrap();
+        let (all, ev) = (
+            ix.archive_target_id("http://s3/nvr/a", Takes::All).unwrap(),
+            ix.archive_target_id("http://s3/nvr/e", Takes::EventFootage).unwrap(),
+        );
+        let (_, seen) = ix.archive_events_since(ev, i64::MAX).unwrap();
+        let ids = three_minutes(&ix, root);
+        assert_eq!(ix.archive_pending(ev, Takes::EventFootage, 0, 16).unwrap(), vec![]);
+        assert_eq!(ix.archive_backlog(ev, Takes::EventFootage).unwrap().chunks, 0);
+        assert_eq!(ix.archive_backlog(all, Takes::All).unwrap().chunks, 3);
+        // Nothing marked: the cursor passes all three.
+        assert_eq!(ix.archive_first_unsent(ev, Takes::EventFootage, 0).unwrap(), None);
+        assert_eq!(ix.archive_events_since(ev, seen).unwrap(), (None, seen));
+
+        // An event in the second minute, 5 s of pre capture reaching into the first.
+        let start = 1_795_272_960_000_000 + 62_000_000;
+        let e = NewEvent {
+            camera: "c",
+            label: "door",
+            source: "api",
+            start_us: start,
+            end_us: Some(start + 1_000_000),
+            pre_us: 5_000_000,
+            post_us: 1_000_000,
+            note: None,
+        };
+        ix.insert_event(&e).unwrap();
+        let (rewind, newest) = ix.archive_events_since(ev, seen).unwrap();
+        assert_eq!((rewind, newest), (Some(ids[0]), seen + 1));
+        let pending: Vec<i64> =
+            ix.archive_pending(ev, Takes::EventFootage, ids[0], 16).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(pending, ids[..2]);
+        assert_eq!(ix.archive_backlog(ev, Takes::EventFootage).unwrap().chunks, 2);
+        ix.archive_record(ev, &ix.chunk(ids[0]).unwrap().unwrap(), "k0", "ab", 5).unwrap();
+        assert_eq!(ix.archive_first_unsent(ev, Takes::EventFootage, 0).unwrap(), Some(ids[1]));
+        // Once sent, the event sends nothing back again.
+        ix.archive_record(ev, &ix.chunk(ids[1]).unwrap().unwrap(), "k1", "ab", 5).unwrap();
+        assert_eq!(ix.archive_events_since(ev, seen).unwrap(), (None, newest));
+
+        // The reaper: the unmarked third chunk was never due to the events target.
+        ix.mark_deleting(&ids).unwrap();
+        ix.forget_local(&ids).unwrap();
+        let unsent: Vec<(String, u64)> =
+            ix.archive_targets().unwrap().into_iter().map(|t| (t.location, t.reaped_unsent)).collect();
+        assert_eq!(unsent, vec![("http://s3/nvr/a".to_owned(), 3), ("http://s3/nvr/e".to_owned(), 0)]);
+    }
+
     /// Two sealed chunks, one archived: the reaper's last step keeps the archived one's row
     /// (archived only, out of the root's bytes, still listed for the camera) and deletes and
     /// counts the other; the backlog and the cursor follow.
@@ -394,8 +527,8 @@ mod tests {
     fn reaping_keeps_archived_rows_and_counts_unsent_ones() {
         let ix = Index::open_in_memory().unwrap();
         let root = ix.root_id(Path::new("/r")).unwrap();
-        let t = ix.archive_target_id("http://s3/nvr/box").unwrap();
-        assert_eq!(ix.archive_target_id("http://s3/nvr/box").unwrap(), t);
+        let t = ix.archive_target_id("http://s3/nvr/box", Takes::All).unwrap();
+        assert_eq!(ix.archive_target_id("http://s3/nvr/box", Takes::All).unwrap(), t);
         let mut ids = Vec::new();
         for m in 0..2i64 {
             let p = PathBuf::from(format!("c/20261121/c.20261121.145{m}.chunk"));
@@ -411,15 +544,15 @@ mod tests {
             };
             ids.push(ix.insert_sealed(&n, &seal).unwrap());
         }
-        assert_eq!(ix.archive_backlog(t).unwrap().chunks, 2);
-        assert_eq!(ix.archive_first_unsent(t, 0).unwrap(), Some(ids[0]));
+        assert_eq!(ix.archive_backlog(t, Takes::All).unwrap().chunks, 2);
+        assert_eq!(ix.archive_first_unsent(t, Takes::All, 0).unwrap(), Some(ids[0]));
         let first = ix.chunk(ids[0]).unwrap().unwrap();
         ix.archive_record(t, &first, "box/c/20261121/c.20261121.1450.chunk", "ab", 5).unwrap();
         assert_eq!(
-            ix.archive_backlog(t).unwrap(),
+            ix.archive_backlog(t, Takes::All).unwrap(),
             Backlog { chunks: 1, bytes: 1000, oldest_end_us: Some(first.end_us + 60_000_000) }
         );
-        assert_eq!(ix.archive_first_unsent(t, 0).unwrap(), Some(ids[1]));
+        assert_eq!(ix.archive_first_unsent(t, Takes::All, 0).unwrap(), Some(ids[1]));
         assert!(ix.archive_key_taken(t, "box/c/20261121/c.20261121.1450.chunk", ids[1]).unwrap());
         assert_eq!(ix.archive_unlisted_days(t).unwrap(), vec![("c".to_owned(), "20261121".to_owned())]);
 

@@ -125,7 +125,7 @@ const COVERED: &str = "(EXISTS (SELECT 1 FROM event e WHERE e.camera = chunk.cam
 /// Longest span of a chunk the marking looks back for, µs: chunks are one UTC minute
 /// (the writer rotates at every minute), so a chunk overlapping a window starts at most
 /// this long before it. Keeps the marking an index range instead of the camera's history.
-const MAX_CHUNK_SPAN_US: i64 = 600_000_000;
+pub(super) const MAX_CHUNK_SPAN_US: i64 = 600_000_000;
 
 /// Rule 2 for one chunk row, inside the caller's transaction (rotation and seal).
 pub(super) fn mark_chunk(tx: &rusqlite::Transaction<'_>, chunk_id: i64) -> Result<()> {

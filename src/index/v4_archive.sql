@@ -7,6 +7,9 @@
 CREATE TABLE archive_target (
   id INTEGER PRIMARY KEY,
   location TEXT NOT NULL UNIQUE,
+  -- 1 when the target takes only event footage (`send = "events"`): what its backlog and
+  -- its reaped_unsent count.
+  events_only INTEGER NOT NULL DEFAULT 0,
   objects_sent INTEGER NOT NULL DEFAULT 0,
   bytes_sent INTEGER NOT NULL DEFAULT 0,
   -- Chunks the reaper deleted before they reached this target.
