@@ -278,7 +278,8 @@ fn uploads_survive_an_outage_then_restore_and_export_from_the_bucket() {
     };
     let restored = archived(&restored_idx);
     assert!(restored.iter().all(|(r, _)| r.state == ChunkState::Archived));
-    assert_eq!(facts(restored.clone()), facts(done));
+    let done = facts(done);
+    assert_eq!(facts(restored.clone()), done);
 
     // Export a stretch of it on the laptop: fetched back from the bucket, then decoded.
     let (from, to) = (restored[0].0.start_us / 1_000_000, restored[1].0.end_us / 1_000_000);
@@ -292,6 +293,18 @@ fn uploads_survive_an_outage_then_restore_and_export_from_the_bucket() {
         .unwrap();
     assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
     ffmpeg_decodes_mp4(&mp4);
+
+    // A damaged archived-only row: check --repair reports it and keeps it (its file is in
+    // the bucket; dropping the row would drop the footage), a second restore rewrites it.
+    let conn = rusqlite::Connection::open(&restored_idx).unwrap();
+    conn.execute("UPDATE chunk SET bytes = -5 WHERE id = ?1", [restored[0].0.id]).unwrap();
+    drop(conn);
+    let out = edgenvr().args(["check", "--repair", "--config"]).arg(&laptop).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("archived only"), "check --repair: {said}");
+    let out = edgenvr().args(["archive", "restore", "--box", "box1", "--config"]).arg(&laptop).output().unwrap();
+    assert!(out.status.success(), "restore again: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(facts(archived(&restored_idx)), done, "the damaged row rewritten from its manifest");
 }
 
 /// A wrong secret: status names the store's refusal, and recording goes on.

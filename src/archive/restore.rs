@@ -1,7 +1,8 @@
 //! `edgenvr archive restore`: an index rebuilt from a bucket's manifests alone, on another
 //! box or a laptop. Every chunk listed becomes an archived-only row (its footage is fetched
 //! back when exported); rows already known (by object key) are left alone, so a restore
-//! can be repeated. Memory: one listing page (1000 keys) and one manifest (4 MiB at most).
+//! can be repeated, except archived-only rows that break the index's rules: those are
+//! rewritten from the manifest (their repair; `check --repair` only reports them). Memory: one listing page (1000 keys) and one manifest (4 MiB at most).
 
 use super::layout::{parse_manifest, MANIFEST_NAME, MAX_MANIFEST_BYTES};
 use super::s3::Store;
@@ -17,7 +18,7 @@ use std::io::Read;
 pub struct Restored {
     /// Manifests read.
     pub manifests: usize,
-    /// Chunks added to the index.
+    /// Chunks added to the index (or damaged archived-only rows rewritten).
     pub added: usize,
     /// Chunks the index already had.
     pub known: usize,

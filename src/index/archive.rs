@@ -3,7 +3,7 @@
 //! a chunk that has an archived copy (`docs/design/archive.md`).
 
 use super::row::decode;
-use super::{damaged, keyframes, lenient_int, strict, ChunkRow, Index, CHUNK_COLUMNS};
+use super::{damaged, keyframes, lenient_int, strict, ChunkRow, ChunkState, Index, CHUNK_COLUMNS};
 use crate::error::{Error, Result};
 use crate::media::h26x::Codec;
 use rusqlite::{params, OptionalExtension};
@@ -97,6 +97,39 @@ impl Takes {
 }
 
 const NOT_SENT: &str = "NOT EXISTS (SELECT 1 FROM archive_object a WHERE a.target_id = ?1 AND a.chunk_id = chunk.id)";
+
+/// Restore's repair: rewrites archived-only row `id` from its manifest line when the row
+/// breaks the index's rules (`index::row`); a sound row, or one in another state (its file
+/// is on a root: `check --repair` rewrites it from there), is left as it is.
+fn rewrite_damaged_archived(tx: &rusqlite::Transaction<'_>, id: i64, r: &RestoredChunk) -> Result<bool> {
+    let row = tx
+        .query_row(&format!("SELECT {CHUNK_COLUMNS} FROM chunk WHERE id = ?1"), [id], decode)
+        .optional()
+        .map_err(|e| Error::db("reading a restored row", e))?;
+    let Some(Err(d)) = row else { return Ok(false) };
+    if d.state != ChunkState::Archived as i64 {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE chunk SET camera = ?2, rel_path = ?3, start_us = ?4, end_us = ?5, bytes = ?6, frames = ?7, codec = ?8,
+         keyframes = ?9, records = ?10 WHERE id = ?1",
+        params![
+            id,
+            r.camera,
+            r.rel_path,
+            r.start_us,
+            r.end_us,
+            r.bytes as i64,
+            r.frames as i64,
+            r.codec.as_str(),
+            keyframes::encode(r.start_us, &r.keyframes),
+            r.records.map_or(-1, |v| v as i64)
+        ],
+    )
+    .map_err(|e| Error::db(format!("rewriting {} from its manifest", r.key), e))?;
+    log::info!("rewrote damaged index row {id} ({}) from the archive's manifest", r.key);
+    Ok(true)
+}
 
 impl Index {
     /// The id of the target at `location`, registering it on first sight and noting what it
@@ -395,20 +428,25 @@ impl Index {
     }
 
     /// Restore: adds one chunk known from a manifest as archived-only on `root_id`, unless
-    /// the target already lists its key. Returns whether it was added.
+    /// the target already lists its key. Returns whether it changed the index: added, or an
+    /// archived-only row of that key that breaks the index's rules rewritten from the
+    /// manifest (the one repair of such a row: its file is in the bucket, not on a root, so
+    /// `check --repair` leaves it alone).
     pub fn insert_restored(&self, root_id: i64, target_id: i64, r: &RestoredChunk) -> Result<bool> {
         let mut c = self.lock();
         let tx = c.transaction().map_err(|e| Error::db("starting restore", e))?;
         let known: Option<i64> = tx
             .query_row(
-                "SELECT 1 FROM archive_object WHERE target_id = ?1 AND key = ?2",
+                "SELECT chunk_id FROM archive_object WHERE target_id = ?1 AND key = ?2",
                 params![target_id, r.key],
                 |r| r.get(0),
             )
             .optional()
             .map_err(|e| Error::db("restoring", e))?;
-        if known.is_some() {
-            return Ok(false);
+        if let Some(id) = known {
+            let rewritten = rewrite_damaged_archived(&tx, id, r)?;
+            tx.commit().map_err(|e| Error::db("committing restore", e))?;
+            return Ok(rewritten);
         }
         tx.execute(
             "INSERT INTO chunk (camera, root_id, rel_path, start_us, end_us, bytes, frames, codec, state, keyframes, records)
@@ -442,7 +480,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::{ChunkState, NewChunk, Seal};
+    use crate::index::{NewChunk, Seal};
     use std::path::{Path, PathBuf};
 
     /// Three sealed minutes of a camera.
@@ -518,6 +556,41 @@ mod tests {
         let unsent: Vec<(String, u64)> =
             ix.archive_targets().unwrap().into_iter().map(|t| (t.location, t.reaped_unsent)).collect();
         assert_eq!(unsent, vec![("http://s3/nvr/a".to_owned(), 3), ("http://s3/nvr/e".to_owned(), 0)]);
+    }
+
+    /// Restore is the repair of a damaged archived-only row: a second restore of the same
+    /// manifest line rewrites it (a sound row is left alone, and so is a damaged row in
+    /// another state, whose file `check --repair` reads).
+    #[test]
+    fn restore_rewrites_a_damaged_archived_only_row() {
+        let ix = Index::open_in_memory().unwrap();
+        let root = ix.root_id(Path::new("/r")).unwrap();
+        let t = ix.archive_target_id("http://s3/nvr/box", Takes::All).unwrap();
+        let start = 1_795_272_960_000_000;
+        let r = RestoredChunk {
+            camera: "c".into(),
+            rel_path: "c/20261121/c.20261121.1456.chunk".into(),
+            start_us: start,
+            end_us: start + 59_000_000,
+            bytes: 1000,
+            frames: 10,
+            records: Some(20),
+            codec: Codec::H264,
+            keyframes: vec![(start, 0)],
+            key: "box/c/20261121/c.20261121.1456.chunk".into(),
+            md5: "ab".into(),
+            day: "20261121".into(),
+        };
+        assert!(ix.insert_restored(root, t, &r).unwrap());
+        let id = ix.chunks_for_camera("c", 0, i64::MAX).unwrap()[0].id;
+        let sound = ix.chunk(id).unwrap().unwrap();
+        assert!(!ix.insert_restored(root, t, &r).unwrap(), "a sound row is left alone");
+        ix.lock().execute("UPDATE chunk SET bytes = -5, end_us = 7 WHERE id = ?1", [id]).unwrap();
+        assert!(ix.chunk(id).is_err(), "the damage is seen");
+        assert!(ix.insert_restored(root, t, &r).unwrap());
+        assert_eq!(ix.chunk(id).unwrap().unwrap(), sound);
+        ix.lock().execute("UPDATE chunk SET bytes = -5, state = 1 WHERE id = ?1", [id]).unwrap();
+        assert!(!ix.insert_restored(root, t, &r).unwrap(), "not archived only: check --repair's");
     }
 
     /// Two sealed chunks, one archived: the reaper's last step keeps the archived one's row

@@ -299,7 +299,8 @@ fn recover_open_row(index: &Index, root: &Root, row: &ChunkRow, report: &mut Rep
 }
 
 /// Reports a damaged row and, with `repair`, rewrites it from its file (or drops it when
-/// no file of ours answers to its path). The file itself is never removed here.
+/// no file of ours answers to its path). The file itself is never removed here. An
+/// archived-only row is only reported: its file is in an archive (`docs/design/archive.md`).
 pub(super) fn repair_damaged(
     index: &Index,
     root: &Root,
@@ -307,6 +308,13 @@ pub(super) fn repair_damaged(
     repair: bool,
     report: &mut Report,
 ) -> Result<()> {
+    if d.state == ChunkState::Archived as i64 {
+        // Its file is in an archive, not here: dropping the row would drop the footage from
+        // the timeline and exports. `archive restore` rewrites it from the bucket's manifest.
+        let why = format!("{} (archived only: `edgenvr archive restore` rewrites it from the bucket)", d.why);
+        report.problems.push(Problem::Damaged { id: d.id, why });
+        return Ok(());
+    }
     report.problems.push(Problem::Damaged { id: d.id, why: d.why.clone() });
     let rel = Path::new(&d.rel_path);
     let found = match parse_rel_path(rel) {
