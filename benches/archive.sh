@@ -4,7 +4,9 @@
 # seconds per GB (user + system of the whole process), one transfer at a time for both
 # (rclone --transfers 1 --checkers 1; edgenvr uploads one chunk at a time by design).
 #   heavy benches/archive.sh [CHUNKS]      (default 16 one-minute 1080p chunks, ~380 MB)
-# edgenvr runs with no camera, so its CPU is the uploader's (plus an idle service).
+# edgenvr runs with no camera, so its CPU is the uploader's (plus an idle service); its
+# peak RSS and threads are compared with the same service without [[archive]].
+# rclone is not installed by install-deps.sh (benches are not in CI): apt-get install rclone.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 bench_init
@@ -73,6 +75,17 @@ t=$(now)
 pid=$!; pids+=($pid)
 until "$bin" archive status --config edgenvr.toml 2>/dev/null | grep -q "backlog: 0 chunks"; do sleep 0.2; done
 ours_s=$(echo "$(now) - $t" | bc); ours_cpu=$(cpu_s $pid)
+status_of() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+ours_hwm=$(status_of $pid VmHWM); ours_threads=$(status_of $pid Threads)
+kill -INT $pid; wait $pid || true
+
+# The same service without [[archive]] (nothing to upload), as long: its peak RSS and
+# threads are the baseline of the uploader's cost.
+sed '/^\[\[archive\]\]/,$d' edgenvr.toml > plain.toml
+"$bin" run --config plain.toml --log-level warn > plain.log 2>&1 &
+pid=$!; pids+=($pid)
+sleep "$ours_s"
+plain_hwm=$(status_of $pid VmHWM); plain_threads=$(status_of $pid Threads)
 kill -INT $pid; wait $pid || true
 
 export RCLONE_CONFIG_S3_TYPE=s3 RCLONE_CONFIG_S3_PROVIDER=SeaweedFS RCLONE_CONFIG_S3_ENDPOINT="http://127.0.0.1:$s3" \
@@ -86,3 +99,5 @@ printf "%-28s %10s %10s %12s\n" tool "MB/s" "CPU s" "CPU s per GB"
 printf "%-28s %10.1f %10.2f %12.2f\n" "edgenvr archive (1 thread)" "$(echo "$bytes / $ours_s / 1000000" | bc -l)" "$ours_cpu" "$(echo "$ours_cpu / $gb" | bc -l)"
 printf "%-28s %10.1f %10.2f %12.2f\n" "rclone copy --transfers 1" "$(echo "$bytes / $r_s / 1000000" | bc -l)" "$r_cpu" "$(echo "$r_cpu / $gb" | bc -l)"
 echo "($chunks chunks, $bytes bytes; edgenvr's time includes its start and its 0.2 s status polls)"
+echo "edgenvr peak RSS: ${ours_hwm} KiB uploading, ${plain_hwm} KiB without [[archive]] (+$((ours_hwm - plain_hwm)) KiB);" \
+  "threads: ${ours_threads} vs ${plain_threads}"
