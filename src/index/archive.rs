@@ -98,6 +98,35 @@ impl Takes {
 
 const NOT_SENT: &str = "NOT EXISTS (SELECT 1 FROM archive_object a WHERE a.target_id = ?1 AND a.chunk_id = chunk.id)";
 
+/// [`Index::archived_only_spans`] on connection `c` (the writers' or one of the API's
+/// readers).
+pub(super) fn archived_only_spans_in(
+    c: &rusqlite::Connection,
+    camera: &str,
+    from_us: i64,
+    to_us: i64,
+) -> Result<Vec<(i64, i64)>> {
+    let mut st = c
+        .prepare_cached(
+            "SELECT start_us, end_us FROM chunk WHERE camera = ?1 AND state = 3 AND start_us < ?3 AND end_us >= ?2
+             ORDER BY start_us",
+        )
+        .map_err(|e| Error::db("querying archived footage", e))?;
+    let mut rows = st.query(params![camera, from_us, to_us]).map_err(|e| Error::db("querying archived footage", e))?;
+    let mut spans: Vec<(i64, i64)> = Vec::new();
+    while let Some(r) = rows.next().map_err(|e| Error::db("reading archived footage", e))? {
+        let (s, e): (i64, i64) = (
+            r.get(0).map_err(|e| Error::db("reading archived footage", e))?,
+            r.get(1).map_err(|e| Error::db("reading archived footage", e))?,
+        );
+        match spans.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => spans.push((s, e)),
+        }
+    }
+    Ok(spans)
+}
+
 /// Restore's repair: rewrites archived-only row `id` from its manifest line when the row
 /// breaks the index's rules (`index::row`); a sound row, or one in another state (its file
 /// is on a root: `check --repair` rewrites it from there), is left as it is.
@@ -362,27 +391,7 @@ impl Index {
     /// The stretches of `camera` in `[from_us, to_us)` held only in an archive (rows in
     /// state 3, merged when they touch), for the timeline's `archived_s`.
     pub fn archived_only_spans(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<(i64, i64)>> {
-        let c = self.lock();
-        let mut st = c
-            .prepare_cached(
-                "SELECT start_us, end_us FROM chunk WHERE camera = ?1 AND state = 3 AND start_us < ?3 AND end_us >= ?2
-                 ORDER BY start_us",
-            )
-            .map_err(|e| Error::db("querying archived footage", e))?;
-        let mut rows =
-            st.query(params![camera, from_us, to_us]).map_err(|e| Error::db("querying archived footage", e))?;
-        let mut spans: Vec<(i64, i64)> = Vec::new();
-        while let Some(r) = rows.next().map_err(|e| Error::db("reading archived footage", e))? {
-            let (s, e): (i64, i64) = (
-                r.get(0).map_err(|e| Error::db("reading archived footage", e))?,
-                r.get(1).map_err(|e| Error::db("reading archived footage", e))?,
-            );
-            match spans.last_mut() {
-                Some(last) if s <= last.1 => last.1 = last.1.max(e),
-                _ => spans.push((s, e)),
-            }
-        }
-        Ok(spans)
+        archived_only_spans_in(&self.lock(), camera, from_us, to_us)
     }
 
     /// Every chunk of `camera` on UTC `day` archived in `target_id`, in time order.

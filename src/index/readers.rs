@@ -139,6 +139,10 @@ impl super::timeline::ReadTimeline for Readers {
     fn event_starts(&self, camera: &str, from_us: i64, to_us: i64, limit: usize) -> Result<Vec<i64>> {
         self.with(|c| super::events::event_starts_in(c, camera, from_us, to_us, limit))
     }
+
+    fn archived_only_spans(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<(i64, i64)>> {
+        self.with(|c| super::archive::archived_only_spans_in(c, camera, from_us, to_us))
+    }
 }
 
 /// Opens one read-only connection and proves it can read.

@@ -114,6 +114,8 @@ pub trait ReadTimeline {
     fn recorded_spans(&self, camera: &str, from_us: i64, to_us: i64, live_end_us: i64) -> Result<Vec<(i64, i64)>>;
     /// See [`Index::event_starts`].
     fn event_starts(&self, camera: &str, from_us: i64, to_us: i64, limit: usize) -> Result<Vec<i64>>;
+    /// See [`Index::archived_only_spans`].
+    fn archived_only_spans(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<(i64, i64)>>;
 }
 
 impl ReadTimeline for Index {
@@ -123,6 +125,10 @@ impl ReadTimeline for Index {
 
     fn event_starts(&self, camera: &str, from_us: i64, to_us: i64, limit: usize) -> Result<Vec<i64>> {
         Index::event_starts(self, camera, from_us, to_us, limit)
+    }
+
+    fn archived_only_spans(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<(i64, i64)>> {
+        Index::archived_only_spans(self, camera, from_us, to_us)
     }
 }
 
