@@ -63,6 +63,6 @@ cargo test --locked --all-targets
 echo "== aarch64 under qemu-user"
 export EDGENVR_TEST_RUNNER="qemu-aarch64-static -L /usr/aarch64-linux-gnu"
 cargo test --locked --target aarch64-unknown-linux-gnu --lib --test boards --test crash_recovery \
-  --test failover --test systemd --test rtsp
+  --test failover --test systemd --test rtsp --test cameras
 unset EDGENVR_TEST_RUNNER
 ls -l target/aarch64-unknown-linux-gnu/release/edgenvr
