@@ -180,6 +180,9 @@ pub struct RtspConfig {
     pub first_frame_timeout: Duration,
     /// Give up on a connection that has been silent this long.
     pub frame_timeout: Duration,
+    /// Record the camera's audio (AAC, G.711) when it offers it (`audio`, default true;
+    /// `docs/design/audio.md`).
+    pub audio: bool,
 }
 
 /// `transport = "tcp" | "udp"` of an RTSP camera.
@@ -202,6 +205,7 @@ impl std::fmt::Debug for RtspConfig {
             .field("transport", &self.transport)
             .field("first_frame_timeout", &self.first_frame_timeout)
             .field("frame_timeout", &self.frame_timeout)
+            .field("audio", &self.audio)
             .finish()
     }
 }
@@ -339,6 +343,8 @@ struct RawCamera {
     first_frame_timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     frame_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audio: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_age: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -490,6 +496,9 @@ fn camera_from_raw(i: usize, c: RawCamera, defaults: &Retention) -> Result<Camer
             return Err(invalid(&key("encoder"), "applies to V4L2 cameras (device = ...) only"));
         }
     }
+    if c.url.is_none() && c.audio.is_some() {
+        return Err(invalid(&key("audio"), "applies to RTSP cameras (url = ...) only"));
+    }
     let source = if c.source.is_some() {
         SourceConfig::Testsrc(testsrc_from_raw(&key, &c)?)
     } else if c.url.is_some() {
@@ -579,6 +588,7 @@ fn rtsp_from_raw(key: &dyn Fn(&str) -> String, c: &RawCamera) -> Result<RtspConf
         transport,
         first_frame_timeout: timeout("first_frame_timeout", &c.first_frame_timeout, "30s")?,
         frame_timeout: timeout("frame_timeout", &c.frame_timeout, "5s")?,
+        audio: c.audio.unwrap_or(true),
     })
 }
 
@@ -692,6 +702,11 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(c.cameras[0].source, SourceConfig::Rtsp(ref r) if r.transport == Transport::Udp));
+        assert!(matches!(c.cameras[0].source, SourceConfig::Rtsp(ref r) if r.audio), "audio is on by default");
+        let c =
+            Config::parse("[[storage]]\npath = \"/x\"\n[[camera]]\nid = \"a\"\nurl = \"rtsp://h/s\"\naudio = false\n")
+                .unwrap();
+        assert!(matches!(c.cameras[0].source, SourceConfig::Rtsp(ref r) if !r.audio));
     }
 
     #[test]
@@ -738,6 +753,8 @@ mod tests {
             ("[[camera]]\nid = \"a\"\ndevice = \"/dev/video0\"\nbitrate = 5\n", "camera[0].bitrate"),
             ("[[camera]]\nid = \"a\"\ndevice = \"/dev/video0\"\nspeed = 2.0\n", "camera[0].speed"),
             ("[[camera]]\nid = \"a\"\nsource = \"testsrc\"\nencoder = \"software\"\n", "camera[0].encoder"),
+            ("[[camera]]\nid = \"a\"\nsource = \"testsrc\"\naudio = true\n", "camera[0].audio"),
+            ("[[camera]]\nid = \"a\"\nurl = \"rtsp://x\"\naudio = \"yes\"\n", "audio"),
         ];
         for (extra, key) in cases {
             let text = format!("{base}{extra}");

@@ -20,11 +20,13 @@
 //!    the limit) and asks the reaper for space; any other error moves recording to the next
 //!    storage root, re-homing the buffered GOP there.
 
+use super::audio::{sibling_path, AudioTrack, ChunkAt};
 use super::format::{append_record, MAX_NAL_LEN};
 use super::path::rel_path;
 use crate::err;
 use crate::error::{Error, ErrorKind};
 use crate::index::{Index, NewChunk, Seal};
+use crate::media::audio::AudioFrame;
 use crate::media::frame::{EncodedFrame, MAX_REORDER_US};
 use crate::media::h26x::{Codec, NalKind};
 use crate::service::status::CameraStats;
@@ -129,6 +131,8 @@ pub struct ChunkWriter {
     last_ts: Option<i64>,
     /// Whether the current drop run was already counted as a gap and logged.
     in_drop_run: bool,
+    /// The open chunk's audio sibling (`docs/design/audio.md`).
+    audio: AudioTrack,
 }
 
 impl ChunkWriter {
@@ -147,6 +151,7 @@ impl ChunkWriter {
             force_rotate: false,
             last_ts: None,
             in_drop_run: false,
+            audio: AudioTrack::default(),
         }
     }
 
@@ -250,6 +255,24 @@ impl ChunkWriter {
         self.stats.add_dropped(1, new_gap);
     }
 
+    /// Adds an audio frame to the open chunk's sibling; dropped (counted in status) when no
+    /// chunk is open (before the first keyframe, or no root is writable).
+    pub fn write_audio(&mut self, a: &AudioFrame) {
+        let taken = match self.open.as_ref().and_then(|o| Some((o, self.ctx.storage.root(o.root_id)?))) {
+            Some((o, root)) => {
+                let at = ChunkAt { id: o.id, root: root.path(), rel: &o.rel_path };
+                self.audio.write(at, a, &self.camera)
+            }
+            None => 0,
+        };
+        if taken == 0 {
+            self.stats.audio_dropped.fetch_add(1, Relaxed);
+        } else {
+            self.stats.audio_frames.fetch_add(1, Relaxed);
+            self.stats.audio_bytes.fetch_add(taken as u64, Relaxed);
+        }
+    }
+
     /// Periodic work when no frame arrives: keeps the fsync promise for a quiet camera.
     pub fn tick(&mut self) {
         self.sync_if_due();
@@ -317,6 +340,7 @@ impl ChunkWriter {
     /// Writes the buffer to the open file. On a full disk the buffer is kept (up to the
     /// limit); on any other error the root is marked failed and the buffer re-homed.
     fn flush(&mut self) {
+        self.audio.flush(&self.camera);
         loop {
             if self.pending.bytes.is_empty() {
                 return;
@@ -388,6 +412,7 @@ impl ChunkWriter {
     /// A non-space write error: mark the root failed, abandon its chunk (sealed with what
     /// reached the disk), and let the next rotation pick another root.
     fn root_failed(&mut self, e: &Error) {
+        self.audio.close(&self.camera);
         let Some(o) = self.open.take() else {
             self.move_on(None, e);
             return;
@@ -419,6 +444,7 @@ impl ChunkWriter {
             }
             o.dirty = false;
         }
+        self.audio.sync(&self.camera);
         // A disk unmounted under us (lazy unmount, yanked USB with a stale mount) can keep
         // accepting writes into a detached filesystem: check the file is still where the
         // root says it is.
@@ -439,6 +465,7 @@ impl ChunkWriter {
 
     /// fsyncs and closes the open chunk; returns its seal for the index.
     fn finish_open(&mut self) -> Option<Seal> {
+        self.audio.close(&self.camera);
         let o = self.open.take()?;
         // The data may not be durable: the disk is failing (EIO, or EROFS after ext4
         // remounted itself read-only), or it was unmounted since the last sync check (the
@@ -504,8 +531,11 @@ impl ChunkWriter {
         let mut seq = 0;
         let rel = loop {
             let rel = rel_path(&self.camera, ts, seq);
-            // A name is taken by anything there (a symlink too) or by a row.
-            let on_disk = confined::name_taken(root.path(), &rel)
+            // A name is taken by anything there (a symlink too), its audio sibling's name
+            // too, or by a row.
+            let taken = |rel: &std::path::Path| confined::name_taken(root.path(), rel);
+            let on_disk = taken(&rel)
+                .and_then(|t| Ok(t || taken(&sibling_path(&rel).expect("a chunk path"))?))
                 .map_err(|e| (Error::io(format!("looking for {}", root.path().join(&rel).display()), e), false))?;
             if !on_disk && !self.ctx.index.has_path(root.id, &rel).map_err(|e| (e, false))? {
                 break rel;

@@ -38,7 +38,9 @@ fn invalid(what: String) -> io::Error {
 /// The camera, day and file names of a chunk path, or an error if it breaks rule 1.
 pub fn split(rel: &Path) -> io::Result<[&str; 3]> {
     let bad = || invalid(format!("{} is not a chunk path ({{camera}}/YYYYMMDD/NAME.chunk)", rel.display()));
-    parse_rel_path(rel).ok_or_else(bad)?;
+    // A chunk's audio sibling lives by the same rules as its chunk.
+    let chunk = crate::chunk::audio::chunk_of_sibling(rel);
+    parse_rel_path(chunk.as_deref().unwrap_or(rel)).ok_or_else(bad)?;
     let mut it = rel.iter().map(|c| c.to_str());
     match (it.next(), it.next(), it.next()) {
         (Some(Some(c)), Some(Some(d)), Some(Some(f))) => Ok([c, d, f]),
