@@ -10,6 +10,7 @@
 //! (logged once, counted), and the next chunk tries again.
 
 use super::format::append_record;
+pub use super::path::{chunk_of_sibling, sibling_path, AUDIO_EXTENSION};
 use crate::media::audio::{AudioFrame, AudioParams};
 use crate::storage::confined::{self, Access};
 use std::fs::File;
@@ -17,27 +18,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// File-name suffix of an audio sibling.
-pub const EXTENSION: &str = "audio";
-
 /// Most audio bytes buffered before a write: about 16 s of 128 kbit/s AAC. Normally the
 /// buffer is written with each GOP, long before this.
 pub const PENDING_LIMIT: usize = 256 << 10;
-
-/// The sibling's path for a chunk's path (relative or absolute): the `.chunk` suffix
-/// replaced; `None` for a path that is not a chunk's.
-pub fn sibling_path(chunk: &Path) -> Option<PathBuf> {
-    let name = chunk.file_name()?.to_str()?;
-    let stem = name.strip_suffix(super::path::EXTENSION)?.strip_suffix('.')?;
-    Some(chunk.with_file_name(format!("{stem}.{EXTENSION}")))
-}
-
-/// The chunk's path for an audio sibling's path; `None` for a path that is not a sibling's.
-pub fn chunk_of_sibling(sibling: &Path) -> Option<PathBuf> {
-    let name = sibling.file_name()?.to_str()?;
-    let stem = name.strip_suffix(EXTENSION)?.strip_suffix('.')?;
-    Some(sibling.with_file_name(format!("{stem}.{}", super::path::EXTENSION)))
-}
 
 /// The open sibling of the open chunk.
 struct OpenSibling {
@@ -181,6 +164,23 @@ impl AudioTrack {
     /// Audio frames dropped since the last close.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+}
+
+/// How much of a sibling is whole records: `(good_len, file_len, why it stops)`, `why`
+/// `None` when the file is clean. A torn tail is cut to `good_len` like a chunk's.
+pub fn whole_records(file: File) -> std::io::Result<(u64, u64, Option<String>)> {
+    use super::reader::{ChunkReader, ReadError};
+    let len = file.metadata()?.len();
+    let mut rd = ChunkReader::with_len(file, Some(len));
+    let mut payload = Vec::new();
+    loop {
+        match rd.next_into(&mut payload) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok((rd.good_len(), len, None)),
+            Err(ReadError::Io(e)) => return Err(e),
+            Err(e) => return Ok((rd.good_len(), len, Some(e.to_string()))),
+        }
     }
 }
 
