@@ -36,7 +36,9 @@ use crate::source::audio;
 use crate::source::clock::StreamClock;
 use crate::text::{is_secret_param, redact};
 use futures::StreamExt;
-use retina::client::{Credentials, Demuxed, PlayOptions, SessionGroup, SessionOptions, SetupOptions};
+use retina::client::{
+    Credentials, Demuxed, InitialTimestampPolicy, PlayOptions, SessionGroup, SessionOptions, SetupOptions,
+};
 use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion, VideoFrame};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -289,7 +291,11 @@ async fn play(cfg: &RtspConfig, group: &Arc<SessionGroup>, first_deadline: Insta
         },
         None => None,
     };
-    let playing = timeout_at(first_deadline, described.play(PlayOptions::default()))
+    // With audio, retina's default policy refuses a PLAY whose RTP-Info lacks `rtptime`;
+    // permissive uses it when every stream has one (synced) and else each stream's first
+    // packet (audio then as in sync as the camera sends it). One stream: as before.
+    let play_opts = PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive);
+    let playing = timeout_at(first_deadline, described.play(play_opts))
         .await
         .map_err(|_| timed_out("PLAY"))?
         .map_err(|e| rtsp_err("PLAY", e))?;
