@@ -76,17 +76,17 @@ fn ffmpeg_decodes_audio(p: &AudioParams, frames: &[(i64, Vec<u8>)], scratch: &Pa
 fn tick_onsets(frames: &[(i64, Vec<u8>)]) -> Vec<i64> {
     let mut onsets = Vec::new();
     let mut quiet_since = i64::MIN;
-    let mut last_loud = i64::MIN;
+    let mut last_loud: Option<i64> = None;
     for (ts, data) in frames {
         for (i, &b) in data.iter().enumerate() {
             let t = ts + i as i64 * 125;
             // µ-law: magnitude in the low 7 bits, inverted; 0x7f/0xff is silence.
             let loud = (!b & 0x7f) > 0x30;
             if loud {
-                if t - last_loud > 500_000 && quiet_since != i64::MIN {
+                if last_loud.is_none_or(|l| t - l > 500_000) && quiet_since != i64::MIN {
                     onsets.push(t);
                 }
-                last_loud = t;
+                last_loud = Some(t);
             } else if quiet_since == i64::MIN {
                 quiet_since = t;
             }
