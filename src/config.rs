@@ -702,11 +702,6 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(c.cameras[0].source, SourceConfig::Rtsp(ref r) if r.transport == Transport::Udp));
-        assert!(matches!(c.cameras[0].source, SourceConfig::Rtsp(ref r) if r.audio), "audio is on by default");
-        let c =
-            Config::parse("[[storage]]\npath = \"/x\"\n[[camera]]\nid = \"a\"\nurl = \"rtsp://h/s\"\naudio = false\n")
-                .unwrap();
-        assert!(matches!(c.cameras[0].source, SourceConfig::Rtsp(ref r) if !r.audio));
     }
 
     #[test]
@@ -753,8 +748,6 @@ mod tests {
             ("[[camera]]\nid = \"a\"\ndevice = \"/dev/video0\"\nbitrate = 5\n", "camera[0].bitrate"),
             ("[[camera]]\nid = \"a\"\ndevice = \"/dev/video0\"\nspeed = 2.0\n", "camera[0].speed"),
             ("[[camera]]\nid = \"a\"\nsource = \"testsrc\"\nencoder = \"software\"\n", "camera[0].encoder"),
-            ("[[camera]]\nid = \"a\"\nsource = \"testsrc\"\naudio = true\n", "camera[0].audio"),
-            ("[[camera]]\nid = \"a\"\nurl = \"rtsp://x\"\naudio = \"yes\"\n", "audio"),
         ];
         for (extra, key) in cases {
             let text = format!("{base}{extra}");

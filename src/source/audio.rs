@@ -61,6 +61,23 @@ pub fn frame(params: &Arc<AudioParams>, ts_us: i64, data: &[u8]) -> AudioFrame {
 mod tests {
     use super::*;
 
+    /// `audio` is on by default, `false` turns it off, and it is an error where no RTSP
+    /// camera could send audio.
+    #[test]
+    fn the_audio_key_is_checked() {
+        use crate::config::{Config, SourceConfig};
+        let parse = |cam: &str| Config::parse(&format!("[[storage]]\npath = \"/x\"\n[[camera]]\nid = \"a\"\n{cam}"));
+        let audio = |cam: &str| match parse(cam).unwrap().cameras[0].source {
+            SourceConfig::Rtsp(ref r) => r.audio,
+            _ => unreachable!(),
+        };
+        assert!(audio("url = \"rtsp://h/s\"\n"));
+        assert!(!audio("url = \"rtsp://h/s\"\naudio = false\n"));
+        let e = parse("source = \"testsrc\"\naudio = true\n").unwrap_err();
+        assert!(e.to_string().contains("camera[0].audio"), "{e}");
+        assert!(parse("url = \"rtsp://h/s\"\naudio = \"yes\"\n").is_err());
+    }
+
     #[test]
     fn audio_follows_the_video_frontier_and_is_dropped_far_off_it() {
         let mut v = StreamClock::new(None, true);
