@@ -4,6 +4,8 @@
 # by one `ffmpeg -rtsp_transport tcp -i URL -c copy -f segment -segment_time 60` per stream
 # (as ffmpeg-based recorders do). Prints each figure next to ffmpeg's, with the ratio.
 #   benches/rtsp-recording.sh [N=4] [SECONDS=120]
+# AUDIO=aac adds a 48 kHz mono AAC stream to every camera (both recorders record it; ffmpeg's
+# mp4 segments cannot hold G.711, so compare G.711 runs on edgenvr's figures only).
 # Needs the test packages (scripts/install-deps.sh test).
 set -euo pipefail
 n=${1:-4}
@@ -34,6 +36,7 @@ wio() { awk '/^write_bytes/ {print $2}' "/proc/$1/io"; }
 # Video bytes on disk at the same instant as the I/O counters, so the ratio compares like
 # with like (after the stop, the last buffered GOP would be counted on one side only).
 e_video=$(find edgenvr -name '*.chunk' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+e_audio=$(find edgenvr -name '*.audio' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
 f_video=$(find ffmpeg -name '*.mp4' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
 e_cpu=$(cpu $epid); e_hwm=$(hwm $epid); e_io=$(wio $epid)
 f_cpu=0; f_hwm_sum=0; f_hwm_max=0; f_io=0
@@ -60,4 +63,5 @@ row "peak RSS, largest process" "$e_hwm" "$f_hwm_max" "KiB"
 row "bytes written per byte of video" "$(awk -v a="$e_io" -v b="$e_video" 'BEGIN {printf "%.4f", a / b}')" \
     "$(awk -v a="$f_io" -v b="$f_video" 'BEGIN {printf "%.4f", a / b}')" "ratio"
 row "video bytes stored" "$e_video" "$f_video" "bytes"
+echo "edgenvr audio bytes stored (.audio files): $e_audio"
 echo "edgenvr SQLite transactions: $e_tx in $secs s ($(awk -v t="$e_tx" -v s="$secs" 'BEGIN {printf "%.1f", t * 60 / s}') per minute); drop/loss log lines: $e_drop"

@@ -184,6 +184,9 @@ pub struct RtspConfig {
     pub first_frame_timeout: Duration,
     /// Give up on a connection that has been silent this long.
     pub frame_timeout: Duration,
+    /// Record the camera's audio (AAC, G.711) when it offers it (`audio`, default true;
+    /// `docs/design/audio.md`).
+    pub audio: bool,
 }
 
 /// `transport = "tcp" | "udp"` of an RTSP camera.
@@ -206,6 +209,7 @@ impl std::fmt::Debug for RtspConfig {
             .field("transport", &self.transport)
             .field("first_frame_timeout", &self.first_frame_timeout)
             .field("frame_timeout", &self.frame_timeout)
+            .field("audio", &self.audio)
             .finish()
     }
 }
@@ -345,6 +349,8 @@ struct RawCamera {
     first_frame_timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     frame_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audio: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_age: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -498,6 +504,9 @@ fn camera_from_raw(i: usize, c: RawCamera, defaults: &Retention) -> Result<Camer
             return Err(invalid(&key("encoder"), "applies to V4L2 cameras (device = ...) only"));
         }
     }
+    if c.url.is_none() && c.audio.is_some() {
+        return Err(invalid(&key("audio"), "applies to RTSP cameras (url = ...) only"));
+    }
     let source = if c.source.is_some() {
         SourceConfig::Testsrc(testsrc_from_raw(&key, &c)?)
     } else if c.url.is_some() {
@@ -587,6 +596,7 @@ fn rtsp_from_raw(key: &dyn Fn(&str) -> String, c: &RawCamera) -> Result<RtspConf
         transport,
         first_frame_timeout: timeout("first_frame_timeout", &c.first_frame_timeout, "30s")?,
         frame_timeout: timeout("frame_timeout", &c.frame_timeout, "5s")?,
+        audio: c.audio.unwrap_or(true),
     })
 }
 

@@ -1,5 +1,6 @@
 //! Chunk files: one file per camera per UTC minute, a record per NAL unit.
 //!
+//! - [`audio`]: the audio sibling file written beside a chunk, with the same records.
 //! - [`format`](mod@format): the record layout (PyNVR-compatible) and its encoder/decoder.
 //! - [`path`]: where a chunk lives and how its name is parsed back.
 //! - [`reader`]: streams records out of a file with bounded memory, finding torn tails.
@@ -12,6 +13,7 @@
 //! The format and the crash-safety rules are in `docs/design/chunk-format.md` and
 //! `docs/design/crash-safety.md`.
 
+pub mod audio;
 pub mod format;
 pub mod frames;
 pub mod path;

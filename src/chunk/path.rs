@@ -12,6 +12,25 @@ use std::path::{Path, PathBuf};
 /// File-name suffix of every chunk.
 pub const EXTENSION: &str = "chunk";
 
+/// File-name suffix of a chunk's audio sibling (`docs/design/audio.md`): not `*.chunk`, so
+/// PyNVR's tools, which list `*.chunk`, never take it for video.
+pub const AUDIO_EXTENSION: &str = "audio";
+
+/// The sibling's path for a chunk's path (relative or absolute): the `.chunk` suffix
+/// replaced; `None` for a path that is not a chunk's.
+pub fn sibling_path(chunk: &Path) -> Option<PathBuf> {
+    let name = chunk.file_name()?.to_str()?;
+    let stem = name.strip_suffix(EXTENSION)?.strip_suffix('.')?;
+    Some(chunk.with_file_name(format!("{stem}.{AUDIO_EXTENSION}")))
+}
+
+/// The chunk's path for an audio sibling's path; `None` for a path that is not a sibling's.
+pub fn chunk_of_sibling(sibling: &Path) -> Option<PathBuf> {
+    let name = sibling.file_name()?.to_str()?;
+    let stem = name.strip_suffix(AUDIO_EXTENSION)?.strip_suffix('.')?;
+    Some(sibling.with_file_name(format!("{stem}.{}", EXTENSION)))
+}
+
 /// The path of a chunk relative to its storage root. `seq` 0 is the plain name.
 pub fn rel_path(camera: &str, start_us: i64, seq: u32) -> PathBuf {
     let c = Civil::from_us(start_us);

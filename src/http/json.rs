@@ -54,6 +54,16 @@ struct CameraDoc<'a> {
     last_error: Option<Msg>,
     /// The live view's counters (none for a camera without one).
     live: Option<LiveDoc>,
+    /// Audio recorded beside the video (`docs/design/audio.md`); none while no audio came.
+    audio: Option<AudioDoc>,
+}
+
+/// A camera's audio: frames and payload bytes written, frames dropped.
+#[derive(Serialize)]
+struct AudioDoc {
+    frames: u64,
+    bytes: u64,
+    dropped: u64,
 }
 
 /// A camera's live view: viewers now and in total, refused at the cap, skips to a keyframe
@@ -219,7 +229,17 @@ fn camera_doc<'a>(c: &'a super::state::CameraEntry, now: i64) -> CameraDoc<'a> {
         encoder: s.encoder().map_or("", |e| e.as_str()),
         last_error: s.last_error().map(|e| msg(&e)),
         live: c.live.as_deref().map(live_doc),
+        audio: audio_doc(s),
     }
+}
+
+fn audio_doc(s: &crate::service::status::CameraStats) -> Option<AudioDoc> {
+    let d = AudioDoc {
+        frames: s.audio_frames.load(Relaxed),
+        bytes: s.audio_bytes.load(Relaxed),
+        dropped: s.audio_dropped.load(Relaxed),
+    };
+    (d.frames + d.dropped > 0).then_some(d)
 }
 
 /// `GET /api/v1/status` into `buf`; returns the length.

@@ -3,5 +3,6 @@
 //! encoded access unit with its timestamp ([`frame::EncodedFrame`]), the unit a source hands
 //! to its camera's chunk writer.
 
+pub mod audio;
 pub mod frame;
 pub mod h26x;

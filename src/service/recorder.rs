@@ -92,7 +92,10 @@ fn spawn_writer(
             loop {
                 stats.beat_writer();
                 match rx.recv_timeout(tick) {
-                    Ok(batch) => batch.iter().for_each(|f| writer.write_frame(f)),
+                    Ok(batch) => {
+                        batch.video.iter().for_each(|f| writer.write_frame(f));
+                        batch.audio.iter().for_each(|a| writer.write_audio(a));
+                    }
                     Err(RecvTimeoutError::Timeout) => writer.tick(),
                     Err(RecvTimeoutError::Disconnected) => break,
                 }

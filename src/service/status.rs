@@ -79,6 +79,13 @@ pub struct CameraStats {
     pub source_beat_ms: AtomicU64,
     /// [`mono_ms`] when the writer loop last made progress (a batch or a tick).
     pub writer_beat_ms: AtomicU64,
+    /// Audio frames written to audio sibling files (`docs/design/audio.md`).
+    pub audio_frames: AtomicU64,
+    /// Audio payload bytes written to audio sibling files.
+    pub audio_bytes: AtomicU64,
+    /// Audio frames dropped (no chunk open, out of order, an audio write error, or a
+    /// jump off the video's timeline).
+    pub audio_dropped: AtomicU64,
 }
 
 /// Milliseconds on a monotonic clock that starts at the first call (never 0 after it).

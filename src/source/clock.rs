@@ -22,6 +22,12 @@
 //!    interval, so its presentation time stays true and the frontier is not pushed. More
 //!    than [`MAX_REORDER_FRAMES`] frames in a row before the frontier is no reordering (the
 //!    codecs allow 16) but a source clock that stepped back: rule 6.
+//! 8. (The chunk writer's last line of monotonicity: `src/chunk/writer.rs`.)
+//! 9. Audio of an RTSP camera is stamped on its video's clock, not a clock of its own: its
+//!    RTP time after PLAY (RTP-Info puts both streams on the same origin) minus the video
+//!    frontier's, added to the frontier's timestamp, so audio follows every slew and jump
+//!    of the video. Audio more than 1 s off the frontier is dropped and counted
+//!    (`src/source/audio.rs`); audio never moves video timestamps.
 
 use crate::media::frame::MAX_REORDER_US;
 use crate::time::now_us;
@@ -76,6 +82,12 @@ impl StreamClock {
             behind: 0,
             behind_lag_us: 0,
         }
+    }
+
+    /// The frontier (rule 7) as (source µs, timestamp): what another stream of the same
+    /// session (audio, rule 9) is stamped against. `None` before the first frame.
+    pub fn frontier(&self) -> Option<(i64, i64)> {
+        self.last
     }
 
     /// The timestamp of a frame whose source-clock time is `src_us` (any origin).

@@ -5,10 +5,12 @@
 //! - [`testsrc`]: the built-in synthetic camera (pattern + burned-in clock, openh264).
 //! - [`rtsp`]: IP cameras over RTSP (retina), stored without re-encoding.
 //! - [`v4l2`]: local cameras (UVC webcams), H.264 stored as is, raw and MJPEG encoded.
+//! - [`audio`]: a camera's audio over RTSP: which stream, its description, its timestamps.
 //! - [`clock`]: maps each source's own clock onto wall-clock timestamps.
 //! - [`supervisor`]: the one retry loop: back-off, status, logging, watchdog beats.
 //! - [`start`]: which [`Source`] a `[[camera]]` gets, and the runtimes sources share.
 
+pub mod audio;
 pub mod clock;
 pub mod rtsp;
 pub mod start;
@@ -19,6 +21,7 @@ pub mod v4l2;
 use crate::encode::EncoderLabel;
 use crate::error::Result;
 use crate::live::hub::LiveHub;
+use crate::media::audio::AudioFrame;
 use crate::media::frame::EncodedFrame;
 use crate::service::status::CameraStats;
 use crate::shutdown::Shutdown;
@@ -62,8 +65,27 @@ pub const BATCH_BYTES: usize = 1 << 20;
 /// GOPs does not hold frames back from the disk (and from `sync_interval`'s promise).
 pub const BATCH_MAX_SPAN_US: i64 = 1_000_000;
 
-/// Frames handed to the writer in one go: normally one GOP, starting at a keyframe.
-pub type Batch = Vec<EncodedFrame>;
+/// Frames handed to the writer in one go: normally one GOP, starting at a keyframe, with the
+/// audio frames that arrived during it. The writer writes the video first (rotating at its
+/// keyframe), then the audio, so audio lands in the sibling of the chunk its GOP is in.
+#[derive(Default, Debug)]
+pub struct Batch {
+    /// Video frames in decode order.
+    pub video: Vec<EncodedFrame>,
+    /// Audio frames in arrival order (`docs/design/audio.md`).
+    pub audio: Vec<AudioFrame>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.video.is_empty() && self.audio.is_empty()
+    }
+
+    /// Frames of both kinds, for the drop counter.
+    fn len(&self) -> usize {
+        self.video.len() + self.audio.len()
+    }
+}
 
 /// The sending end of a camera's bounded frame queue, with batching and the drop policy
 /// built in. Frames are gathered per GOP and handed over when the next keyframe arrives (or
@@ -97,7 +119,7 @@ pub enum Sent {
 impl FrameSender {
     /// Wraps the sending end of a `sync_channel(QUEUE_BATCHES)`.
     pub fn new(tx: SyncSender<Batch>, stats: Arc<CameraStats>) -> FrameSender {
-        FrameSender { tx, stats, batch: Vec::new(), batch_bytes: 0, dropping: false, live: None }
+        FrameSender { tx, stats, batch: Batch::default(), batch_bytes: 0, dropping: false, live: None }
     }
 
     /// Also offers every frame to `hub` (the live view; idle, it costs an atomic load).
@@ -121,10 +143,29 @@ impl FrameSender {
             self.stats.add_dropped(1, false);
             return Sent::Dropped;
         }
-        let span = self.batch.first().map_or(0, |b| f.ts_us - b.ts_us);
+        let span = self.batch.video.first().map_or(0, |b| f.ts_us - b.ts_us);
         self.batch_bytes += f.byte_len();
-        self.batch.push(f);
+        self.batch.video.push(f);
         if self.batch_bytes >= BATCH_BYTES || span >= BATCH_MAX_SPAN_US {
+            if let Some(r) = self.hand_over() {
+                return r;
+            }
+        }
+        Sent::Queued
+    }
+
+    /// Offers an audio frame without blocking. It rides in the current batch (its bytes count
+    /// towards [`BATCH_BYTES`]) and shares the batch's fate: while video is dropped for a
+    /// slow disk, audio is dropped too (counted), so the two stay together. Audio alone
+    /// never holds more than [`BATCH_BYTES`]: a full batch is handed over.
+    pub fn send_audio(&mut self, a: AudioFrame) -> Sent {
+        if self.dropping {
+            self.stats.add_dropped(1, false);
+            return Sent::Dropped;
+        }
+        self.batch_bytes += a.data.len();
+        self.batch.audio.push(a);
+        if self.batch_bytes >= BATCH_BYTES {
             if let Some(r) = self.hand_over() {
                 return r;
             }
@@ -198,14 +239,46 @@ mod tests {
         assert_eq!(stats.frames_dropped.load(Relaxed), 2);
         assert_eq!(stats.gaps.load(Relaxed), 1);
         let gop2 = rx.try_recv().unwrap();
-        assert!(gop2[0].keyframe && gop2.len() == 2);
+        assert!(gop2.video[0].keyframe && gop2.len() == 2);
         // The writer drains: the next GOP arrives whole, starting at its keyframe.
         assert_eq!(s.send(frame(false)), Sent::Queued);
         assert_eq!(s.flush(), Sent::Queued);
         let next = rx.try_recv().unwrap();
-        assert!(next[0].keyframe && next.len() == 2);
+        assert!(next.video[0].keyframe && next.len() == 2);
         drop(rx);
         assert_eq!(s.send(frame(true)), Sent::Queued);
         assert_eq!(s.send(frame(true)), Sent::Closed);
+    }
+
+    /// Audio rides with the GOP it arrived in, and is dropped (counted) with it while the
+    /// disk is too slow, so audio never outlives the video it belongs to.
+    #[test]
+    fn audio_rides_with_its_gop_and_is_dropped_with_it() {
+        use crate::media::audio::{AudioCodec, AudioParams};
+        let params = Arc::new(AudioParams { codec: AudioCodec::Pcmu, sample_rate: 8000, channels: 1, config: vec![] });
+        let audio = || AudioFrame { ts_us: 0, params: params.clone(), data: vec![0xff; 160] };
+        let stats = Arc::new(CameraStats::default());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let mut s = FrameSender::new(tx, stats.clone());
+        assert_eq!(s.send(frame(true)), Sent::Queued);
+        assert_eq!(s.send_audio(audio()), Sent::Queued);
+        assert_eq!(s.send(frame(false)), Sent::Queued);
+        assert_eq!(s.send_audio(audio()), Sent::Queued);
+        assert_eq!(s.send(frame(true)), Sent::Queued);
+        let b = rx.try_recv().unwrap();
+        assert_eq!((b.video.len(), b.audio.len()), (2, 2));
+        // The queue (one batch) fills; audio past BATCH_BYTES finds it full: dropped with
+        // its GOP, and what follows is dropped until the next keyframe.
+        assert_eq!(s.send(frame(false)), Sent::Queued);
+        assert_eq!(s.send(frame(true)), Sent::Queued);
+        let big = AudioFrame { ts_us: 0, params: params.clone(), data: vec![0; BATCH_BYTES] };
+        assert_eq!(s.send_audio(big), Sent::Queued);
+        assert_eq!(stats.frames_dropped.load(Relaxed), 2);
+        assert_eq!(s.send_audio(audio()), Sent::Dropped);
+        assert_eq!(s.send(frame(false)), Sent::Dropped);
+        assert_eq!(stats.frames_dropped.load(Relaxed), 4);
+        assert_eq!(rx.try_recv().unwrap().video.len(), 2);
+        assert_eq!(s.send(frame(true)), Sent::Queued);
+        assert_eq!(s.send_audio(audio()), Sent::Queued);
     }
 }

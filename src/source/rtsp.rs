@@ -27,14 +27,18 @@ use crate::config::{RtspConfig, Transport};
 use crate::encode::EncoderLabel;
 use crate::err;
 use crate::error::{Error, Result};
+use crate::media::audio::AudioParams;
 use crate::media::frame::EncodedFrame;
 use crate::media::h26x::Codec;
 use crate::service::status::{CameraState, CameraStats};
 use crate::shutdown::Shutdown;
+use crate::source::audio;
 use crate::source::clock::StreamClock;
 use crate::text::{is_secret_param, redact};
 use futures::StreamExt;
-use retina::client::{Credentials, Demuxed, PlayOptions, SessionGroup, SessionOptions, SetupOptions};
+use retina::client::{
+    Credentials, Demuxed, InitialTimestampPolicy, PlayOptions, SessionGroup, SessionOptions, SetupOptions,
+};
 use retina::codec::{CodecItem, FrameFormat, ParameterSetInsertion, VideoFrame};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -222,8 +226,15 @@ async fn session(
     group: &Arc<SessionGroup>,
 ) -> Result<()> {
     let first_deadline = Instant::now() + cfg.first_frame_timeout;
-    let (demuxed, stream, codec) = play(cfg, group, first_deadline).await?;
-    receive(cfg, demuxed, (stream, codec), first_deadline, out, floor_us, stats).await
+    let (demuxed, streams) = play(cfg, group, first_deadline).await?;
+    receive(cfg, demuxed, streams, first_deadline, out, floor_us, stats).await
+}
+
+/// The streams a session plays: the video's index and codec, and the audio's index and
+/// description when the camera offers audio we record and `audio` is on.
+struct Streams {
+    video: (usize, Codec),
+    audio: Option<(usize, Arc<AudioParams>)>,
 }
 
 /// An error of the session with the camera at `where_` (a URL without credentials).
@@ -231,9 +242,9 @@ fn failed(where_: &str, what: &str) -> Error {
     err!(Media, "{where_}: {what}")
 }
 
-/// DESCRIBE → SETUP (the first H.264 or H.265 video stream) → PLAY, all before
-/// `first_deadline`: the playing stream, its index and codec.
-async fn play(cfg: &RtspConfig, group: &Arc<SessionGroup>, first_deadline: Instant) -> Result<(Demuxed, usize, Codec)> {
+/// DESCRIBE → SETUP (the first H.264 or H.265 video stream, and the first AAC or G.711
+/// audio stream unless `audio = false`) → PLAY, all before `first_deadline`.
+async fn play(cfg: &RtspConfig, group: &Arc<SessionGroup>, first_deadline: Instant) -> Result<(Demuxed, Streams)> {
     let (url, creds) = split_credentials(cfg)?;
     let where_ = redact(&cfg.url);
     let timed_out = |step: &str| failed(&where_, &format!("no answer to {step} within first_frame_timeout"));
@@ -264,17 +275,41 @@ async fn play(cfg: &RtspConfig, group: &Arc<SessionGroup>, first_deadline: Insta
         Transport::Tcp => retina::client::Transport::Tcp(Default::default()),
         Transport::Udp => retina::client::Transport::Udp(Default::default()),
     };
-    timeout_at(first_deadline, described.setup(i, SetupOptions::default().transport(transport).frame_format(FORMAT)))
+    let setup = || SetupOptions::default().transport(transport.clone()).frame_format(FORMAT);
+    timeout_at(first_deadline, described.setup(i, setup()))
         .await
         .map_err(|_| timed_out("SETUP"))?
         .map_err(|e| rtsp_err("SETUP", e))?;
-    let playing = timeout_at(first_deadline, described.play(PlayOptions::default()))
+    let audio = match cfg.audio.then(|| audio::pick(described.streams())).flatten() {
+        Some((a, acodec)) => match timeout_at(first_deadline, described.setup(a, setup())).await {
+            Ok(Ok(())) => audio::params(&described.streams()[a], acodec).map(|p| (a, Arc::new(p))),
+            // Video matters more: a camera whose audio cannot be set up records video only.
+            _ => {
+                log::warn!("{where_}: cannot set up its {} audio stream; recording video only", acodec.as_str());
+                None
+            }
+        },
+        None => None,
+    };
+    // With audio, retina's default policy refuses a PLAY whose RTP-Info lacks `rtptime`;
+    // permissive uses it when every stream has one (synced) and else each stream's first
+    // packet (audio then as in sync as the camera sends it). One stream: as before.
+    let play_opts = PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive);
+    let playing = timeout_at(first_deadline, described.play(play_opts))
         .await
         .map_err(|_| timed_out("PLAY"))?
         .map_err(|e| rtsp_err("PLAY", e))?;
     let demuxed = playing.demuxed().map_err(|e| failed(&where_, "cannot depacketize the stream").with_source(e))?;
     log::info!("{where_}: playing {} stream {i}", codec.as_str());
-    Ok((demuxed, i, codec))
+    if let Some((a, p)) = &audio {
+        log::info!(
+            "{where_}: recording {} audio stream {a} ({} Hz, {} ch)",
+            p.codec.as_str(),
+            p.sample_rate,
+            p.channels
+        );
+    }
+    Ok((demuxed, Streams { video: (i, codec), audio }))
 }
 
 /// Hands the playing stream's frames to the writer until an error, a silence longer than
@@ -282,13 +317,14 @@ async fn play(cfg: &RtspConfig, group: &Arc<SessionGroup>, first_deadline: Insta
 async fn receive(
     cfg: &RtspConfig,
     mut demuxed: Demuxed,
-    (stream, codec): (usize, Codec),
+    streams: Streams,
     first_deadline: Instant,
     out: &mut FrameSender,
     floor_us: Option<i64>,
     stats: &CameraStats,
 ) -> Result<()> {
     let where_ = redact(&cfg.url);
+    let (stream, codec) = streams.video;
     let mut clock = StreamClock::new(floor_us, true);
     let mut deadline = first_deadline;
     let mut first = true;
@@ -302,7 +338,18 @@ async fn receive(
             Ok(Some(Ok(item))) => item,
         };
         stats.beat_source();
-        let CodecItem::VideoFrame(v) = item else { continue };
+        let v = match item {
+            CodecItem::VideoFrame(v) => v,
+            CodecItem::AudioFrame(a) => {
+                // Audio never resets the silence deadline: a camera whose video stops is
+                // retried even if its audio goes on.
+                if send_audio(&a, streams.audio.as_ref(), &clock, out, stats) == Sent::Closed {
+                    return Ok(());
+                }
+                continue;
+            }
+            _ => continue,
+        };
         if v.stream_id() != stream {
             continue;
         }
@@ -317,6 +364,27 @@ async fn receive(
             Sent::Closed => return Ok(()),
             Sent::Queued => frames_sent += 1,
             Sent::Dropped => {}
+        }
+    }
+}
+
+/// Stamps an audio frame of the recorded audio stream on the video's clock and offers it to
+/// the queue; a frame off the video's timeline is dropped and counted.
+fn send_audio(
+    a: &retina::codec::AudioFrame,
+    audio: Option<&(usize, Arc<AudioParams>)>,
+    clock: &StreamClock,
+    out: &mut FrameSender,
+    stats: &CameraStats,
+) -> Sent {
+    let Some((_, params)) = audio.filter(|(id, _)| *id == a.stream_id()) else { return Sent::Queued };
+    let t = a.timestamp();
+    let src_us = (t.elapsed() as i128 * 1_000_000 / t.clock_rate().get() as i128) as i64;
+    match audio::stamp(clock, src_us) {
+        Some(ts) => out.send_audio(audio::frame(params, ts, a.data())),
+        None => {
+            stats.audio_dropped.fetch_add(1, Relaxed);
+            Sent::Dropped
         }
     }
 }
@@ -358,6 +426,7 @@ mod tests {
             transport: Transport::Tcp,
             first_frame_timeout: Duration::from_secs(30),
             frame_timeout: Duration::from_secs(5),
+            audio: true,
         }
     }
 

@@ -38,7 +38,9 @@ fn invalid(what: String) -> io::Error {
 /// The camera, day and file names of a chunk path, or an error if it breaks rule 1.
 pub fn split(rel: &Path) -> io::Result<[&str; 3]> {
     let bad = || invalid(format!("{} is not a chunk path ({{camera}}/YYYYMMDD/NAME.chunk)", rel.display()));
-    parse_rel_path(rel).ok_or_else(bad)?;
+    // A chunk's audio sibling lives by the same rules as its chunk.
+    let chunk = crate::chunk::path::chunk_of_sibling(rel);
+    parse_rel_path(chunk.as_deref().unwrap_or(rel)).ok_or_else(bad)?;
     let mut it = rel.iter().map(|c| c.to_str());
     match (it.next(), it.next(), it.next()) {
         (Some(Some(c)), Some(Some(d)), Some(Some(f))) => Ok([c, d, f]),
@@ -155,6 +157,15 @@ impl DayDir {
         let c = cstring(name.as_bytes())?;
         // SAFETY: `c` is NUL-terminated; `day` is an open directory.
         check(unsafe { libc::unlinkat(self.day.as_raw_fd(), c.as_ptr(), 0) }).map(|_| ())
+    }
+
+    /// Removes the audio sibling of the chunk `name` (`docs/design/audio.md`), if any.
+    pub fn unlink_audio_of(&self, name: &str) -> io::Result<()> {
+        let Some(sib) = crate::chunk::path::sibling_path(Path::new(name)) else { return Ok(()) };
+        match self.unlink(sib.to_str().expect("made from a str")) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Makes removals durable: removes the day directory if it is empty (and fsyncs the

@@ -221,9 +221,10 @@ impl Reaper {
                 }
             }
             let dir = &dirs[&key];
-            match dir.unlink(name) {
+            // The chunk, then its audio sibling (`docs/design/audio.md`); a crash between
+            // the two leaves the row in `deleting`, and the next pass removes the sibling.
+            match dir.unlink(name).or_else(not_found_ok).and_then(|()| dir.unlink_audio_of(name)) {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     log::warn!("reaper: cannot remove {}: {e}", root.path().join(rel).display());
                     continue;
@@ -237,6 +238,15 @@ impl Reaper {
         }
         // A chunk with an archived copy keeps its row (archived only): docs/design/archive.md.
         self.index.forget_local(&done)
+    }
+}
+
+/// A file already gone is as good as removed.
+fn not_found_ok(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
     }
 }
 
@@ -416,6 +426,24 @@ mod tests {
         assert_eq!(kept, [false, false, false, false, false, true, true, true]);
         assert!(exists(&ix, open), "the chunk being written is never reaped, however old");
         assert_eq!(reaper.stats.last_run_us.load(Relaxed), now(), "the run is stamped by the same clock");
+    }
+
+    /// A chunk's audio sibling goes with it, also when the deletion was interrupted
+    /// between the two files; another chunk's sibling stays.
+    #[test]
+    fn audio_siblings_are_deleted_with_their_chunks() {
+        let d = tempfile::tempdir().unwrap();
+        let (ix, storage, root_id) = fixture(d.path(), None);
+        let ids: Vec<i64> = (0..2).map(|m| add_chunk(&ix, d.path(), root_id, m, 10, false)).collect();
+        let audio = |m| d.path().join(crate::chunk::path::rel_path("c", T0 + m * MINUTE, 0).with_extension("audio"));
+        std::fs::write(audio(0), b"a").unwrap();
+        std::fs::write(audio(1), b"b").unwrap();
+        ix.mark_deleting(&ids[..1]).unwrap();
+        std::fs::remove_file(d.path().join(crate::chunk::path::rel_path("c", T0, 0))).unwrap(); // crash here
+        let reaper = Reaper::new(ix.clone(), storage, None, crate::time::now_us);
+        assert_eq!(reaper.finish_deletions().unwrap(), vec![ids[0]]);
+        assert!(!audio(0).exists(), "the sibling of a deleted chunk is deleted");
+        assert!(audio(1).exists() && exists(&ix, ids[1]));
     }
 
     #[test]

@@ -14,7 +14,8 @@
 
 use super::confined::{self, Access};
 use super::walk::{walk, Flow, Found};
-use crate::chunk::path::parse_rel_path;
+use crate::chunk::audio::whole_records;
+use crate::chunk::path::{parse_rel_path, sibling_path};
 use crate::chunk::scan::{scan_open, ChunkSummary};
 use crate::error::{Error, Result};
 use crate::index::row::DamagedRow;
@@ -210,10 +211,36 @@ pub(super) fn examine(
             report.repaired += 1;
         }
     }
+    examine_sibling(root, rel, repair, report)?;
     if s.frames == 0 || !s.starts_with_keyframe {
         return Ok(Examined::Undecodable);
     }
     Ok(Examined::Chunk(s))
+}
+
+/// The audio sibling of the chunk `rel` (`docs/design/audio.md`), if there is one: a torn
+/// tail is reported and, when `repair`, cut like a chunk's.
+fn examine_sibling(root: &Root, rel: &Path, repair: bool, report: &mut Report) -> Result<()> {
+    let Some(sib) = sibling_path(rel) else { return Ok(()) };
+    let path = root.path().join(&sib);
+    let file = match confined::open_chunk(root.path(), &sib, Access::Read) {
+        Ok(f) => f,
+        // No audio, or not a file of ours (a symlink is never followed): nothing to check.
+        Err(_) => return Ok(()),
+    };
+    let (good_len, file_len, why) =
+        whole_records(file).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    report.files_checked += 1;
+    let Some(why) = why.or_else(|| (good_len < file_len).then(|| "trailing bytes".into())) else { return Ok(()) };
+    report.problems.push(Problem::TornTail { path: path.clone(), good_len, file_len, why });
+    if repair {
+        let f = confined::open_chunk(root.path(), &sib, Access::Write)
+            .map_err(|e| Error::io(format!("opening {} to cut its torn tail", path.display()), e))?;
+        f.set_len(good_len).map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
+        f.sync_all().map_err(|e| Error::io(format!("fsync {}", path.display()), e))?;
+        report.repaired += 1;
+    }
+    Ok(())
 }
 
 /// Removes the chunk `rel` of `root` (confined) and makes that durable.
@@ -223,6 +250,7 @@ pub(super) fn remove_chunk(root: &Root, rel: &Path) -> Result<()> {
     let dir = confined::DayDir::open(root.path(), camera, day, false)
         .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
     dir.unlink(name).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+    dir.unlink_audio_of(name).map_err(|e| Error::io(format!("removing the audio of {}", path.display()), e))?;
     dir.sync_or_prune().map_err(|e| Error::io(format!("syncing the directory of {}", path.display()), e))
 }
 
@@ -392,4 +420,46 @@ fn index_file(index: &Index, root: &Root, rel: &Path, repair: bool, report: &mut
         report.repaired += 1;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::audio::{AudioCodec, AudioFrame, AudioParams};
+    use crate::media::frame::EncodedFrame;
+
+    /// A torn audio tail (a power cut mid-write) is reported and cut to whole records, like
+    /// a chunk's; removing the chunk removes its sibling.
+    #[test]
+    fn a_torn_audio_sibling_is_cut_and_removed_with_its_chunk() {
+        const T0: i64 = 1_795_272_960_000_000;
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, index, storage) = crate::testutil::writer_fixture(d.path());
+        let params = Arc::new(AudioParams { codec: AudioCodec::Pcmu, sample_rate: 8000, channels: 1, config: vec![] });
+        let mut f = EncodedFrame::new(T0, Codec::H264);
+        for nal in [&[0x67, 1][..], &[0x68, 1], &[0x65, 1]] {
+            f.push_nal(nal);
+        }
+        w.write_frame(&f);
+        w.write_audio(&AudioFrame { ts_us: T0 + 1000, params, data: vec![0xff; 160] });
+        w.close();
+        let row = &index.chunks_for_camera("cam", 0, i64::MAX).unwrap()[0];
+        let sib = d.path().join(sibling_path(&row.rel_path).unwrap());
+        let whole = std::fs::metadata(&sib).unwrap().len();
+        let mut bytes = std::fs::read(&sib).unwrap();
+        bytes.extend_from_slice(&[0, 1, 2, 3, 4]);
+        std::fs::write(&sib, bytes).unwrap();
+        let root = &storage.roots()[0];
+        let mut report = Report::default();
+        assert!(matches!(examine(root, &row.rel_path, Some(Codec::H264), false, &mut report), Ok(Examined::Chunk(_))));
+        assert!(
+            matches!(&report.problems[..], [Problem::TornTail { path, good_len, .. }] if *path == sib && *good_len == whole)
+        );
+        assert_eq!(std::fs::metadata(&sib).unwrap().len(), whole + 5, "not cut without repair");
+        let mut report = Report::default();
+        examine(root, &row.rel_path, Some(Codec::H264), true, &mut report).unwrap();
+        assert_eq!((report.repaired, std::fs::metadata(&sib).unwrap().len()), (1, whole));
+        remove_chunk(root, &row.rel_path).unwrap();
+        assert!(!sib.exists() && !d.path().join(&row.rel_path).exists());
+    }
 }

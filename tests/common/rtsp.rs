@@ -192,6 +192,8 @@ pub struct RtspServer {
     child: Option<Child>,
     pub port: u16,
     mounts: Vec<(String, Media)>,
+    /// Each mount's audio stream (`aac`, `pcmu`, `pcma`, `aac-stop`, ...; see the script), if any.
+    audio: Vec<(String, String)>,
     /// Command prefix (e.g. `ip netns exec NS`) to run the server elsewhere.
     prefix: Vec<String>,
 }
@@ -208,7 +210,26 @@ impl RtspServer {
             child: None,
             port,
             mounts: mounts.iter().map(|(n, m)| (n.to_string(), *m)).collect(),
+            audio: Vec::new(),
             prefix: prefix.iter().map(|s| s.to_string()).collect(),
+        };
+        s.restart();
+        s
+    }
+
+    /// Starts a server on a free loopback port whose mounts also send audio:
+    /// `(mount, media, audio)`, audio as the script takes it (`""` for none).
+    pub fn start_audio(mounts: &[(&str, Media, &str)]) -> RtspServer {
+        let mut s = RtspServer {
+            child: None,
+            port: free_port(),
+            mounts: mounts.iter().map(|(n, m, _)| (n.to_string(), *m)).collect(),
+            audio: mounts
+                .iter()
+                .filter(|(_, _, a)| !a.is_empty())
+                .map(|(n, _, a)| (n.to_string(), a.to_string()))
+                .collect(),
+            prefix: Vec::new(),
         };
         s.restart();
         s
@@ -221,7 +242,8 @@ impl RtspServer {
         argv.extend(["/usr/bin/python3".to_string(), script.to_string(), self.port.to_string()]);
         for (name, m) in &self.mounts {
             let (codec, fps, _) = m.params();
-            argv.push(format!("{name}={}:{codec}:{fps}", m.path().display()));
+            let audio = self.audio.iter().find(|(n, _)| n == name).map_or(String::new(), |(_, a)| format!(":{a}"));
+            argv.push(format!("{name}={}:{codec}:{fps}{audio}", m.path().display()));
         }
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
