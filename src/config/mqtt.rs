@@ -19,6 +19,7 @@ pub(super) struct RawMqtt {
     thumbnail_interval: Option<String>,
     #[serde(default)]
     tls: bool,
+    ca_file: Option<PathBuf>,
 }
 
 /// `[mqtt]`, checked.
@@ -39,6 +40,11 @@ pub struct MqttConfig {
     /// How often each camera's latest keyframe is published as a JPEG for Home Assistant's
     /// camera entity (`thumbnail_interval`, default 60 s, at least 10 s; `"0s"`: never).
     pub thumbnail_interval: Option<std::time::Duration>,
+    /// Whether to talk TLS to the broker (`tls`; needs the cargo feature `tls`).
+    pub tls: bool,
+    /// PEM file with the CA that signed the broker's certificate (`ca_file`: LAN brokers are
+    /// mostly self-signed); absent with `tls`: the Mozilla roots built in (webpki-roots).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A topic level we build: no wildcards, separators or control characters.
@@ -54,11 +60,19 @@ impl MqttConfig {
         {
             return Err(invalid("mqtt.host", format!("{:?} is not a host name or address", raw.host)));
         }
-        if raw.tls {
+        if raw.tls && !cfg!(feature = "tls") {
             return Err(invalid(
                 "mqtt.tls",
-                "this build has no TLS for MQTT; use a broker on the LAN or a TLS tunnel (stunnel) to it",
+                "this build has no TLS (built without the cargo feature `tls`); use a broker on the LAN, a TLS tunnel (stunnel), or a build with `--features tls`",
             ));
+        }
+        if let Some(p) = &raw.ca_file {
+            if !raw.tls {
+                return Err(invalid("mqtt.ca_file", "goes with mqtt.tls = true"));
+            }
+            if !p.is_absolute() {
+                return Err(invalid("mqtt.ca_file", "must be an absolute path"));
+            }
         }
         if raw.password_file.is_some() && raw.username.is_none() {
             return Err(invalid("mqtt.password_file", "goes with mqtt.username"));
@@ -92,11 +106,13 @@ impl MqttConfig {
         Ok(MqttConfig {
             thumbnail_interval,
             host: raw.host,
-            port: raw.port.unwrap_or(1883),
+            port: raw.port.unwrap_or(if raw.tls { 8883 } else { 1883 }),
             username: raw.username,
             password_file: raw.password_file,
             prefix,
             discovery_prefix,
+            tls: raw.tls,
+            ca_file: raw.ca_file,
         })
     }
 }
@@ -119,12 +135,29 @@ mod tests {
             ("[mqtt]\nhost = \"h\"\nprefix = \"a/#\"\n", "mqtt.prefix"),
             ("[mqtt]\nhost = \"h\"\npassword_file = \"/p\"\n", "mqtt.password_file"),
             ("[mqtt]\nhost = \"h\"\nusername = \"u\"\npassword_file = \"p\"\n", "mqtt.password_file"),
-            ("[mqtt]\nhost = \"h\"\ntls = true\n", "mqtt.tls"),
+            ("[mqtt]\nhost = \"h\"\nca_file = \"/ca.pem\"\n", "mqtt.ca_file"),
             ("[server]\nbox_id = \"a/b\"\n", "server.box_id"),
             ("[mqtt]\nhost = \"h\"\nthumbnail_interval = \"1s\"\n", "mqtt.thumbnail_interval"),
         ] {
             let e = Config::parse(&format!("{text}{BASE}")).unwrap_err().to_string();
             assert!(e.starts_with(key), "{key}: {e}");
+        }
+    }
+
+    /// `tls = true` is refused, naming the feature, by a build without it; with it, the port
+    /// defaults to 8883 and `ca_file` must be absolute.
+    #[test]
+    fn mqtt_tls_needs_the_feature_and_defaults_to_port_8883() {
+        let parse = |t: &str| Config::parse(&format!("[mqtt]\nhost = \"h\"\ntls = true\n{t}{BASE}"));
+        if cfg!(feature = "tls") {
+            let m = parse("ca_file = \"/etc/edgenvr/ca.pem\"\n").unwrap().mqtt.unwrap();
+            assert_eq!((m.tls, m.port, m.ca_file.unwrap().to_str()), (true, 8883, Some("/etc/edgenvr/ca.pem")));
+            assert_eq!(parse("port = 9000\n").unwrap().mqtt.unwrap().port, 9000);
+            let e = parse("ca_file = \"ca.pem\"\n").unwrap_err().to_string();
+            assert!(e.starts_with("mqtt.ca_file"), "{e}");
+        } else {
+            let e = parse("").unwrap_err().to_string();
+            assert!(e.starts_with("mqtt.tls") && e.contains("feature `tls`"), "{e}");
         }
     }
 }

@@ -19,6 +19,8 @@
 //! (rumqttc's options hold it; neither they nor ours are printed).
 
 pub mod outbox;
+#[cfg(feature = "tls")]
+mod tls;
 pub mod topics;
 
 use crate::config::MqttConfig;
@@ -237,6 +239,10 @@ fn options(cfg: &MqttConfig, box_id: &str, topics: &Topics) -> Result<MqttOption
     o.set_max_packet_size(MAX_INCOMING, 256 << 10);
     o.set_request_channel_capacity(CLIENT_CHANNEL);
     o.set_last_will(LastWill::new(topics.availability(), "offline", QoS::AtLeastOnce, true));
+    #[cfg(feature = "tls")]
+    if cfg.tls {
+        o.set_transport(tls::transport(cfg)?);
+    }
     if let Some(user) = &cfg.username {
         let password = match &cfg.password_file {
             Some(p) => read_password(p)?,
@@ -295,7 +301,7 @@ pub fn start(cfg: &MqttConfig, box_id: &str, sources: Sources, shutdown: &Shutdo
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the MQTT runtime", e))?;
-    let where_ = format!("{}:{}", cfg.host, cfg.port);
+    let where_ = format!("{}{}:{}", if cfg.tls { "tls://" } else { "" }, cfg.host, cfg.port);
     let s = shared.clone();
     let thread = std::thread::Builder::new()
         .name("mqtt".into())
@@ -506,6 +512,8 @@ mod tests {
             prefix: "edgenvr".into(),
             discovery_prefix: "homeassistant".into(),
             thumbnail_interval: None,
+            tls: false,
+            ca_file: None,
         };
         Topics::new(&cfg, "shed")
     }

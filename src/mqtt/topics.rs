@@ -232,6 +232,8 @@ mod tests {
             prefix: "edgenvr".into(),
             discovery_prefix: "homeassistant".into(),
             thumbnail_interval: None,
+            tls: false,
+            ca_file: None,
         };
         Topics::new(&cfg, "shed")
     }
