@@ -21,7 +21,9 @@ test_pkgs=(ffmpeg e2fsprogs util-linux mount sqlite3 iproute2 iptables chromium 
   # runs playwright-core, which drives Chromium in tests/live.rs
   nodejs
   # the MQTT broker of tests/mqtt.rs (Home Assistant discovery, events in and out)
-  mosquitto mosquitto-clients)
+  mosquitto mosquitto-clients
+  # the CA and broker certificate of tests/mqtt_tls.rs, made at test time
+  openssl)
 
 aarch64_pkgs=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
 
