@@ -56,6 +56,12 @@ export EDGENVR_RELEASE_BIN=$PWD/target/release/edgenvr
 echo "== tests"
 cargo test --locked --all-targets
 
+# The cargo feature `tls` (the archive's https, MQTT over TLS): its code linted, and MQTT
+# over TLS against Mosquitto's TLS listener (tests/mqtt_tls.rs).
+echo "== feature tls"
+cargo clippy --locked --features tls --all-targets -- -D warnings
+cargo test --locked --features tls --test mqtt_tls
+
 # The same code on the real target triple: unit tests and the black-box tests that need no
 # kernel driver, run under qemu-aarch64 (user mode), so byte order, alignment and pointer
 # width mistakes surface. Tests that pace openh264 far faster than real time (reaper_fs,
