@@ -92,11 +92,11 @@ impl MqttConfig {
         }
         let thumbnail_interval = match raw.thumbnail_interval.as_deref() {
             None => Some(std::time::Duration::from_secs(60)),
+            // "0s" (any zero) means never; `parse_duration` refuses zero durations elsewhere.
+            Some(s) if s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse::<f64>() == Ok(0.0) => None,
             Some(s) => {
                 let d = super::units::parse_duration(s).map_err(|why| invalid("mqtt.thumbnail_interval", why))?;
-                if d.is_zero() {
-                    None
-                } else if d < std::time::Duration::from_secs(10) {
+                if d < std::time::Duration::from_secs(10) {
                     return Err(invalid("mqtt.thumbnail_interval", "must be at least 10s (or 0s: never)"));
                 } else {
                     Some(d)
@@ -130,6 +130,11 @@ mod tests {
         assert_eq!((m.port, m.prefix.as_str(), m.discovery_prefix.as_str()), (1883, "edgenvr", "homeassistant"));
         assert_eq!(c.server.box_id, "shed");
         assert!(Config::parse(BASE).unwrap().mqtt.is_none());
+        assert_eq!(m.thumbnail_interval, Some(std::time::Duration::from_secs(60)));
+        for never in ["0s", "0", "0m"] {
+            let c = Config::parse(&format!("[mqtt]\nhost = \"h\"\nthumbnail_interval = \"{never}\"\n{BASE}")).unwrap();
+            assert_eq!(c.mqtt.unwrap().thumbnail_interval, None, "{never}: never");
+        }
         for (text, key) in [
             ("[mqtt]\nhost = \"a b\"\n", "mqtt.host"),
             ("[mqtt]\nhost = \"h\"\nprefix = \"a/#\"\n", "mqtt.prefix"),
