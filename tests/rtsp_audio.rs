@@ -136,6 +136,12 @@ fn aac_and_g711_are_recorded_beside_their_chunks() {
         }
         let mut frames = Vec::new();
         for r in &rows {
+            if *id == "mute" && !sibling(d, r).exists() {
+                // A chunk opened after the microphone died (6 s in) has no audio to hold: the
+                // sibling is made at a chunk's first audio frame. Only after some audio came.
+                assert!(!frames.is_empty(), "{id}: no audio before {r:?}");
+                continue;
+            }
             let (p, f) = read_sibling(&sibling(d, r));
             let codec = if audio.starts_with("aac") { AudioCodec::Aac } else { AudioCodec::Pcmu };
             assert_eq!((p.codec, p.channels), (codec, 1), "{id}");
