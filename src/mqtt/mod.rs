@@ -503,20 +503,7 @@ async fn send_loop(shared: Arc<Shared>, client: AsyncClient, stop: watch::Receiv
 mod tests {
     use super::*;
 
-    fn topics() -> Topics {
-        let cfg = MqttConfig {
-            host: "h".into(),
-            port: 1883,
-            username: None,
-            password_file: None,
-            prefix: "edgenvr".into(),
-            discovery_prefix: "homeassistant".into(),
-            thumbnail_interval: None,
-            tls: false,
-            ca_file: None,
-        };
-        Topics::new(&cfg, "shed")
-    }
+    use super::topics::tests::topics;
 
     fn ids(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

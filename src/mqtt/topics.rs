@@ -220,10 +220,11 @@ pub fn parse_command(payload: &[u8]) -> Result<Command, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn topics() -> Topics {
+    /// Topics for box "shed" under the default prefixes (also used by `mqtt`'s tests).
+    pub(in crate::mqtt) fn topics() -> Topics {
         let cfg = MqttConfig {
             host: "h".into(),
             port: 1883,
