@@ -3,11 +3,10 @@
 //! a chunk that has an archived copy (`docs/design/archive.md`).
 
 use super::row::decode;
-use super::{damaged, keyframes, lenient_int, strict, ChunkRow, ChunkState, Index, CHUNK_COLUMNS};
+use super::{damaged, keyframes, strict, ChunkRow, ChunkState, Index, CHUNK_COLUMNS};
 use crate::error::{Error, Result};
 use crate::media::h26x::Codec;
 use rusqlite::{params, OptionalExtension};
-use std::collections::HashMap;
 
 /// A target's counters as stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -332,44 +331,20 @@ impl Index {
     /// The reaper's last step: rows in state `deleting` whose chunk has an archived copy
     /// become archived-only; the others are deleted and counted as never sent, per target.
     pub fn forget_local(&self, ids: &[i64]) -> Result<()> {
-        let mut c = self.lock();
-        let tx = c.transaction().map_err(|e| Error::db("starting batch", e))?;
         // Bytes freed per root, for the totals: an archived-only row holds none here either.
-        let mut freed: HashMap<i64, i64> = HashMap::new();
-        {
-            let mut get = tx
-                .prepare_cached("SELECT root_id, bytes FROM chunk WHERE id = ?1 AND state = 2")
-                .map_err(|e| Error::db("preparing batch", e))?;
-            for id in ids {
-                let row: Option<(i64, i64)> = get
-                    .query_row([id], |r| Ok((lenient_int(r, 0), lenient_int(r, 1))))
-                    .optional()
-                    .map_err(|e| Error::db("reading chunk rows", e))?;
-                if let Some((root, bytes)) = row {
-                    *freed.entry(root).or_default() += bytes.max(0);
-                }
-            }
-            let sql = [
+        self.free_rows(
+            ids,
+            "SELECT root_id, bytes FROM chunk WHERE id = ?1 AND state = 2",
+            &[
                 "UPDATE archive_target SET reaped_unsent = reaped_unsent + 1 WHERE NOT EXISTS
                  (SELECT 1 FROM archive_object a WHERE a.target_id = archive_target.id AND a.chunk_id = ?1)
                  AND (events_only = 0 OR EXISTS (SELECT 1 FROM chunk WHERE id = ?1 AND event = 1))",
                 "UPDATE chunk SET state = 3 WHERE id = ?1 AND state = 2
                  AND EXISTS (SELECT 1 FROM archive_object WHERE chunk_id = ?1)",
                 "DELETE FROM chunk WHERE id = ?1 AND state = 2",
-            ];
-            for s in sql {
-                let mut st = tx.prepare_cached(s).map_err(|e| Error::db("preparing batch", e))?;
-                for id in ids {
-                    st.execute([id]).map_err(|e| Error::db("forgetting deleted chunks", e))?;
-                }
-            }
-        }
-        tx.commit().map_err(|e| Error::db("committing batch", e))?;
-        self.count_tx();
-        for (root, bytes) in freed {
-            self.refresh_root(&c, root, -bytes);
-        }
-        Ok(())
+            ],
+            "forgetting deleted chunks",
+        )
     }
 
     /// The (camera, day) pairs with archived chunks no manifest of `target_id` lists yet.

@@ -15,6 +15,7 @@
 //!   chunks a running service writes.
 
 pub mod archive;
+mod deletion;
 pub mod events;
 pub mod keyframes;
 pub mod lock;
@@ -478,37 +479,6 @@ impl Index {
     /// Marks rows as being deleted (first step of crash-safe deletion).
     pub fn mark_deleting(&self, ids: &[i64]) -> Result<()> {
         self.set_many(&format!("UPDATE chunk SET state = {DELETING} WHERE id = ?1 AND state = {SEALED}"), ids)
-    }
-
-    /// Removes rows (last step of deletion, or repair of rows whose files are gone).
-    pub fn delete_rows(&self, ids: &[i64]) -> Result<()> {
-        let mut c = self.lock();
-        let tx = c.transaction().map_err(|e| Error::db("starting batch", e))?;
-        // Bytes freed per root, for the totals.
-        let mut freed: HashMap<i64, i64> = HashMap::new();
-        {
-            let mut get = tx
-                .prepare_cached("SELECT root_id, bytes FROM chunk WHERE id = ?1")
-                .map_err(|e| Error::db("preparing batch", e))?;
-            let mut del =
-                tx.prepare_cached("DELETE FROM chunk WHERE id = ?1").map_err(|e| Error::db("preparing batch", e))?;
-            for id in ids {
-                let row: Option<(i64, i64)> = get
-                    .query_row([id], |r| Ok((lenient_int(r, 0), lenient_int(r, 1))))
-                    .optional()
-                    .map_err(|e| Error::db("reading chunk rows", e))?;
-                if let Some((root, bytes)) = row {
-                    *freed.entry(root).or_default() += bytes.max(0);
-                }
-                del.execute([id]).map_err(|e| Error::db("deleting chunk rows", e))?;
-            }
-        }
-        tx.commit().map_err(|e| Error::db("committing batch", e))?;
-        self.count_tx();
-        for (root, bytes) in freed {
-            self.refresh_root(&c, root, -bytes);
-        }
-        Ok(())
     }
 
     fn set_many(&self, sql: &str, ids: &[i64]) -> Result<()> {
