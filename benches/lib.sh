@@ -101,15 +101,7 @@ PY
 # meanwhile), imported into ROOT's index by `edgenvr check --repair`. Shared by
 # benches/export.sh and benches/http.sh.
 bench_serve_hour() {
-  cat > "$1" <<EOT
-[server]
-listen = "127.0.0.1:$2"
-[[storage]]
-path = "$3"
-[[camera]]
-id = "cam"
-url = "rtsp://127.0.0.1:$port/cam1"
-enabled = false
-EOT
+  bench_camera_config "$@"
+  echo "enabled = false" >> "$1"
   "$bin" check --config "$1" --repair --log-level warn > /dev/null || true
 }
