@@ -64,7 +64,7 @@ pub fn run(config: &Config, a: &ExportArgs) -> Result<i32> {
         );
     }
     let file: Box<dyn VirtualFile> = match format {
-        Format::Mp4 => Box::new(Mp4File::new(plan)?),
+        Format::Mp4 => Box::new(Mp4File::new(plan.with_audio())?),
         Format::H264 | Format::H265 => Box::new(AnnexBFile::new(plan)),
     };
     let mut out: Box<dyn Write> = if output == "-" {

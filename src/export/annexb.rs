@@ -17,10 +17,8 @@ impl AnnexBFile {
     pub fn new(plan: Plan) -> AnnexBFile {
         let etag = format!("\"annexb-{:016x}\"", super::fnv1a(&[plan.camera.as_bytes(), &plan.segment_key(),]));
         let timing = Timing { base_us: plan.first_ts(), last_duration: 1 };
-        AnnexBFile {
-            layout: std::sync::Arc::new(Layout::new(plan, vec![Part::Payload { start_codes: true }], timing)),
-            etag,
-        }
+        let payload = Part::Payload { start_codes: true, segments: 0..plan.segments.len() };
+        AnnexBFile { layout: std::sync::Arc::new(Layout::new(plan, vec![payload], timing)), etag }
     }
 }
 

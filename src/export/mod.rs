@@ -4,19 +4,24 @@
 //!
 //! - [`plan`]: which byte ranges of which chunk files make up the export, with the counts
 //!   (records, frames, keyframes) that fix every size in advance.
+//! - [`audio`]: the sound track's part of a plan (the chunks' audio siblings) and its
+//!   frames.
 //! - [`samples`]: reads a segment of a chunk file back as samples (frames) or records.
 //! - [`stream`]: a virtual file as parts (bytes, tables generated while reading, payload)
 //!   and the reader that produces any byte range of it.
 //! - [`mp4`]: an ISO BMFF file, `moov` first, built on the fly (`docs/design/export.md`);
-//!   [`hvcc`]: the `hvcC` box of an H.265 export.
+//!   [`hvcc`]: the `hvcC` box of an H.265 export; [`sound`]: its sound track.
 //! - [`annexb`]: the raw H.264/H.265 elementary stream with start codes.
 
 pub mod annexb;
+pub mod audio;
+pub mod boxes;
 pub mod chapters;
 pub mod hvcc;
 pub mod mp4;
 pub mod plan;
 pub mod samples;
+pub mod sound;
 pub mod stream;
 
 use crate::media::h26x::Codec;

@@ -79,9 +79,21 @@ pub struct Plan {
     pub vps: Option<Vec<u8>>,
     /// One chapter per event in the range (MP4 only).
     pub chapters: Vec<super::chapters::Chapter>,
+    /// The sound track (MP4 only, once [`Plan::with_audio`] found one).
+    pub audio: Option<super::audio::AudioPlan>,
 }
 
 impl Plan {
+    /// The plan with its chunks' audio, if they have any (`super::audio`): what an MP4
+    /// export plays. Raw `.h264`/`.h265` exports and single-frame files skip this.
+    pub fn with_audio(mut self) -> Plan {
+        // Playback ends at `to`, or at the end of the last frame when that is earlier.
+        let play_end_us = self.to_us.min(self.last_ts() + self.frame_duration_us());
+        let videos = self.segments.iter().map(|s| s.path.as_path());
+        self.audio = super::audio::plan_audio(videos, (self.first_ts(), play_end_us));
+        self
+    }
+
     /// Total frames.
     pub fn samples(&self) -> u64 {
         self.segments.iter().map(|s| s.samples).sum()
@@ -347,5 +359,5 @@ pub fn make_plan(index: &impl ReadChunks, storage: &Storage, camera: &str, from_
     };
     let (sps, pps, vps) = parameter_sets(&segments[0], codec)?;
     let chapters = super::chapters::of_range(index, camera, from_us, to_us)?;
-    Ok(Plan { camera: camera.to_owned(), codec, from_us, to_us, segments, sps, pps, vps, chapters })
+    Ok(Plan { camera: camera.to_owned(), codec, from_us, to_us, segments, sps, pps, vps, chapters, audio: None })
 }

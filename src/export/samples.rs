@@ -79,21 +79,47 @@ pub fn segment_samples(seg: &Segment, codec: Codec) -> Result<Vec<Sample>> {
     Ok(out)
 }
 
-/// Streams a segment's records as `prefix + NAL`, where the prefix is a 4-byte big-endian
-/// length (MP4) or a start code (Annex B).
+/// What goes before each record's bytes in a [`RecordStream`]'s output.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Prefix {
+    /// A 4-byte big-endian length (MP4 video samples).
+    Length,
+    /// An Annex B start code (raw `.h264`/`.h265`).
+    StartCode,
+    /// Nothing: the payload as it is (MP4 audio samples).
+    None,
+}
+
+impl Prefix {
+    fn len(self) -> u64 {
+        match self {
+            Prefix::Length | Prefix::StartCode => 4,
+            Prefix::None => 0,
+        }
+    }
+}
+
+/// Streams the records of a byte range of a chunk (or audio sibling) file, each as a
+/// [`Prefix`] + its payload.
 pub struct RecordStream {
     reader: ChunkReader<std::fs::File>,
     end_off: u64,
-    start_codes: bool,
+    prefix: Prefix,
     path: std::path::PathBuf,
 }
 
 impl RecordStream {
-    /// Opens `seg` at its first record.
+    /// Opens video segment `seg` at its first record.
     pub fn open(seg: &Segment, start_codes: bool) -> Result<RecordStream> {
-        let reader = ChunkReader::open_at(&seg.path, seg.start_off)
-            .map_err(|e| Error::io(format!("opening {}", seg.path.display()), e))?;
-        Ok(RecordStream { reader, end_off: seg.end_off, start_codes, path: seg.path.clone() })
+        let prefix = if start_codes { Prefix::StartCode } else { Prefix::Length };
+        RecordStream::open_range(&seg.path, seg.start_off, seg.end_off, prefix)
+    }
+
+    /// Opens records `start_off..end_off` of `path`.
+    pub fn open_range(path: &std::path::Path, start_off: u64, end_off: u64, prefix: Prefix) -> Result<RecordStream> {
+        let reader =
+            ChunkReader::open_at(path, start_off).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        Ok(RecordStream { reader, end_off, prefix, path: path.to_owned() })
     }
 
     /// Replaces `out` with the next record's bytes; false at the segment's end.
@@ -102,31 +128,35 @@ impl RecordStream {
             return Ok(false);
         }
         out.clear();
-        out.extend_from_slice(&[0; 4]);
+        let p = self.prefix.len() as usize;
+        out.resize(p, 0);
         let h = self
             .reader
             .next_appending(out)
             .map_err(|e| err!(DataLoss, "{}", self.path.display()).with_source(e))?
             .ok_or_else(|| err!(DataLoss, "{}: shorter than indexed", self.path.display()))?;
-        let prefix = if self.start_codes { [0, 0, 0, 1] } else { (h.len as u32).to_be_bytes() };
-        out[..4].copy_from_slice(&prefix);
+        match self.prefix {
+            Prefix::Length => out[..4].copy_from_slice(&(h.len as u32).to_be_bytes()),
+            Prefix::StartCode => out[..4].copy_from_slice(&[0, 0, 0, 1]),
+            Prefix::None => {}
+        }
         Ok(true)
     }
 
-    /// Skips whole records (without reading their NALs into memory) while they end at or
-    /// before `target` output bytes from here; returns the output bytes skipped. The next
-    /// record read is the one holding byte `target`.
+    /// Skips whole records (without reading their payloads into memory) while they end at
+    /// or before `target` output bytes from here; returns the output bytes skipped. The
+    /// next record read is the one holding byte `target`.
     pub fn skip_to(&mut self, target: u64) -> Result<u64> {
         let mut skipped = 0;
         let mut p = Vec::new();
         while self.reader.good_len() < self.end_off {
             let err = |e| err!(DataLoss, "{}", self.path.display()).with_source(e);
             let Some(h) = self.reader.peek_header().map_err(err)? else { break };
-            if skipped + 4 + h.len > target {
+            if skipped + self.prefix.len() + h.len > target {
                 break;
             }
             self.reader.next_prefix(&mut p, 0).map_err(err)?;
-            skipped += 4 + h.len;
+            skipped += self.prefix.len() + h.len;
         }
         Ok(skipped)
     }

@@ -2,8 +2,9 @@
 //! [`PartReader`] produces any byte range of it by generating only the units (table entries,
 //! records) that overlap the range. Memory: one segment's sample list and one record.
 
+use super::audio::{self, AudioSample};
 use super::plan::Plan;
-use super::samples::{segment_samples, RecordStream, Sample};
+use super::samples::{segment_samples, Prefix, RecordStream, Sample};
 use std::io::{self, Read};
 use std::sync::Arc;
 
@@ -29,6 +30,24 @@ impl Table {
     }
 }
 
+/// A sound track's sample table (`super::audio`), generated while reading.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum AudioTable {
+    /// `stts`: (count = 1, delta) per frame, 8 bytes.
+    Stts,
+    /// `stsz`: size per frame, 4 bytes.
+    Stsz,
+}
+
+impl AudioTable {
+    fn entry_len(self) -> u64 {
+        match self {
+            AudioTable::Stts => 8,
+            AudioTable::Stsz => 4,
+        }
+    }
+}
+
 /// One stretch of a virtual file.
 #[derive(Clone, Debug)]
 pub enum Part {
@@ -36,11 +55,18 @@ pub enum Part {
     Bytes(Vec<u8>),
     /// A sample table, generated while reading.
     Table(Table),
-    /// The footage: every record as a 4-byte length (MP4) or start code (Annex B) + NAL.
+    /// The footage of video segments `segments`: every record as a 4-byte length (MP4) or
+    /// start code (Annex B) + NAL.
     Payload {
         /// Annex B start codes instead of lengths.
         start_codes: bool,
+        /// The segments (indexes in the plan), in order.
+        segments: std::ops::Range<usize>,
     },
+    /// A sound track's sample table.
+    AudioTable(AudioTable),
+    /// The frames of one audio segment (index in the plan's audio), as they are stored.
+    AudioPayload(usize),
 }
 
 /// Sample timing in the 90 kHz media timescale.
@@ -101,14 +127,18 @@ pub fn part_len(plan: &Plan, p: &Part) -> u64 {
         Part::Bytes(b) => b.len() as u64,
         Part::Table(t @ (Table::Stts | Table::Ctts | Table::Stsz)) => t.entry_len() * plan.samples(),
         Part::Table(t @ Table::Stss) => t.entry_len() * plan.keyframes(),
-        Part::Payload { .. } => plan.segments.iter().map(|s| s.payload_len()).sum(),
+        Part::Payload { segments, .. } => plan.segments[segments.clone()].iter().map(|s| s.payload_len()).sum(),
+        Part::AudioTable(t) => t.entry_len() * plan.audio.as_ref().map_or(0, |a| a.frames()),
+        Part::AudioPayload(i) => plan.audio.as_ref().map_or(0, |a| a.segments[*i].payload_len()),
     }
 }
 
 enum Cursor {
     Bytes,
     Table { table: Table, seg: usize, samples: Vec<Sample>, i: usize, number: u64, remaining: u64 },
-    Payload { seg: usize, stream: Option<RecordStream>, start_codes: bool },
+    Payload { seg: usize, end: usize, stream: Option<RecordStream>, start_codes: bool },
+    AudioTable { table: AudioTable, seg: usize, samples: Vec<AudioSample>, i: usize, remaining: u64 },
+    AudioPayload { stream: RecordStream },
 }
 
 /// Reads `start..end` of a [`Layout`].
@@ -176,8 +206,8 @@ impl PartReader {
                 self.next_unit()?;
                 self.unit_pos = (offset % t.entry_len()) as usize;
             }
-            Part::Payload { start_codes } => {
-                let mut seg = 0;
+            Part::Payload { start_codes, segments } => {
+                let mut seg = segments.start;
                 let mut left = offset;
                 while left >= segment(plan, seg)?.payload_len() {
                     left -= segment(plan, seg)?.payload_len();
@@ -185,7 +215,31 @@ impl PartReader {
                 }
                 let mut stream = RecordStream::open(segment(plan, seg)?, *start_codes).map_err(to_io)?;
                 left -= stream.skip_to(left).map_err(to_io)?;
-                self.cursor = Cursor::Payload { seg, stream: Some(stream), start_codes: *start_codes };
+                self.cursor =
+                    Cursor::Payload { seg, end: segments.end, stream: Some(stream), start_codes: *start_codes };
+                self.next_unit()?;
+                self.unit_pos = left as usize;
+            }
+            Part::AudioTable(t) => {
+                let track = plan.audio.as_ref().ok_or_else(short)?;
+                let entry = offset / t.entry_len();
+                let (mut seg, mut i) = (0, entry);
+                while i >= track.segments.get(seg).ok_or_else(short)?.frames {
+                    i -= track.segments[seg].frames;
+                    seg += 1;
+                }
+                let samples = audio::segment_samples(&track.segments[seg]).map_err(to_io)?;
+                let remaining = track.frames() - entry;
+                self.cursor = Cursor::AudioTable { table: *t, seg, samples, i: i as usize, remaining };
+                self.next_unit()?;
+                self.unit_pos = (offset % t.entry_len()) as usize;
+            }
+            Part::AudioPayload(i) => {
+                let a = &plan.audio.as_ref().ok_or_else(short)?.segments[*i];
+                let mut stream =
+                    RecordStream::open_range(&a.path, a.start_off, a.end_off, Prefix::None).map_err(to_io)?;
+                let left = offset - stream.skip_to(offset).map_err(to_io)?;
+                self.cursor = Cursor::AudioPayload { stream };
                 self.next_unit()?;
                 self.unit_pos = left as usize;
             }
@@ -246,21 +300,63 @@ impl PartReader {
                     break;
                 }
             }
-            Cursor::Payload { seg, stream, start_codes } => {
+            Cursor::Payload { seg, end, stream, start_codes } => {
                 while let Some(s) = stream.as_mut() {
                     if s.next_into(&mut self.unit).map_err(to_io)? {
                         break;
                     }
                     *seg += 1;
-                    *stream = match plan.segments.get(*seg) {
+                    *stream = match plan.segments.get(*seg).filter(|_| *seg < *end) {
                         Some(x) => Some(RecordStream::open(x, *start_codes).map_err(to_io)?),
                         None => None,
                     };
                 }
             }
+            Cursor::AudioTable { table, seg, samples, i, remaining } => {
+                if *remaining > 0 {
+                    let track = plan.audio.as_ref().ok_or_else(short)?;
+                    audio_entry(track, *table, seg, samples, i, &mut self.unit)?;
+                    *remaining -= 1;
+                }
+            }
+            Cursor::AudioPayload { stream } => {
+                stream.next_into(&mut self.unit).map_err(to_io)?;
+            }
         }
         Ok(())
     }
+}
+
+/// Appends the next entry of a sound track's table to `unit`: the frame after `i` of audio
+/// segment `seg`, whose frames are `samples` (moving on to the next segment at the end).
+fn audio_entry(
+    track: &audio::AudioPlan,
+    table: AudioTable,
+    seg: &mut usize,
+    samples: &mut Vec<AudioSample>,
+    i: &mut usize,
+    unit: &mut Vec<u8>,
+) -> io::Result<()> {
+    if *i >= samples.len() {
+        *seg += 1;
+        *samples = audio::segment_samples(track.segments.get(*seg).ok_or_else(short)?).map_err(to_io)?;
+        *i = 0;
+    }
+    let Some(&s) = samples.get(*i) else { return Err(short()) };
+    let next_ts = samples.get(*i + 1).map(|x| x.ts_us).or_else(|| track.segments.get(*seg + 1).map(|x| x.first_ts));
+    *i += 1;
+    match table {
+        AudioTable::Stts => {
+            let delta = match next_ts {
+                Some(t) => track.ticks(t).saturating_sub(track.ticks(s.ts_us)).clamp(1, u32::MAX as u64) as u32,
+                None => track.last_duration(),
+            };
+            unit.extend_from_slice(&1u32.to_be_bytes());
+            unit.extend_from_slice(&delta.to_be_bytes());
+        }
+        AudioTable::Stsz => unit.extend_from_slice(&s.size.to_be_bytes()),
+    }
+    Ok(())
 }
 
 /// Finds where table entry `entry` lies: (segment, its samples, index in it, 1-based number

@@ -49,7 +49,7 @@ pub(crate) async fn export(app: &App, camera: String, from: i64, to: i64, format
             let stamp = crate::time::Civil::from_us(from);
             let name = format!("{camera}-{}-{}.{}", stamp.yyyymmdd(), stamp.hhmm(), format.extension(plan.codec));
             let file: Box<dyn VirtualFile> = match format {
-                Format::Mp4 => Box::new(Mp4File::new(plan)?),
+                Format::Mp4 => Box::new(Mp4File::new(plan.with_audio())?),
                 Format::H264 | Format::H265 => Box::new(AnnexBFile::new(plan)),
             };
             Ok(Reply::File(file, name))

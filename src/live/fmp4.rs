@@ -18,7 +18,8 @@
 //! change of them ends the stream (the hub's rule 4).
 
 use crate::error::Result;
-use crate::export::mp4::{full_header, matrix, sample_entry, stsd, u16b, u32b, u64b, TIMESCALE};
+use crate::export::boxes::{full_header, matrix, u16b, u32b, u64b, TIMESCALE};
+use crate::export::mp4::{sample_entry, stsd};
 use crate::media::frame::EncodedFrame;
 use crate::media::h26x::Codec;
 use bytes::Bytes;
