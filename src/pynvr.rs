@@ -199,8 +199,17 @@ mod tests {
             let n = NewChunk { camera: cam, root_id: root, rel_path: &p, start_us: start, codec: Codec::H264 };
             let id = ix.rotate(None, Some(&n)).unwrap().unwrap();
             let end = day + to_min * US_PER_MIN - 100_000;
-            ix.seal(&Seal { id, start_us: start, end_us: end, bytes: 1, frames: 1, keyframes: vec![], records: 1 })
-                .unwrap();
+            ix.seal(&Seal {
+                id,
+                start_us: start,
+                end_us: end,
+                bytes: 1,
+                frames: 1,
+                keyframes: vec![],
+                records: 1,
+                audio_bytes: 0,
+            })
+            .unwrap();
         };
         add("a", 600, 602); // 10:00-10:02
         add("b", 601, 603); // 10:01-10:03

@@ -44,6 +44,9 @@ pub struct AudioTrack {
     off_for: Option<i64>,
     /// Frames dropped since the last log line.
     dropped: u64,
+    /// The last sibling closed (or given up on): its chunk's id and its length on disk,
+    /// for the chunk's seal (`index::Seal::audio_bytes`).
+    closed: Option<(i64, u64)>,
 }
 
 /// Where the frame goes: the open chunk's id, root and relative path.
@@ -126,6 +129,7 @@ impl AudioTrack {
                 let _ = o.file.set_len(o.written);
                 log::warn!("camera {camera}: writing {} failed ({e}); no more audio for this chunk", o.abs.display());
                 self.off_for = Some(o.chunk_id);
+                self.closed = Some((o.chunk_id, o.written));
                 self.open = None;
             }
         }
@@ -140,6 +144,7 @@ impl AudioTrack {
             if let Err(e) = o.file.sync_data() {
                 log::warn!("camera {camera}: fdatasync {} failed ({e}); no more audio for this chunk", o.abs.display());
                 self.off_for = Some(o.chunk_id);
+                self.closed = Some((o.chunk_id, o.written));
                 self.open = None;
                 return;
             }
@@ -154,10 +159,20 @@ impl AudioTrack {
             if let Err(e) = o.file.sync_all() {
                 log::warn!("camera {camera}: fsync {} failed: {e}", o.abs.display());
             }
+            self.closed = Some((o.chunk_id, o.written));
         }
         if self.dropped > 0 {
             log::debug!("camera {camera}: {} audio frames dropped", self.dropped);
             self.dropped = 0;
+        }
+    }
+
+    /// The length of chunk `chunk_id`'s sibling once closed (0 when it has none): what its
+    /// seal counts.
+    pub fn closed_bytes(&self, chunk_id: i64) -> u64 {
+        match self.closed {
+            Some((id, bytes)) if id == chunk_id => bytes,
+            _ => 0,
         }
     }
 

@@ -33,6 +33,10 @@ pub struct ChunkSummary {
     pub starts_with_keyframe: bool,
     /// Why reading stopped early, if it did.
     pub error: Option<String>,
+    /// Length of the chunk's audio sibling on disk (`docs/design/audio.md`), 0 without one.
+    /// A scan of the chunk alone leaves it 0; `storage::recovery::examine` and the
+    /// background indexer fill it in, for the index's `audio_bytes`.
+    pub audio_len: u64,
 }
 
 impl ChunkSummary {

@@ -421,7 +421,8 @@ impl ChunkWriter {
         // Best effort: whatever still reaches the disk is kept. The failure is already
         // reported, so a second error from this fsync says nothing new.
         let _ = o.file.sync_all();
-        let seal = self.closed(o);
+        let audio_bytes = self.audio.closed_bytes(o.id);
+        let seal = self.closed(o, audio_bytes);
         if let Err(e) = self.ctx.index.seal(&seal) {
             log::error!("camera {}: {e}", self.camera);
         }
@@ -477,11 +478,13 @@ impl ChunkWriter {
         if let Some(e) = failed {
             self.move_on(self.ctx.storage.root(o.root_id), &e);
         }
-        Some(self.closed(o))
+        let audio_bytes = self.audio.closed_bytes(o.id);
+        Some(self.closed(o, audio_bytes))
     }
 
-    /// Counts `o` as sealed and returns its seal for the index.
-    fn closed(&self, o: OpenChunk) -> Seal {
+    /// Counts `o` as sealed and returns its seal for the index (`audio_bytes`: its audio
+    /// sibling's length).
+    fn closed(&self, o: OpenChunk, audio_bytes: u64) -> Seal {
         self.stats.chunks_sealed.fetch_add(1, Relaxed);
         self.stats.current_root.store(0, Relaxed);
         Seal {
@@ -492,6 +495,7 @@ impl ChunkWriter {
             frames: o.frames,
             keyframes: o.keyframes,
             records: o.records,
+            audio_bytes,
         }
     }
 

@@ -334,7 +334,7 @@ impl Index {
         // Bytes freed per root, for the totals: an archived-only row holds none here either.
         self.free_rows(
             ids,
-            "SELECT root_id, bytes FROM chunk WHERE id = ?1 AND state = 2",
+            &format!("SELECT root_id, {} FROM chunk WHERE id = ?1 AND state = 2", super::USAGE_SQL),
             &[
                 "UPDATE archive_target SET reaped_unsent = reaped_unsent + 1 WHERE NOT EXISTS
                  (SELECT 1 FROM archive_object a WHERE a.target_id = archive_target.id AND a.chunk_id = ?1)

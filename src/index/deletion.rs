@@ -2,7 +2,7 @@
 //! index, or become archived-only, in one transaction that also lowers the roots' running
 //! totals by the bytes freed.
 
-use super::{lenient_int, Index};
+use super::{lenient_int, Index, USAGE_SQL};
 use crate::error::{Error, Result};
 use rusqlite::OptionalExtension;
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ impl Index {
     pub fn delete_rows(&self, ids: &[i64]) -> Result<()> {
         self.free_rows(
             ids,
-            "SELECT root_id, bytes FROM chunk WHERE id = ?1",
+            &format!("SELECT root_id, {USAGE_SQL} FROM chunk WHERE id = ?1"),
             &["DELETE FROM chunk WHERE id = ?1"],
             "deleting chunk rows",
         )

@@ -262,11 +262,11 @@ impl Index {
         )
     }
 
-    /// Bytes of one class of footage on a root (sealed and open).
+    /// Bytes of one class of footage on a root (sealed and open, audio siblings included).
     pub fn class_bytes_on_root(&self, root_id: i64, event: bool) -> Result<u64> {
         let c = self.lock();
         c.query_row(
-            "SELECT coalesce(sum(bytes), 0) FROM chunk WHERE root_id = ?1 AND event = ?2",
+            &format!("SELECT coalesce(sum({}), 0) FROM chunk WHERE root_id = ?1 AND event = ?2", super::USAGE_SQL),
             params![root_id, event as i64],
             |r| r.get::<_, i64>(0),
         )

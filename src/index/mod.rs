@@ -77,6 +77,20 @@ pub struct Seal {
     pub keyframes: Vec<(i64, u64)>,
     /// Records (NAL units) in the file.
     pub records: u64,
+    /// Length of the chunk's audio sibling (`docs/design/audio.md`), 0 without one: counted
+    /// in the root's totals and byte budget with `bytes`.
+    pub audio_bytes: u64,
+}
+
+/// A row's disk usage in SQL: the chunk file and its audio sibling; negative or damaged
+/// sizes count as 0.
+pub(crate) const USAGE_SQL: &str = "(max(bytes, 0) + max(audio_bytes, 0))";
+
+impl Seal {
+    /// The chunk's disk usage: its file and its audio sibling.
+    pub fn usage(&self) -> i64 {
+        (self.bytes.saturating_add(self.audio_bytes)).min(i64::MAX as u64) as i64
+    }
 }
 
 /// What the reaper needs of a row it deletes: read leniently, so a damaged row cannot stop
@@ -89,7 +103,7 @@ pub struct Doomed {
     pub root_id: i64,
     /// The stored relative path, unchecked.
     pub rel_path: String,
-    /// The stored size, 0 when negative or not a number.
+    /// The stored size (chunk and audio sibling), 0 when negative or not a number.
     pub bytes: u64,
     /// The stored start, 0 when not a number.
     pub start_us: i64,
@@ -236,7 +250,7 @@ impl Index {
         let mut touched: Vec<(i64, i64)> = Vec::new();
         if let Some(s) = seal {
             if let Some((root, old_bytes)) = seal_in(&tx, s, None)? {
-                touched.push((root, s.bytes as i64 - old_bytes));
+                touched.push((root, s.usage() - old_bytes));
             }
         }
         let id = match open {
@@ -281,7 +295,7 @@ impl Index {
         self.count_tx();
         self.totals.saw_span(s.start_us, s.end_us);
         if let Some((root, old_bytes)) = before {
-            self.refresh_root(&c, root, s.bytes as i64 - old_bytes);
+            self.refresh_root(&c, root, s.usage() - old_bytes);
         }
         Ok(())
     }
@@ -306,7 +320,7 @@ impl Index {
             let mut st = tx
                 .prepare_cached(&format!(
                     "INSERT INTO chunk (camera, root_id, rel_path, start_us, end_us, bytes, frames, codec, state,
-                     keyframes, records) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, {SEALED}, ?9, ?10)
+                     keyframes, records, audio_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, {SEALED}, ?9, ?10, ?11)
                      ON CONFLICT (root_id, rel_path) DO NOTHING"
                 ))
                 .map_err(|e| Error::db("preparing to index found chunks", e))?;
@@ -322,13 +336,14 @@ impl Index {
                         s.frames as i64,
                         n.codec.as_str(),
                         keyframes::encode(s.start_us, &s.keyframes),
-                        s.records as i64
+                        s.records as i64,
+                        s.audio_bytes as i64
                     ])
                     .map_err(|e| Error::db(format!("indexing found chunk {}", n.rel_path.display()), e))?;
                 if inserted > 0 {
                     events::mark_chunk(&tx, tx.last_insert_rowid())?;
                     added += inserted;
-                    *grown.entry(n.root_id).or_default() += s.bytes as i64;
+                    *grown.entry(n.root_id).or_default() += s.usage();
                     self.totals.saw_span(s.start_us, s.end_us);
                 }
             }
@@ -436,11 +451,11 @@ impl Index {
             .map_err(|e| Error::db("finding a camera's last frame", e))
     }
 
-    /// Bytes of footage indexed on a root (sealed and open; archived-only rows hold none).
-    /// Summed as a float (`total`), so no stored value, however damaged, can overflow the
-    /// sum and stop the reaper; negative sizes count as 0.
+    /// Bytes of footage indexed on a root (sealed and open, audio siblings included;
+    /// archived-only rows hold none). Summed as a float (`total`), so no stored value,
+    /// however damaged, can overflow the sum and stop the reaper; negative sizes count as 0.
     pub fn bytes_on_root(&self, root_id: i64) -> Result<u64> {
-        let sql = format!("SELECT total(max(bytes, 0)) FROM chunk WHERE root_id = ?1 AND state != {ARCHIVED}");
+        let sql = format!("SELECT total({USAGE_SQL}) FROM chunk WHERE root_id = ?1 AND state != {ARCHIVED}");
         let c = self.lock();
         c.query_row(&sql, [root_id], |r| r.get::<_, f64>(0))
             .map(|v| v as u64)
@@ -508,7 +523,7 @@ impl Index {
     fn doomed(&self, filter: &str, p: impl rusqlite::Params) -> Result<Vec<Doomed>> {
         let c = self.lock();
         let mut st = c
-            .prepare_cached(&format!("SELECT id, root_id, rel_path, bytes, start_us FROM chunk {filter}"))
+            .prepare_cached(&format!("SELECT id, root_id, rel_path, {USAGE_SQL}, start_us FROM chunk {filter}"))
             .map_err(|e| Error::db("preparing a deletion query", e))?;
         let rows = st
             .query_map(p, |r| {
@@ -574,10 +589,10 @@ fn strict(rows: Vec<RowResult>) -> Result<Vec<ChunkRow>> {
 }
 
 /// Seals `s` (and, with `identity`, sets the camera and codec too); returns its root and
-/// its bytes before (None if the row is gone).
+/// its usage (chunk and audio bytes) before (None if the row is gone).
 fn seal_in(tx: &rusqlite::Transaction<'_>, s: &Seal, identity: Option<(&str, Codec)>) -> Result<Option<(i64, i64)>> {
     let before: Option<(i64, i64)> = tx
-        .query_row("SELECT root_id, bytes FROM chunk WHERE id = ?1", [s.id], |r| {
+        .query_row(&format!("SELECT root_id, {USAGE_SQL} FROM chunk WHERE id = ?1"), [s.id], |r| {
             Ok((lenient_int(r, 0), lenient_int(r, 1).max(0)))
         })
         .optional()
@@ -586,7 +601,8 @@ fn seal_in(tx: &rusqlite::Transaction<'_>, s: &Seal, identity: Option<(&str, Cod
         .execute(
             &format!(
                 "UPDATE chunk SET start_us = ?2, end_us = ?3, bytes = ?4, frames = ?5, keyframes = ?6, records = ?7,
-                 state = {SEALED}, codec = coalesce(?8, codec), camera = coalesce(?9, camera) WHERE id = ?1"
+                 state = {SEALED}, codec = coalesce(?8, codec), camera = coalesce(?9, camera), audio_bytes = ?10
+                 WHERE id = ?1"
             ),
             params![
                 s.id,
@@ -597,7 +613,8 @@ fn seal_in(tx: &rusqlite::Transaction<'_>, s: &Seal, identity: Option<(&str, Cod
                 keyframes::encode(s.start_us, &s.keyframes),
                 s.records as i64,
                 identity.map(|i| i.1.as_str()),
-                identity.map(|i| i.0)
+                identity.map(|i| i.0),
+                s.audio_bytes as i64
             ],
         )
         .map_err(|e| Error::db(format!("sealing chunk {}", s.id), e))?;
@@ -633,6 +650,7 @@ mod tests {
             frames: 900,
             keyframes: vec![(1_000, 0), (2_001_000, 2_500)],
             records: 1_800,
+            audio_bytes: 4_000,
         };
         let id2 = ix.rotate(Some(&seal), Some(&n2)).unwrap().unwrap();
         let r1 = ix.chunk(id1).unwrap().unwrap();
@@ -640,7 +658,9 @@ mod tests {
         assert_eq!(r1.keyframes, seal.keyframes);
         assert_eq!(r1.records, Some(1_800));
         assert_eq!(ix.chunk(id2).unwrap().unwrap().state, ChunkState::Open);
-        assert_eq!(ix.bytes_on_root(root).unwrap(), 50_000);
+        // The audio sibling counts in the root's usage (byte budget), beside the chunk.
+        assert_eq!(ix.bytes_on_root(root).unwrap(), 54_000);
+        assert_eq!(ix.root_totals(root).bytes, 54_000);
         assert_eq!(ix.oldest_sealed_on_root(root, 10).unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![id1]);
         assert_eq!(ix.chunks_for_camera("c", 0, 2_000).unwrap().len(), 1);
         assert!(ix.has_path(root, &p1).unwrap());
@@ -653,6 +673,7 @@ mod tests {
         );
         ix.delete_rows(&[id1]).unwrap();
         assert!(ix.chunk(id1).unwrap().is_none());
+        assert_eq!(ix.root_totals(root).bytes, 0, "deleting frees the chunk and its audio");
     }
 
     /// Issue 12 item 5: a damaged value is an error naming the row, never a guess (an
@@ -741,7 +762,16 @@ mod tests {
         let root = ix.root_id(Path::new("/r")).unwrap();
         let p = PathBuf::from("c/20261121/c.20261121.1456.chunk");
         let n = NewChunk { camera: "c", root_id: root, rel_path: &p, start_us: 7, codec: Codec::H265 };
-        let s = Seal { start_us: 7, end_us: 9, bytes: 100, frames: 2, keyframes: vec![(7, 0)], records: 4, id: 0 };
+        let s = Seal {
+            start_us: 7,
+            end_us: 9,
+            bytes: 100,
+            frames: 2,
+            keyframes: vec![(7, 0)],
+            records: 4,
+            id: 0,
+            audio_bytes: 0,
+        };
         assert_eq!(ix.insert_found(&[(n.clone(), s.clone())]).unwrap(), 1);
         assert_eq!(ix.insert_found(&[(n, s)]).unwrap(), 0, "a concurrent finder's insert is kept");
         let r = &ix.chunks_in_state(ChunkState::Sealed).unwrap()[0];

@@ -283,7 +283,16 @@ mod tests {
             let n = NewChunk { camera: "cam", root_id: root, rel_path: &p, start_us: t, codec: Codec::H264 };
             let id = ix.rotate(None, Some(&n)).unwrap().unwrap();
             let end = (t + 60 * US_PER_SEC).min(to) - 66_667;
-            let seal = Seal { id, start_us: t, end_us: end, bytes: 1, frames: 1, keyframes: vec![], records: 1 };
+            let seal = Seal {
+                id,
+                start_us: t,
+                end_us: end,
+                bytes: 1,
+                frames: 1,
+                keyframes: vec![],
+                records: 1,
+                audio_bytes: 0,
+            };
             ix.seal(&seal).unwrap();
             t += 60 * US_PER_SEC;
         }

@@ -40,7 +40,7 @@ impl Totals {
         // keeping the index from opening; `check` names such rows.
         let mut st = c
             .prepare(
-                "SELECT root_id, total(CASE WHEN state != 3 THEN max(bytes, 0) END),
+                "SELECT root_id, total(CASE WHEN state != 3 THEN max(bytes, 0) + max(audio_bytes, 0) END),
                         min(CASE WHEN state != 3 THEN start_us END),
                         max(CASE WHEN state IN (1, 3) THEN end_us - start_us END)
                  FROM chunk GROUP BY root_id",

@@ -14,6 +14,7 @@ const STEPS: &[&str] = &[
     include_str!("v2_records.sql"),
     include_str!("v3_events.sql"),
     include_str!("v4_archive.sql"),
+    include_str!("v5_audio_bytes.sql"),
 ];
 
 /// The schema version this binary writes.

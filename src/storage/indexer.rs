@@ -23,7 +23,7 @@
 
 use super::confined::{self, Access};
 use super::reaper::ReaperHandle;
-use super::recovery::seal_from;
+use super::recovery::{seal_from, sibling_len};
 use super::walk::{walk, Flow, Found};
 use super::{Root, Storage};
 use crate::chunk::path::parse_rel_path;
@@ -266,7 +266,7 @@ fn look_at(root: &Root, rel: &Path) -> Look {
     if age < SETTLE {
         return Look::Changing;
     }
-    let s = match scan_reader(&file, len, None) {
+    let mut s = match scan_reader(&file, len, None) {
         Ok(s) => s,
         Err(e) => {
             log::warn!("indexer: reading {}: {e}; left alone", path.display());
@@ -287,6 +287,7 @@ fn look_at(root: &Root, rel: &Path) -> Look {
             s.good_len
         );
     }
+    s.audio_len = sibling_len(root, rel);
     Look::Chunk(FoundChunk {
         camera: parsed.camera,
         rel: rel.to_owned(),

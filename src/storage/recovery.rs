@@ -161,6 +161,7 @@ pub(super) fn seal_from(id: i64, s: &ChunkSummary) -> Seal {
         frames: s.frames,
         keyframes: s.keyframes.clone(),
         records: s.records,
+        audio_bytes: s.audio_len,
     }
 }
 
@@ -211,7 +212,7 @@ pub(super) fn examine(
             report.repaired += 1;
         }
     }
-    examine_sibling(root, rel, repair, report)?;
+    s.audio_len = examine_sibling(root, rel, repair, report)?;
     if s.frames == 0 || !s.starts_with_keyframe {
         return Ok(Examined::Undecodable);
     }
@@ -219,19 +220,20 @@ pub(super) fn examine(
 }
 
 /// The audio sibling of the chunk `rel` (`docs/design/audio.md`), if there is one: a torn
-/// tail is reported and, when `repair`, cut like a chunk's.
-fn examine_sibling(root: &Root, rel: &Path, repair: bool, report: &mut Report) -> Result<()> {
-    let Some(sib) = sibling_path(rel) else { return Ok(()) };
+/// tail is reported and, when `repair`, cut like a chunk's. Returns its length on disk
+/// afterwards (0 without one).
+fn examine_sibling(root: &Root, rel: &Path, repair: bool, report: &mut Report) -> Result<u64> {
+    let Some(sib) = sibling_path(rel) else { return Ok(0) };
     let path = root.path().join(&sib);
     let file = match confined::open_chunk(root.path(), &sib, Access::Read) {
         Ok(f) => f,
         // No audio, or not a file of ours (a symlink is never followed): nothing to check.
-        Err(_) => return Ok(()),
+        Err(_) => return Ok(0),
     };
     let (good_len, file_len, why) =
         whole_records(file).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     report.files_checked += 1;
-    let Some(why) = why.or_else(|| (good_len < file_len).then(|| "trailing bytes".into())) else { return Ok(()) };
+    let Some(why) = why.or_else(|| (good_len < file_len).then(|| "trailing bytes".into())) else { return Ok(file_len) };
     report.problems.push(Problem::TornTail { path: path.clone(), good_len, file_len, why });
     if repair {
         let f = confined::open_chunk(root.path(), &sib, Access::Write)
@@ -239,8 +241,18 @@ fn examine_sibling(root: &Root, rel: &Path, repair: bool, report: &mut Report) -
         f.set_len(good_len).map_err(|e| Error::io(format!("truncating {}", path.display()), e))?;
         f.sync_all().map_err(|e| Error::io(format!("fsync {}", path.display()), e))?;
         report.repaired += 1;
+        return Ok(good_len);
     }
-    Ok(())
+    Ok(file_len)
+}
+
+/// The length of the audio sibling of the chunk `rel` (0 without one; a symlink is never
+/// followed): what the index counts beside the chunk's bytes.
+pub(super) fn sibling_len(root: &Root, rel: &Path) -> u64 {
+    sibling_path(rel)
+        .and_then(|sib| confined::open_chunk(root.path(), &sib, Access::Read).ok())
+        .and_then(|f| f.metadata().ok())
+        .map_or(0, |m| m.len())
 }
 
 /// Removes the chunk `rel` of `root` (confined) and makes that durable.
@@ -461,5 +473,54 @@ mod tests {
         assert_eq!((report.repaired, std::fs::metadata(&sib).unwrap().len()), (1, whole));
         remove_chunk(root, &row.rel_path).unwrap();
         assert!(!sib.exists() && !d.path().join(&row.rel_path).exists());
+    }
+
+    /// Audio counts in a root's usage (byte budgets): the writer's seal counts the sibling's
+    /// bytes; an open chunk recovered after a power cut, and a chunk found on disk by the
+    /// indexer or `check --repair`, count its sibling as it is on disk after the repair.
+    #[test]
+    fn audio_siblings_count_in_the_root_usage() {
+        const T0: i64 = 1_795_272_960_000_000;
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, index, storage) = crate::testutil::writer_fixture_syncing(d.path(), std::time::Duration::ZERO);
+        let params = Arc::new(AudioParams { codec: AudioCodec::Pcmu, sample_rate: 8000, channels: 1, config: vec![] });
+        let frame = |ts| {
+            let mut f = EncodedFrame::new(ts, Codec::H264);
+            for nal in [&[0x67, 1][..], &[0x68, 1], &[0x65, 1]] {
+                f.push_nal(nal);
+            }
+            f
+        };
+        // Two chunks (a minute apart), each with audio.
+        for (i, ts) in [T0, T0 + 60_000_000].into_iter().enumerate() {
+            w.write_frame(&frame(ts));
+            for k in 0..10 {
+                w.write_audio(&AudioFrame {
+                    ts_us: ts + 1000 + k * 20_000,
+                    params: params.clone(),
+                    data: vec![i as u8; 160],
+                });
+            }
+            w.write_frame(&frame(ts + 500_000));
+        }
+        let on_disk = |dir: &Path| -> u64 {
+            let day = dir.join("cam").join("20261121");
+            std::fs::read_dir(day).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+        };
+        // A power cut: the second chunk stays open; its sibling gets a torn tail.
+        let rows = index.chunks_for_camera("cam", 0, i64::MAX).unwrap();
+        let root = &storage.roots()[0];
+        assert_eq!(index.root_totals(root.id).bytes, rows[0].bytes + sibling_len(root, &rows[0].rel_path));
+        let open_sib = d.path().join(sibling_path(&rows[1].rel_path).unwrap());
+        let mut bytes = std::fs::read(&open_sib).unwrap();
+        bytes.extend_from_slice(&[0, 1, 2]);
+        std::fs::write(&open_sib, bytes).unwrap();
+        std::mem::forget(w);
+        let report = recover_at_startup(&index, &storage).unwrap();
+        assert!(report.repaired >= 1);
+        let root_id = storage.roots()[0].id;
+        assert_eq!(index.bytes_on_root(root_id).unwrap(), on_disk(d.path()), "chunks and siblings, after the cut");
+        assert_eq!(index.root_totals(root_id).bytes, on_disk(d.path()));
+        assert!(on_disk(d.path()) > index.chunks_for_camera("cam", 0, i64::MAX).unwrap().iter().map(|r| r.bytes).sum());
     }
 }
