@@ -165,6 +165,8 @@ impl Indexer {
                     return Ok(Flow::Continue(()));
                 }
                 Found::Day { camera, day, files } => (camera, day, files),
+                // Rule 4: it only reads; `check --repair` and startup recovery remove these.
+                Found::OrphanAudio { .. } => return Ok(Flow::Continue(())),
             };
             if self.index.count_in_dir(root.id, &format!("{camera}/{day}"))? != files.len() as u64 {
                 for name in files {

@@ -85,6 +85,12 @@ pub enum Problem {
         /// Absolute path.
         path: PathBuf,
     },
+    /// An audio sibling whose chunk is gone (lost, or removed by hand): never exported, and
+    /// never reaped, since the reaper follows chunk rows. Repair removes it.
+    OrphanAudio {
+        /// Absolute path.
+        path: PathBuf,
+    },
 }
 
 impl std::fmt::Display for Problem {
@@ -109,6 +115,9 @@ impl std::fmt::Display for Problem {
             Problem::Damaged { id, why } => write!(f, "chunk {id}: the index row is damaged: {why}"),
             Problem::NotRegular { id, path } => {
                 write!(f, "chunk {id}: {} is not a regular file (left alone)", path.display())
+            }
+            Problem::OrphanAudio { path } => {
+                write!(f, "{}: audio whose chunk is gone (it can never be played; repair removes it)", path.display())
             }
         }
     }
@@ -255,6 +264,19 @@ pub(super) fn sibling_len(root: &Root, rel: &Path) -> u64 {
         .map_or(0, |m| m.len())
 }
 
+/// Removes the file `rel` of `root` (confined; an audio sibling) and makes that durable.
+fn remove_file(root: &Root, rel: &Path) -> Result<()> {
+    let path = root.path().join(rel);
+    let io = |e| Error::io(format!("removing {}", path.display()), e);
+    let [camera, day, name] = confined::split(rel).map_err(io)?;
+    let dir = confined::DayDir::open(root.path(), camera, day, false).map_err(io)?;
+    match dir.unlink(name) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    dir.sync_or_prune().map_err(io)
+}
+
 /// Removes the chunk `rel` of `root` (confined) and makes that durable.
 pub(super) fn remove_chunk(root: &Root, rel: &Path) -> Result<()> {
     let path = root.path().join(rel);
@@ -390,6 +412,13 @@ pub(super) fn index_unknown(
     walk(root.path(), from_day, &mut |found| {
         match found {
             Found::Skipped { rel, why } => report.skip(root.path(), rel, why),
+            Found::OrphanAudio { rel } => {
+                report.problems.push(Problem::OrphanAudio { path: root.path().join(&rel) });
+                if repair {
+                    remove_file(root, &rel)?;
+                    report.repaired += 1;
+                }
+            }
             Found::Day { camera, day, files } => {
                 for name in files {
                     let rel: PathBuf = [camera, day, name.as_str()].iter().collect();
@@ -522,5 +551,41 @@ mod tests {
         assert_eq!(index.bytes_on_root(root_id).unwrap(), on_disk(d.path()), "chunks and siblings, after the cut");
         assert_eq!(index.root_totals(root_id).bytes, on_disk(d.path()));
         assert!(on_disk(d.path()) > index.chunks_for_camera("cam", 0, i64::MAX).unwrap().iter().map(|r| r.bytes).sum());
+    }
+
+    /// Issue 13's review: an audio sibling whose chunk is gone (a row whose file vanished, a
+    /// chunk removed by hand) was never reaped and never reported: disk lost for good. It
+    /// is now reported, and removed by repair; a sibling with its chunk is left alone.
+    #[test]
+    fn audio_without_its_chunk_is_reported_and_removed_by_repair() {
+        const T0: i64 = 1_795_272_960_000_000;
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, index, storage) = crate::testutil::writer_fixture(d.path());
+        let params = Arc::new(AudioParams { codec: AudioCodec::Pcmu, sample_rate: 8000, channels: 1, config: vec![] });
+        for ts in [T0, T0 + 60_000_000] {
+            let mut f = EncodedFrame::new(ts, Codec::H264);
+            for nal in [&[0x67, 1][..], &[0x68, 1], &[0x65, 1]] {
+                f.push_nal(nal);
+            }
+            w.write_frame(&f);
+            w.write_audio(&AudioFrame { ts_us: ts + 1000, params: params.clone(), data: vec![0xff; 160] });
+        }
+        w.close();
+        let rows = index.chunks_for_camera("cam", 0, i64::MAX).unwrap();
+        let sib = |i: usize| d.path().join(sibling_path(&rows[i].rel_path).unwrap());
+        std::fs::remove_file(d.path().join(&rows[0].rel_path)).unwrap();
+        let root = &storage.roots()[0];
+        let mut report = Report::default();
+        index_unknown(&index, root, None, false, &mut report).unwrap();
+        assert!(
+            matches!(&report.problems[..], [Problem::OrphanAudio { path }] if *path == sib(0)),
+            "{:?}",
+            report.problems
+        );
+        assert!(sib(0).exists(), "not removed without repair");
+        let mut report = Report::default();
+        index_unknown(&index, root, None, true, &mut report).unwrap();
+        assert_eq!(report.repaired, 1);
+        assert!(!sib(0).exists() && sib(1).exists());
     }
 }

@@ -1,6 +1,8 @@
 //! Finding chunk files in a storage root, for startup recovery, `check` and the background
 //! indexer: `{root}/{camera}/{YYYYMMDD}/*.chunk`, one directory's names in memory at a
-//! time (at most [`MAX_DIR_ENTRIES`]), in name order (oldest day first).
+//! time (at most [`MAX_DIR_ENTRIES`]), in name order (oldest day first). Audio siblings
+//! (`*.audio`, `docs/design/audio.md`) whose chunk is not in their directory are offered
+//! too: nothing else would ever remove them.
 //!
 //! A camera or day directory that is a symlink is not entered, and a chunk-named entry that
 //! is not a regular file is not offered as a file: both are reported as skipped. Listing
@@ -8,7 +10,7 @@
 //! [`confined`](super::confined), which re-checks each component, so a directory swapped
 //! for a symlink after the listing is still refused.
 
-use crate::chunk::path::{parse_rel_path, EXTENSION};
+use crate::chunk::path::{chunk_of_sibling, parse_rel_path, AUDIO_EXTENSION, EXTENSION};
 use crate::config::valid_camera_id;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -28,6 +30,12 @@ pub enum Found<'a> {
         day: &'a str,
         /// File names.
         files: &'a [String],
+    },
+    /// An audio sibling (a regular file) whose chunk is not in its directory: the chunk was
+    /// lost or removed by hand, and the audio alone can never be exported.
+    OrphanAudio {
+        /// Path relative to the root.
+        rel: PathBuf,
     },
     /// A chunk-like path left alone: a symlink or not a regular file.
     Skipped {
@@ -109,7 +117,22 @@ pub fn walk(root: &Path, from_day: Option<&str>, f: &mut dyn FnMut(Found<'_>) ->
 fn visit_day(root: &Path, cam: &str, day: &str, f: &mut dyn FnMut(Found<'_>) -> Result<Flow>) -> Result<Flow> {
     let day_dir: PathBuf = [root, Path::new(cam), Path::new(day)].iter().collect();
     let mut files = Vec::new();
-    for e in list(&day_dir)? {
+    let entries = list(&day_dir)?;
+    // A listing cut at MAX_DIR_ENTRIES may miss a sibling's chunk: no orphans from it.
+    let complete = entries.len() < MAX_DIR_ENTRIES;
+    for e in &entries {
+        if e.name.ends_with(AUDIO_EXTENSION) && e.kind.is_some_and(|k| k.is_file()) {
+            let rel: PathBuf = [cam, day, &e.name].iter().collect();
+            let chunk = chunk_of_sibling(&rel).filter(|c| parse_rel_path(c).is_some());
+            let chunk_name = chunk.as_ref().and_then(|c| c.file_name()).and_then(|n| n.to_str());
+            // Any entry of that name (a symlinked chunk too) keeps its sibling.
+            let orphan =
+                complete && chunk_name.is_some_and(|n| entries.binary_search_by(|x| x.name.as_str().cmp(n)).is_err());
+            if orphan && f(Found::OrphanAudio { rel })?.is_break() {
+                return Ok(Flow::Break(()));
+            }
+            continue;
+        }
         if !e.name.ends_with(EXTENSION) {
             continue;
         }
@@ -118,7 +141,7 @@ fn visit_day(root: &Path, cam: &str, day: &str, f: &mut dyn FnMut(Found<'_>) -> 
             continue;
         }
         if e.kind.is_some_and(|k| k.is_file()) {
-            files.push(e.name);
+            files.push(e.name.clone());
         } else if f(Found::Skipped { rel, why: "not a regular file (a symlink is not followed)" })?.is_break() {
             return Ok(Flow::Break(()));
         }
@@ -146,6 +169,9 @@ mod tests {
             "root/cam/20261121/cam.20261121.1455.chunk",
             "root/cam/20261120/cam.20261120.0000.chunk",
             "root/cam/20261121/stray.txt",
+            "root/cam/20261121/cam.20261121.1456.audio",
+            "root/cam/20261121/cam.20261121.1457.audio",
+            "root/cam/20261121/cam.20261121.1458.audio",
             "root/cam/notaday/cam.20261121.1456.chunk",
             "outside/x",
         ] {
@@ -159,6 +185,7 @@ mod tests {
             seen.push(match f {
                 Found::Day { camera, day, files } => format!("{camera}/{day}: {}", files.join(" ")),
                 Found::Skipped { rel, .. } => format!("skipped {}", rel.display()),
+                Found::OrphanAudio { rel } => format!("orphan {}", rel.display()),
             });
             Ok(Flow::Continue(()))
         })
@@ -166,7 +193,9 @@ mod tests {
         assert_eq!(
             seen,
             [
+                // 1456's and 1457's chunks are there (1457's a symlink); 1458's is not.
                 "skipped cam/20261121/cam.20261121.1457.chunk",
+                "orphan cam/20261121/cam.20261121.1458.audio",
                 "cam/20261121: cam.20261121.1455.chunk cam.20261121.1456.chunk",
                 "skipped cam/20261122",
                 "skipped other",
