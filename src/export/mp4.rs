@@ -29,7 +29,10 @@
 //! mid-export change of resolution still decodes. See `docs/design/export.md`.
 
 pub use super::boxes::TIMESCALE;
-use super::boxes::{box_header, full_header, matrix, u16b, u32b, u64b};
+use super::boxes::{
+    box_header, dinf, full_header, hdlr, matrix, mdhd, tkhd, u16b, u32b, u64b, TrackHeader, DINF_LEN, HDLR_LEN,
+    MDHD_LEN, TKHD_LEN,
+};
 use super::plan::Plan;
 use super::sound::SoundTrack;
 use super::stream::{Layout, Part, PartReader, Table, Timing};
@@ -165,12 +168,8 @@ struct Lengths {
 // Lengths of the boxes whose size never changes.
 const FTYP_LEN: u64 = 32;
 const MVHD_LEN: u64 = 120;
-const TKHD_LEN: u64 = 104;
 const EDTS_LEN: u64 = 44;
-const MDHD_LEN: u64 = 44;
-const HDLR_LEN: u64 = 45;
 const VMHD_LEN: u64 = 20;
-const DINF_LEN: u64 = 36;
 
 impl Lengths {
     /// `rest`: what else the `moov` holds (the sound track, `udta`).
@@ -229,20 +228,7 @@ fn write_movie_header(out: &mut Vec<u8>, len: &Lengths, times: &Times, tracks: u
 /// `trak` with `tkhd` and `edts/elst` (playback starts at `from`), up to the `mdia` header.
 fn write_track_header(out: &mut Vec<u8>, len: &Lengths, times: &Times, width: u32, height: u32) {
     box_header(out, len.trak, b"trak");
-    full_header(out, TKHD_LEN, b"tkhd", 1, 3); // enabled, in movie
-    u64b(out, 0);
-    u64b(out, 0);
-    u32b(out, 1); // track_ID
-    u32b(out, 0);
-    u64b(out, times.duration);
-    out.extend_from_slice(&[0; 8]);
-    u16b(out, 0); // layer
-    u16b(out, 0); // alternate_group
-    u16b(out, 0); // volume
-    u16b(out, 0);
-    matrix(out);
-    u32b(out, width << 16);
-    u32b(out, height << 16);
+    tkhd(out, &TrackHeader { id: 1, duration: times.duration, alternate_group: 0, volume: 0, width, height });
     box_header(out, EDTS_LEN, b"edts");
     full_header(out, 36, b"elst", 1, 0);
     u32b(out, 1);
@@ -255,25 +241,12 @@ fn write_track_header(out: &mut Vec<u8>, len: &Lengths, times: &Times, width: u3
 /// `mdia` with `mdhd`, `hdlr`, `minf` with `vmhd` and `dinf`, up to the `stbl` header.
 fn write_media_header(out: &mut Vec<u8>, len: &Lengths, times: &Times) {
     box_header(out, len.mdia, b"mdia");
-    full_header(out, MDHD_LEN, b"mdhd", 1, 0);
-    u64b(out, 0);
-    u64b(out, 0);
-    u32b(out, TIMESCALE);
-    u64b(out, times.media_duration);
-    u16b(out, 0x55c4); // language "und"
-    u16b(out, 0);
-    full_header(out, HDLR_LEN, b"hdlr", 0, 0);
-    u32b(out, 0);
-    out.extend_from_slice(b"vide");
-    out.extend_from_slice(&[0; 12]);
-    out.extend_from_slice(b"VideoHandler\0");
+    mdhd(out, TIMESCALE, times.media_duration);
+    hdlr(out, b"vide", b"VideoHandler\0");
     box_header(out, len.minf, b"minf");
     full_header(out, VMHD_LEN, b"vmhd", 0, 1);
     out.extend_from_slice(&[0; 8]);
-    box_header(out, DINF_LEN, b"dinf");
-    full_header(out, 28, b"dref", 0, 0);
-    u32b(out, 1);
-    full_header(out, 12, b"url ", 0, 1); // self-contained
+    dinf(out);
     box_header(out, len.stbl, b"stbl");
 }
 

@@ -22,15 +22,14 @@
 //! table.
 
 use super::audio::AudioPlan;
-use super::boxes::{box_header, full_header, matrix, u16b, u32b, u64b, TIMESCALE};
+use super::boxes::{
+    box_header, dinf, full_header, hdlr, mdhd, tkhd, u16b, u32b, u64b, TrackHeader, DINF_LEN, HDLR_LEN, MDHD_LEN,
+    TIMESCALE, TKHD_LEN,
+};
 use super::stream::{AudioTable, Part};
 use crate::media::audio::AudioCodec;
 
-const TKHD_LEN: u64 = 104;
-const MDHD_LEN: u64 = 44;
-const HDLR_LEN: u64 = 45;
 const SMHD_LEN: u64 = 16;
-const DINF_LEN: u64 = 36;
 /// An audio sample entry without its child boxes.
 const ENTRY_LEN: u64 = 36;
 
@@ -172,20 +171,9 @@ impl SoundTrack {
         let n = self.frames;
         let mut head = Vec::with_capacity(512);
         box_header(&mut head, self.len(), b"trak");
-        full_header(&mut head, TKHD_LEN, b"tkhd", 1, 3); // enabled, in movie
-        u64b(&mut head, 0);
-        u64b(&mut head, 0);
-        u32b(&mut head, 2); // track_ID
-        u32b(&mut head, 0);
-        u64b(&mut head, self.edits.iter().map(|e| e.duration).sum());
-        head.extend_from_slice(&[0; 8]);
-        u16b(&mut head, 0); // layer
-        u16b(&mut head, 1); // alternate_group: the only sound
-        u16b(&mut head, 0x0100); // volume 1.0
-        u16b(&mut head, 0);
-        matrix(&mut head);
-        u32b(&mut head, 0); // width
-        u32b(&mut head, 0); // height
+        let duration = self.edits.iter().map(|e| e.duration).sum();
+        // Alternate group 1: the only sound; volume 1.0.
+        tkhd(&mut head, &TrackHeader { id: 2, duration, alternate_group: 1, volume: 0x0100, width: 0, height: 0 });
         box_header(&mut head, self.edts_len(), b"edts");
         full_header(&mut head, 16 + 20 * self.edits.len() as u64, b"elst", 1, 0);
         u32b(&mut head, self.edits.len() as u32);
@@ -196,25 +184,12 @@ impl SoundTrack {
             u16b(&mut head, 0);
         }
         box_header(&mut head, self.mdia_len(), b"mdia");
-        full_header(&mut head, MDHD_LEN, b"mdhd", 1, 0);
-        u64b(&mut head, 0);
-        u64b(&mut head, 0);
-        u32b(&mut head, a.params.sample_rate);
-        u64b(&mut head, a.media_duration());
-        u16b(&mut head, 0x55c4); // language "und"
-        u16b(&mut head, 0);
-        full_header(&mut head, HDLR_LEN, b"hdlr", 0, 0);
-        u32b(&mut head, 0);
-        head.extend_from_slice(b"soun");
-        head.extend_from_slice(&[0; 12]);
-        head.extend_from_slice(b"SoundHandler\0");
+        mdhd(&mut head, a.params.sample_rate, a.media_duration());
+        hdlr(&mut head, b"soun", b"SoundHandler\0");
         box_header(&mut head, self.minf_len(), b"minf");
         full_header(&mut head, SMHD_LEN, b"smhd", 0, 0);
         u32b(&mut head, 0); // balance, reserved
-        box_header(&mut head, DINF_LEN, b"dinf");
-        full_header(&mut head, 28, b"dref", 0, 0);
-        u32b(&mut head, 1);
-        full_header(&mut head, 12, b"url ", 0, 1); // self-contained
+        dinf(&mut head);
         box_header(&mut head, self.stbl_len(), b"stbl");
         head.extend_from_slice(&self.stsd);
         full_header(&mut head, 16 + 8 * n, b"stts", 0, 0);

@@ -129,15 +129,7 @@ fn exports_carry_the_recorded_audio_at_its_recorded_times() {
         let mut b = Vec::new();
         boxes(&data, 0, &mut b);
         assert_eq!(b.iter().filter(|x| &x.0 == b"trak").count(), 2);
-        let path = dir.path().join("a.mp4");
-        std::fs::write(&path, &data).unwrap();
-        let out = Command::new("ffmpeg")
-            .args(["-v", "warning", "-xerror", "-i"])
-            .arg(&path)
-            .args(["-f", "null", "-"])
-            .output()
-            .unwrap();
-        assert!(out.status.success() && out.stderr.is_empty(), "{codec:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let path = decodes(&mp4, dir.path());
         let (codecs, times) = probe(&path);
         let name = if codec == AudioCodec::Aac { "aac" } else { "pcm_mulaw" };
         assert_eq!(codecs, ["h264", name]);
@@ -197,7 +189,9 @@ fn damaged_or_missing_siblings_leave_gaps_not_errors() {
     decodes(&Mp4File::new(p).unwrap(), dir.path());
 }
 
-fn decodes(mp4: &Mp4File, dir: &Path) {
+/// Writes `mp4` to a file in `dir`, which ffmpeg decodes (every stream) without a message;
+/// returns its path.
+fn decodes(mp4: &Mp4File, dir: &Path) -> std::path::PathBuf {
     let path = dir.join("d.mp4");
     std::fs::write(&path, read_all(mp4, 0, mp4.len())).unwrap();
     let out = Command::new("ffmpeg")
@@ -207,6 +201,7 @@ fn decodes(mp4: &Mp4File, dir: &Path) {
         .output()
         .unwrap();
     assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    path
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
