@@ -25,6 +25,8 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 /// 2026-11-21T14:00:00Z.
 const T0: i64 = 1_795_269_600_000_000;
 
@@ -54,15 +56,7 @@ fn record(dir: &std::path::Path, minutes: i64) -> (Arc<Index>, Arc<Storage>) {
         sync_interval: Duration::from_secs(3600),
     };
     let mut w = ChunkWriter::new("cam", Codec::H264, ctx, Arc::default());
-    let mut enc = edgenvr::encode::software::SoftwareEncoder::new(edgenvr::encode::software::SoftwareEncoderConfig {
-        bitrate: 200_000,
-        fps: 10,
-        keyframe_interval: 10,
-    })
-    .unwrap();
-    let key = enc.encode(&edgenvr::encode::yuv::I420::new(64, 48), 0).unwrap().unwrap();
-    let params: Vec<Vec<u8>> =
-        key.nals().filter(|n| Codec::H264.classify(n).is_parameter_set()).map(|n| n.to_vec()).collect();
+    let params = common::openh264_parameter_sets();
     let audio =
         Arc::new(AudioParams { codec: AudioCodec::Aac, sample_rate: 48_000, channels: 1, config: vec![0x11, 0x88] });
     let (frame_us, audio_us) = (66_667i64, 21_333i64);

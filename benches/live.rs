@@ -14,6 +14,8 @@ use edgenvr::media::frame::EncodedFrame;
 use edgenvr::media::h26x::Codec;
 use std::time::Instant;
 
+mod common;
+
 fn frames() -> usize {
     if std::env::args().any(|a| a == "--bench") {
         30 * 120
@@ -38,15 +40,7 @@ fn frame(params: &[Vec<u8>], i: usize) -> EncodedFrame {
 }
 
 fn main() {
-    let mut enc = edgenvr::encode::software::SoftwareEncoder::new(edgenvr::encode::software::SoftwareEncoderConfig {
-        bitrate: 200_000,
-        fps: 10,
-        keyframe_interval: 10,
-    })
-    .unwrap();
-    let key = enc.encode(&edgenvr::encode::yuv::I420::new(64, 48), 0).unwrap().unwrap();
-    let params: Vec<Vec<u8>> =
-        key.nals().filter(|n| Codec::H264.classify(n).is_parameter_set()).map(|n| n.to_vec()).collect();
+    let params = common::openh264_parameter_sets();
     let input: Vec<EncodedFrame> = (0..frames()).map(|i| frame(&params, i)).collect();
     println!("| viewers | µs per frame | CPU ms per second of video | bytes held (max) |");
     println!("|---|---|---|---|");
