@@ -19,6 +19,8 @@
 //!    160 bytes each, keyed by path, length and modification time, so a changed file is
 //!    counted again), so the several `Range` requests a player makes for one export read
 //!    each sibling once.
+//! 6. Bounded memory: at most [`MAX_SIBLING_FRAMES`] frames are taken from one sibling, so a
+//!    reader's frame list of one sibling stays under 1 MiB whatever the file holds.
 
 use crate::chunk::audio::sibling_path;
 use crate::chunk::format::HEADER_LEN;
@@ -32,6 +34,12 @@ use std::sync::Mutex;
 
 /// The most whole-sibling counts kept: a day of one camera's minutes.
 pub const CACHE_ENTRIES: usize = 1440;
+
+/// The most frames taken from one sibling: a reader holds one sibling's frame list (16
+/// bytes a frame, so at most 1 MiB). A minute of 48 kHz AAC is 2 813 frames, of G.711 in
+/// 20 ms packets 3 000; a chunk spans more than a minute only when the camera's keyframes
+/// are further apart. Frames past the limit (a hostile or absurd file) are left out.
+pub const MAX_SIBLING_FRAMES: u64 = 65_536;
 
 /// One sibling file's contribution to the sound track: records `start_off..end_off`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -251,6 +259,11 @@ fn scan(path: &Path, len: u64, window: (i64, i64)) -> Result<(Option<SiblingScan
             whole = false;
             break;
         }
+        if s.frames == MAX_SIBLING_FRAMES {
+            log::warn!("{}: more than {MAX_SIBLING_FRAMES} audio frames; the rest are left out", path.display());
+            whole = false;
+            break;
+        }
         if h.len > u32::MAX as u64 / 2 {
             whole = false;
             log::warn!(
@@ -317,4 +330,29 @@ pub fn segment_samples(seg: &AudioSegment) -> Result<Vec<AudioSample>> {
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::format::append_record;
+
+    /// Rule 6: a sibling of absurdly many tiny frames (hostile, or a camera sending a packet
+    /// per sample) gives at most MAX_SIBLING_FRAMES of them, which read back whole.
+    #[test]
+    fn a_sibling_gives_at_most_max_sibling_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let video = dir.path().join("cam.20261121.1456.chunk");
+        let params = AudioParams { codec: AudioCodec::Pcmu, sample_rate: 8000, channels: 1, config: vec![] };
+        let mut data = Vec::new();
+        append_record(&mut data, 1_000, &params.to_header());
+        for i in 0..MAX_SIBLING_FRAMES as i64 + 10 {
+            append_record(&mut data, 1_000 + i, &[0xff]);
+        }
+        std::fs::write(dir.path().join("cam.20261121.1456.audio"), data).unwrap();
+        let a = plan_audio([video.as_path()].into_iter(), (0, i64::MAX)).unwrap();
+        assert_eq!(a.frames(), MAX_SIBLING_FRAMES);
+        assert_eq!(segment_samples(&a.segments[0]).unwrap().len() as u64, MAX_SIBLING_FRAMES);
+        assert_eq!(a.segments[0].payload_len(), MAX_SIBLING_FRAMES);
+    }
 }
