@@ -4,14 +4,19 @@
 //!   file byte for byte, under the relative path it has on disk (PyNVR's layout, so its
 //!   tools read a day straight from the bucket). A name another chunk of this box already
 //!   holds in the bucket (two storage roots, the same minute) gets the next free `.n`.
+//! - `{prefix}/{box_id}/{camera}/{YYYYMMDD}/{camera}.{YYYYMMDD}.{HHMM}[.n].audio`: the chunk's
+//!   audio sibling byte for byte, when it had one (`docs/design/audio.md`), named from the
+//!   chunk's key as on disk (PyNVR's tools list `*.chunk` and never see it).
 //! - `{prefix}/{box_id}/{camera}/{YYYYMMDD}/manifest.jsonl`: that day's index rows, one JSON
 //!   object a line after a header line, rewritten as the day grows; an index is rebuilt from
-//!   these alone (`edgenvr archive restore`).
+//!   these alone (`edgenvr archive restore`). A line lists the sibling's length and MD5
+//!   (`audio_bytes`, `audio_md5`) only when one was archived, so manifests written before
+//!   audio was archived read the same (no audio), and older readers skip the two fields.
 
 use crate::chunk::path::{parse_rel_path, rel_path};
 use crate::err;
 use crate::error::Result;
-use crate::index::archive::{ArchivedRow, RestoredChunk};
+use crate::index::archive::{ArchivedRow, AudioCopy, RestoredChunk};
 use crate::media::h26x::Codec;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -58,6 +63,11 @@ struct Line {
     /// The index's keyframe blob (LEB128 deltas from start_us), base64.
     keyframes: String,
     md5: String,
+    /// The audio sibling's length and MD5, when one was archived with the chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    audio_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    audio_md5: Option<String>,
 }
 
 /// The manifest of one camera-day: a header line, then one line per chunk.
@@ -84,6 +94,8 @@ pub fn manifest(box_id: &str, camera: &str, day: &str, rows: &[ArchivedRow]) -> 
             keyframes: base64::engine::general_purpose::STANDARD
                 .encode(crate::index::keyframes::encode(c.start_us, &c.keyframes)),
             md5: r.md5.clone(),
+            audio_bytes: r.audio.as_ref().map(|a| a.bytes),
+            audio_md5: r.audio.as_ref().map(|a| a.md5.clone()),
         };
         out.push(b'\n');
         serde_json::to_writer(&mut out, &line).map_err(|e| err!(Internal, "manifest line").with_source(e))?;
@@ -116,6 +128,11 @@ pub fn parse_manifest(key: &str, text: &str) -> Result<(String, Vec<RestoredChun
         if parsed.camera != head.camera {
             return Err(bad("a chunk of another camera"));
         }
+        let audio = match (line.audio_bytes, line.audio_md5) {
+            (Some(bytes), Some(md5)) => Some(AudioCopy { bytes, md5 }),
+            (None, None) => None,
+            _ => return Err(bad("an audio length without its MD5 or the other way round")),
+        };
         out.push(RestoredChunk {
             camera: head.camera.clone(),
             rel_path: line.rel_path,
@@ -128,6 +145,7 @@ pub fn parse_manifest(key: &str, text: &str) -> Result<(String, Vec<RestoredChun
             keyframes,
             key: line.key,
             md5: line.md5,
+            audio,
             day: head.day.clone(),
         });
     }
@@ -162,12 +180,25 @@ mod tests {
             keyframes: vec![(1_795_272_960_000_000, 0), (1_795_272_962_000_000, 4_000)],
             records: Some(1_250),
         };
-        let row = ArchivedRow { chunk, key: "box1/door/20261121/door.20261121.1456.chunk".into(), md5: "ab".into() };
-        let m = manifest("box1", "door", "20261121", std::slice::from_ref(&row)).unwrap();
+        let row = ArchivedRow {
+            chunk,
+            key: "box1/door/20261121/door.20261121.1456.chunk".into(),
+            md5: "ab".into(),
+            audio: None,
+        };
+        let mut with_audio = row.clone();
+        with_audio.chunk.start_us += 60_000_000;
+        with_audio.key = "box1/door/20261121/door.20261121.1457.chunk".into();
+        with_audio.audio = Some(AudioCopy { bytes: 9_876, md5: "cd".into() });
+        let m = manifest("box1", "door", "20261121", &[row.clone(), with_audio]).unwrap();
         let text = String::from_utf8(m).unwrap();
         let (box_id, rows) = parse_manifest("k", &text).unwrap();
         assert_eq!(box_id, "box1");
-        assert_eq!(rows.len(), 1);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].audio, Some(AudioCopy { bytes: 9_876, md5: "cd".into() }));
+        assert_eq!(rows[0].audio, None);
+        // A chunk without a sibling is listed exactly as before audio was archived.
+        assert!(!text.lines().nth(1).unwrap().contains("audio"), "{text}");
         let r = &rows[0];
         assert_eq!(
             (r.start_us, r.end_us, r.bytes, r.frames, r.records),
@@ -178,5 +209,24 @@ mod tests {
         // A manifest cut short is refused, not half-restored.
         let cut = text.lines().next().unwrap();
         assert!(parse_manifest("k", cut).unwrap_err().to_string().contains("cut short"));
+        // Half an audio copy is refused too: it could not be checked when fetched back.
+        let half = text.replace(",\"audio_md5\":\"cd\"", "");
+        assert_ne!(half, text);
+        assert!(parse_manifest("k", &half).unwrap_err().to_string().contains("audio length"));
+    }
+
+    /// A manifest written before audio was archived (no audio fields) restores as before.
+    #[test]
+    fn manifests_without_audio_fields_still_read() {
+        let text = concat!(
+            r#"{"edgenvr_manifest":1,"box_id":"b","camera":"door","day":"20261121","chunks":1}"#,
+            "\n",
+            r#"{"key":"b/door/20261121/door.20261121.1456.chunk","rel_path":"door/20261121/door.20261121.1456.chunk","#,
+            r#""start_us":1795272960000000,"end_us":1795273019900000,"bytes":10,"frames":1,"records":3,"#,
+            r#""codec":"h264","keyframes":"AAA=","md5":"ab"}"#,
+            "\n"
+        );
+        let (_, rows) = parse_manifest("k", text).unwrap();
+        assert_eq!((rows.len(), rows[0].audio.as_ref()), (1, None));
     }
 }

@@ -62,6 +62,9 @@ pub fn describe(t: &TargetStatus, now_us: i64) -> Vec<String> {
     if t.row.reaped_unsent > 0 {
         lines.push(format!("  removed by the reaper before sending: {} chunks", t.row.reaped_unsent));
     }
+    if t.row.audio_skipped > 0 {
+        lines.push(format!("  sent without their audio (gone or damaged): {} chunks", t.row.audio_skipped));
+    }
     lines.push(format!("  last upload: {}", t.row.last_ok_us.map_or("never".to_owned(), format_rfc3339)));
     if let Some((e, at)) = &t.row.last_error {
         lines.push(format!("  last error ({}): {e}", format_rfc3339(*at)));

@@ -11,6 +11,10 @@
 //! 3. An upload counts only when the store's ETag equals the MD5 of the bytes read. The key
 //!    is chosen before the upload from the index alone, so a retry after a crash or an
 //!    outage overwrites the same object with the same bytes: each chunk is one object.
+//!    A chunk's audio sibling (`docs/design/audio.md`) is its own object beside it (the
+//!    chunk's key with `.audio`), sent and verified the same way before the chunk counts
+//!    as archived. A sibling that is gone or damaged never holds its chunk back: the chunk
+//!    is archived without it, logged and counted (`audio_skipped`).
 //! 4. A failing store is retried with a back-off (5 s doubling to 5 min); its error is shown
 //!    in status and written to the index only when it changes.
 //! 5. Once the backlog is empty and `manifest_interval` has passed, the manifests of the
@@ -24,10 +28,13 @@ use super::layout;
 use super::s3::Store;
 use super::settings::{read_login, ArchiveConfig, Send};
 use super::throttle::PacedReader;
+use crate::chunk::audio::{sibling_path, whole_records};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
+use crate::index::archive::{audio_key, AudioCopy, SiblingSent};
 use crate::index::{ChunkRow, Index};
 use crate::shutdown::Shutdown;
+use crate::storage::confined::{self, Access};
 use crate::storage::Storage;
 use crate::time::now_us;
 use std::io::Read;
@@ -169,7 +176,7 @@ impl Target {
                 continue;
             }
             let Some(file) = self.open_local(storage, row) else { continue };
-            self.send(index, row, file, shutdown)?;
+            self.send(index, storage, row, file, shutdown)?;
             sent += 1;
         }
         // The cursor moves to the first chunk still unsent or still being written.
@@ -229,27 +236,85 @@ impl Target {
         }
     }
 
-    /// Uploads one chunk and records it (rule 3).
-    fn send(&self, index: &Index, row: &ChunkRow, file: std::fs::File, shutdown: &Shutdown) -> Result<()> {
-        let store = self.store.as_ref().expect("a pass makes the store first");
+    /// Uploads one chunk and its audio sibling, and records them (rule 3).
+    fn send(
+        &self,
+        index: &Index,
+        storage: &Storage,
+        row: &ChunkRow,
+        file: std::fs::File,
+        shutdown: &Shutdown,
+    ) -> Result<()> {
         let key = self.key_for(index, row)?;
-        let mut body = PacedReader::new(file.take(row.bytes), self.cfg.units.max_rate, shutdown.clone());
+        let mut local = LocalReads::new(file.take(row.bytes));
+        let md5 = self.put_verified(&key, &mut local, row.bytes, shutdown).map_err(|(e, _)| e)?;
+        let sibling = self.send_sibling(storage, row, &key, shutdown)?;
+        index.archive_record(self.id, row, (&key, &md5), &sibling, now_us())?;
+        log::debug!("archive {}: {key} ({} bytes, audio {sibling:?})", self.location, row.bytes);
+        Ok(())
+    }
+
+    /// PUTs `len` bytes of `src` as `key`, paced; the MD5 of what was sent when the store's
+    /// ETag matches it. On failure, whether the fault was the local file's (a read error or
+    /// fewer bytes than `len`) rather than the store's.
+    fn put_verified<R: Read>(
+        &self,
+        key: &str,
+        src: &mut LocalReads<R>,
+        len: u64,
+        shutdown: &Shutdown,
+    ) -> std::result::Result<String, (Error, bool)> {
+        let store = self.store.as_ref().expect("a pass makes the store first");
+        let mut body = PacedReader::new(&mut *src, self.cfg.units.max_rate, shutdown.clone());
         let floor = self.cfg.units.max_rate.unwrap_or(u64::MAX).min(256 * 1024);
-        let send_time = Duration::from_secs(60 + row.bytes / floor);
-        let etag = store.put(&key, &mut body, row.bytes, send_time)?;
-        if body.passed() != row.bytes {
-            crate::bail!(Io, "PUT {key}: read {} of {} bytes of the chunk", body.passed(), row.bytes);
-        }
+        let send_time = Duration::from_secs(60 + len / floor);
+        let put = store.put(key, &mut body, len, send_time);
+        let passed = body.passed();
         let md5 = body.md5_hex();
+        let local = src.failed.take();
+        if let Some(e) = local {
+            return Err((Error::io(format!("PUT {key}: reading the file"), e), true));
+        }
+        let etag = put.map_err(|e| (e, false))?;
+        if passed != len {
+            return Err((crate::err!(Io, "PUT {key}: read {passed} of {len} bytes of the file"), true));
+        }
         if !etag.eq_ignore_ascii_case(&md5) {
-            crate::bail!(
+            let e = crate::err!(
                 Io,
                 "PUT {key}: the store's ETag {etag:?} is not the MD5 of what was sent ({md5}); will resend"
             );
+            return Err((e, false));
         }
-        index.archive_record(self.id, row, &key, &md5, now_us())?;
-        log::debug!("archive {}: {key} ({} bytes)", self.location, row.bytes);
-        Ok(())
+        Ok(md5)
+    }
+
+    /// Sends the audio sibling of `row` (archived as `chunk_key`) when it has one. A store
+    /// failure is the pass's error (the chunk is sent again later); a sibling that is gone or
+    /// damaged is logged and the chunk goes without it (rule 3).
+    fn send_sibling(
+        &self,
+        storage: &Storage,
+        row: &ChunkRow,
+        chunk_key: &str,
+        shutdown: &Shutdown,
+    ) -> Result<SiblingSent> {
+        let skip = |why: &dyn std::fmt::Display| {
+            log::warn!("archive {}: {chunk_key} goes without its audio: {why}", self.location);
+            Ok(SiblingSent::Skipped)
+        };
+        let (file, len) = match open_sibling(storage, row) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(SiblingSent::Absent),
+            Err(why) => return skip(&why),
+        };
+        let key = audio_key(chunk_key).ok_or_else(|| crate::err!(Internal, "{chunk_key} is not a chunk's key"))?;
+        let mut local = LocalReads::new(file.take(len));
+        match self.put_verified(&key, &mut local, len, shutdown) {
+            Ok(md5) => Ok(SiblingSent::Sent(AudioCopy { bytes: len, md5 })),
+            Err((e, true)) => skip(&e),
+            Err((e, false)) => Err(e),
+        }
     }
 
     /// The chunk's own name, or the next free `.n` when another chunk holds it.
@@ -306,5 +371,89 @@ impl Target {
             }
             live.error = Some(msg);
         }
+    }
+}
+
+/// The audio sibling of a sealed chunk and its length, `Ok(None)` when it has none (no
+/// audio was recorded), or why it cannot be sent: unreadable (a symlink is never followed),
+/// or not whole records from end to end (recovery and repair cut torn tails, so a sealed
+/// chunk's sibling reads clean).
+fn open_sibling(storage: &Storage, row: &ChunkRow) -> std::result::Result<Option<(std::fs::File, u64)>, String> {
+    let Some(root) = storage.root(row.root_id) else { return Err("its storage root is gone".into()) };
+    let Some(rel) = sibling_path(&row.rel_path) else { return Ok(None) };
+    let path = root.path().join(&rel);
+    let open = || confined::open_chunk(root.path(), &rel, Access::Read);
+    match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Ok(f) => match whole_records(f) {
+            Ok((good, len, None)) if good == len && len > 0 => {}
+            Ok((good, len, why)) => {
+                let why = why.unwrap_or_else(|| "no record".into());
+                return Err(format!("{} is damaged at byte {good} of {len}: {why}", path.display()));
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        },
+    }
+    let f = open().map_err(|e| format!("{}: {e}", path.display()))?;
+    let len = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?.len();
+    Ok(Some((f, len)))
+}
+
+/// A file read for an upload that keeps its read error, so a failed PUT can tell a local
+/// fault (the file) from the store's.
+struct LocalReads<R> {
+    inner: R,
+    failed: Option<std::io::Error>,
+}
+
+impl<R> LocalReads<R> {
+    fn new(inner: R) -> LocalReads<R> {
+        LocalReads { inner, failed: None }
+    }
+}
+
+impl<R: Read> Read for LocalReads<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if self.failed.is_none() {
+                self.failed = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::audio::{AudioCodec, AudioFrame, AudioParams};
+    use crate::media::frame::EncodedFrame;
+    use crate::media::h26x::Codec;
+    use std::io::Write;
+
+    /// The sibling a chunk is archived with: absent (no audio), sent whole, or refused with
+    /// a reason when its tail is torn (so the chunk goes without it instead of waiting).
+    #[test]
+    fn siblings_are_checked_before_they_are_sent() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut w, index, storage) = crate::testutil::writer_fixture(d.path());
+        let params = Arc::new(AudioParams { codec: AudioCodec::Pcmu, sample_rate: 8000, channels: 1, config: vec![] });
+        let t0 = 1_795_272_960_000_000;
+        for i in 0..3 {
+            let mut f = EncodedFrame::new(t0 + i * 100_000, Codec::H264);
+            f.push_nal(if i == 0 { &[0x65, 1] } else { &[0x41, 1] });
+            w.write_frame(&f);
+            w.write_audio(&AudioFrame { ts_us: t0 + i * 100_000 + 1, params: params.clone(), data: vec![0xff; 160] });
+        }
+        w.close();
+        let row = index.chunks_for_camera("cam", 0, i64::MAX).unwrap().remove(0);
+        let sib = sibling_path(&d.path().join(&row.rel_path)).unwrap();
+        let (_, len) = open_sibling(&storage, &row).unwrap().expect("a sibling");
+        assert_eq!(len, std::fs::metadata(&sib).unwrap().len());
+        std::fs::OpenOptions::new().append(true).open(&sib).unwrap().write_all(&[0, 0, 0]).unwrap();
+        let why = open_sibling(&storage, &row).unwrap_err();
+        assert!(why.contains("damaged"), "{why}");
+        std::fs::remove_file(&sib).unwrap();
+        assert!(open_sibling(&storage, &row).unwrap().is_none());
     }
 }

@@ -127,6 +127,8 @@ struct ArchiveDoc {
     backlog_bytes: u64,
     oldest_unsent: Option<Time>,
     reaped_unsent: u64,
+    /// Chunks archived without their audio sibling because it vanished or was damaged.
+    audio_skipped: u64,
     last_upload: Option<Time>,
     last_error: Option<Msg>,
     last_error_at: Option<Time>,
@@ -192,6 +194,7 @@ fn archive_docs(state: &AppState) -> crate::error::Result<HVec<ArchiveDoc, { cra
             backlog_bytes: t.backlog.bytes,
             oldest_unsent: t.backlog.oldest_end_us.map(time),
             reaped_unsent: t.row.reaped_unsent,
+            audio_skipped: t.row.audio_skipped,
             last_upload: t.row.last_ok_us.map(time),
             last_error: t.row.last_error.as_ref().map(|(e, _)| msg(e)),
             last_error_at: t.row.last_error.as_ref().map(|(_, at)| time(*at)),

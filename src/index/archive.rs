@@ -1,5 +1,6 @@
-//! The archive's rows (schema version 4, `src/index/v4_archive.sql`): which chunk reached
-//! which target, the targets' counters, and the reaper's last step, which keeps the row of
+//! The archive's rows (schema version 4, `src/index/v4_archive.sql`, and 6,
+//! `src/index/v6_archive_audio.sql`): which chunk reached which target (with its audio
+//! sibling's copy), the targets' counters, and the reaper's last step, which keeps the row of
 //! a chunk that has an archived copy (`docs/design/archive.md`).
 
 use super::row::decode;
@@ -21,6 +22,8 @@ pub struct TargetRow {
     pub bytes_sent: u64,
     /// Chunks the reaper removed before they were sent.
     pub reaped_unsent: u64,
+    /// Chunks archived without their audio sibling because it vanished or was damaged.
+    pub audio_skipped: u64,
     /// Last verified upload, µs.
     pub last_ok_us: Option<i64>,
     /// The last error and when, µs.
@@ -38,6 +41,49 @@ pub struct Backlog {
     pub oldest_end_us: Option<i64>,
 }
 
+/// The archived copy of a chunk's audio sibling (`docs/design/audio.md`): its object is the
+/// chunk's key with `.audio` for `.chunk` ([`audio_key`]); what fetch-back checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioCopy {
+    /// Its length.
+    pub bytes: u64,
+    /// Its MD5, lower-case hex.
+    pub md5: String,
+}
+
+/// The object key of the audio sibling archived with the chunk at `chunk_key` (the sibling's
+/// name rule, `chunk::path::sibling_path`, applied to the key); `None` for a key that is
+/// not a chunk's.
+pub fn audio_key(chunk_key: &str) -> Option<String> {
+    let p = crate::chunk::path::sibling_path(std::path::Path::new(chunk_key))?;
+    p.to_str().map(str::to_owned)
+}
+
+/// What became of a chunk's audio sibling when the chunk was archived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SiblingSent {
+    /// The chunk has none (no audio recorded).
+    Absent,
+    /// Sent and verified beside the chunk.
+    Sent(AudioCopy),
+    /// It vanished or was damaged: the chunk went without it (counted in
+    /// [`TargetRow::audio_skipped`]).
+    Skipped,
+}
+
+/// An archived chunk's copy in a target: where it is and what fetch-back checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchivedCopy {
+    /// The target's location.
+    pub location: String,
+    /// The chunk's object key.
+    pub key: String,
+    /// The chunk's MD5, hex.
+    pub md5: String,
+    /// Its audio sibling's copy, if one was archived with it.
+    pub audio: Option<AudioCopy>,
+}
+
 /// One archived chunk as a manifest lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArchivedRow {
@@ -47,6 +93,8 @@ pub struct ArchivedRow {
     pub key: String,
     /// Its MD5, hex.
     pub md5: String,
+    /// Its audio sibling's copy, if one was archived with it.
+    pub audio: Option<AudioCopy>,
 }
 
 /// A chunk known only from an archive's manifest (restore).
@@ -74,6 +122,8 @@ pub struct RestoredChunk {
     pub key: String,
     /// MD5, hex.
     pub md5: String,
+    /// Its audio sibling's copy, if the manifest lists one.
+    pub audio: Option<AudioCopy>,
     /// UTC day (YYYYMMDD).
     pub day: String,
 }
@@ -124,6 +174,12 @@ pub(super) fn archived_only_spans_in(
         }
     }
     Ok(spans)
+}
+
+/// A sibling's copy from its two columns: both set, the length not negative (a damaged
+/// column reads as no copy: fetch-back then brings the chunk without audio).
+fn audio_copy(bytes: Option<i64>, md5: Option<String>) -> Option<AudioCopy> {
+    Some(AudioCopy { bytes: u64::try_from(bytes?).ok()?, md5: md5? })
 }
 
 /// Restore's repair: rewrites archived-only row `id` from its manifest line when the row
@@ -245,22 +301,39 @@ impl Index {
         .map_err(|e| Error::db("looking up archive key", e))
     }
 
-    /// Records a verified upload and counts it, in one transaction.
-    pub fn archive_record(&self, target_id: i64, row: &ChunkRow, key: &str, md5: &str, now_us: i64) -> Result<()> {
+    /// Records a verified upload (the chunk's object and what became of its audio sibling)
+    /// and counts it, in one transaction; the bytes sent include the sibling's.
+    pub fn archive_record(
+        &self,
+        target_id: i64,
+        row: &ChunkRow,
+        (key, md5): (&str, &str),
+        sibling: &SiblingSent,
+        now_us: i64,
+    ) -> Result<()> {
         let day = crate::time::Civil::from_us(row.start_us).yyyymmdd();
+        let audio = match sibling {
+            SiblingSent::Sent(a) => Some(a),
+            SiblingSent::Absent | SiblingSent::Skipped => None,
+        };
         let mut c = self.lock();
         let tx = c.transaction().map_err(|e| Error::db("starting archive record", e))?;
         tx.execute(
             // Nothing when the reaper removed the row meanwhile: the object stays unlisted.
-            "INSERT OR REPLACE INTO archive_object (target_id, chunk_id, key, md5, day)
-             SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM chunk WHERE id = ?2)",
-            params![target_id, row.id, key, md5, day],
+            "INSERT OR REPLACE INTO archive_object (target_id, chunk_id, key, md5, day, audio_bytes, audio_md5)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM chunk WHERE id = ?2)",
+            params![target_id, row.id, key, md5, day, audio.map(|a| a.bytes as i64), audio.map(|a| &a.md5)],
         )
         .map_err(|e| Error::db("recording an archived chunk", e))?;
         tx.execute(
-            "UPDATE archive_target SET objects_sent = objects_sent + 1, bytes_sent = bytes_sent + ?2, last_ok_us = ?3
-             WHERE id = ?1",
-            params![target_id, row.bytes as i64, now_us],
+            "UPDATE archive_target SET objects_sent = objects_sent + 1, bytes_sent = bytes_sent + ?2, last_ok_us = ?3,
+             audio_skipped = audio_skipped + ?4 WHERE id = ?1",
+            params![
+                target_id,
+                (row.bytes + audio.map_or(0, |a| a.bytes)) as i64,
+                now_us,
+                i64::from(*sibling == SiblingSent::Skipped)
+            ],
         )
         .map_err(|e| Error::db("counting an archived chunk", e))?;
         tx.commit().map_err(|e| Error::db("committing archive record", e))?;
@@ -285,8 +358,8 @@ impl Index {
         let c = self.lock();
         let mut st = c
             .prepare(
-                "SELECT id, location, objects_sent, bytes_sent, reaped_unsent, last_ok_us, last_error, last_error_us
-                 FROM archive_target ORDER BY id",
+                "SELECT id, location, objects_sent, bytes_sent, reaped_unsent, last_ok_us, last_error, last_error_us,
+                 audio_skipped FROM archive_target ORDER BY id",
             )
             .map_err(|e| Error::db("listing archive targets", e))?;
         let rows = st
@@ -299,6 +372,7 @@ impl Index {
                     objects_sent: r.get::<_, i64>(2)? as u64,
                     bytes_sent: r.get::<_, i64>(3)? as u64,
                     reaped_unsent: r.get::<_, i64>(4)? as u64,
+                    audio_skipped: r.get::<_, i64>(8)? as u64,
                     last_ok_us: r.get(5)?,
                     last_error: err.map(|e| (e, err_us.unwrap_or(0))),
                 })
@@ -374,15 +448,19 @@ impl Index {
         let c = self.lock();
         let mut st = c
             .prepare_cached(&format!(
-                "SELECT {CHUNK_COLUMNS}, key, md5 FROM chunk JOIN archive_object ON chunk.id = chunk_id
+                "SELECT {CHUNK_COLUMNS}, key, md5, audio_bytes, audio_md5 FROM chunk JOIN archive_object ON chunk.id = chunk_id
                  WHERE target_id = ?1 AND camera = ?2 AND day = ?3 ORDER BY start_us, id"
             ))
             .map_err(|e| Error::db("reading a manifest's rows", e))?;
         let v = st
-            .query_map(params![target_id, camera, day], |r| Ok((decode(r)?, r.get(12)?, r.get(13)?)))
+            .query_map(params![target_id, camera, day], |r| {
+                Ok((decode(r)?, r.get(12)?, r.get(13)?, audio_copy(r.get(14)?, r.get(15)?)))
+            })
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| Error::db("reading a manifest's rows", e))?;
-        v.into_iter().map(|(row, key, md5)| Ok(ArchivedRow { chunk: row.map_err(damaged)?, key, md5 })).collect()
+        v.into_iter()
+            .map(|(row, key, md5, audio)| Ok(ArchivedRow { chunk: row.map_err(damaged)?, key, md5, audio }))
+            .collect()
     }
 
     /// Marks the rows of (camera, day) in `target_id` as listed by a written manifest.
@@ -398,14 +476,21 @@ impl Index {
         Ok(())
     }
 
-    /// The archived copy of a chunk (any target): (target location, key, md5).
-    pub fn archive_copy(&self, chunk_id: i64) -> Result<Option<(String, String, String)>> {
+    /// The archived copy of a chunk (the first target's that holds it).
+    pub fn archive_copy(&self, chunk_id: i64) -> Result<Option<ArchivedCopy>> {
         let c = self.lock();
         c.query_row(
-            "SELECT t.location, a.key, a.md5 FROM archive_object a JOIN archive_target t ON t.id = a.target_id
-             WHERE a.chunk_id = ?1 ORDER BY a.target_id LIMIT 1",
+            "SELECT t.location, a.key, a.md5, a.audio_bytes, a.audio_md5 FROM archive_object a
+             JOIN archive_target t ON t.id = a.target_id WHERE a.chunk_id = ?1 ORDER BY a.target_id LIMIT 1",
             [chunk_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| {
+                Ok(ArchivedCopy {
+                    location: r.get(0)?,
+                    key: r.get(1)?,
+                    md5: r.get(2)?,
+                    audio: audio_copy(r.get(3)?, r.get(4)?),
+                })
+            },
         )
         .optional()
         .map_err(|e| Error::db("looking up an archived copy", e))
@@ -451,8 +536,17 @@ impl Index {
         .map_err(|e| Error::db(format!("restoring {}", r.key), e))?;
         let id = tx.last_insert_rowid();
         tx.execute(
-            "INSERT INTO archive_object (target_id, chunk_id, key, md5, day, in_manifest) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-            params![target_id, id, r.key, r.md5, r.day],
+            "INSERT INTO archive_object (target_id, chunk_id, key, md5, day, in_manifest, audio_bytes, audio_md5)
+             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)",
+            params![
+                target_id,
+                id,
+                r.key,
+                r.md5,
+                r.day,
+                r.audio.as_ref().map(|a| a.bytes as i64),
+                r.audio.as_ref().map(|a| &a.md5)
+            ],
         )
         .map_err(|e| Error::db(format!("restoring {}", r.key), e))?;
         tx.commit().map_err(|e| Error::db("committing restore", e))?;
@@ -528,10 +622,10 @@ mod tests {
             ix.archive_pending(ev, Takes::EventFootage, ids[0], 16).unwrap().iter().map(|r| r.id).collect();
         assert_eq!(pending, ids[..2]);
         assert_eq!(ix.archive_backlog(ev, Takes::EventFootage).unwrap().chunks, 2);
-        ix.archive_record(ev, &ix.chunk(ids[0]).unwrap().unwrap(), "k0", "ab", 5).unwrap();
+        ix.archive_record(ev, &ix.chunk(ids[0]).unwrap().unwrap(), ("k0", "ab"), &SiblingSent::Absent, 5).unwrap();
         assert_eq!(ix.archive_first_unsent(ev, Takes::EventFootage, 0).unwrap(), Some(ids[1]));
         // Once sent, the event sends nothing back again.
-        ix.archive_record(ev, &ix.chunk(ids[1]).unwrap().unwrap(), "k1", "ab", 5).unwrap();
+        ix.archive_record(ev, &ix.chunk(ids[1]).unwrap().unwrap(), ("k1", "ab"), &SiblingSent::Absent, 5).unwrap();
         assert_eq!(ix.archive_events_since(ev, seen).unwrap(), (None, newest));
 
         // The reaper: the unmarked third chunk was never due to the events target.
@@ -540,6 +634,45 @@ mod tests {
         let unsent: Vec<(String, u64)> =
             ix.archive_targets().unwrap().into_iter().map(|t| (t.location, t.reaped_unsent)).collect();
         assert_eq!(unsent, vec![("http://s3/nvr/a".to_owned(), 3), ("http://s3/nvr/e".to_owned(), 0)]);
+    }
+
+    /// A chunk's audio sibling: its copy is recorded with the chunk (and read back by
+    /// fetch-back and the manifest), its bytes count as sent, a skipped one is counted, and a
+    /// restore brings the copy back from the manifest.
+    #[test]
+    fn audio_copies_are_recorded_counted_and_restored() {
+        let ix = Index::open_in_memory().unwrap();
+        let root = ix.root_id(Path::new("/r")).unwrap();
+        let t = ix.archive_target_id("http://s3/nvr/box", Takes::All).unwrap();
+        let ids = three_minutes(&ix, root);
+        let row = |i: usize| ix.chunk(ids[i]).unwrap().unwrap();
+        let audio = AudioCopy { bytes: 250, md5: "cd".into() };
+        let key = |i: usize| format!("box/c/20261121/c.20261121.145{i}.chunk");
+        ix.archive_record(t, &row(0), (&key(0), "ab"), &SiblingSent::Sent(audio.clone()), 5).unwrap();
+        ix.archive_record(t, &row(1), (&key(1), "ab"), &SiblingSent::Skipped, 5).unwrap();
+        ix.archive_record(t, &row(2), (&key(2), "ab"), &SiblingSent::Absent, 5).unwrap();
+        let copy = ix.archive_copy(ids[0]).unwrap().unwrap();
+        assert_eq!((copy.key.as_str(), copy.audio.as_ref()), (key(0).as_str(), Some(&audio)));
+        assert_eq!(audio_key(&copy.key).unwrap(), "box/c/20261121/c.20261121.1450.audio");
+        assert_eq!(ix.archive_copy(ids[1]).unwrap().unwrap().audio, None);
+        let counters = &ix.archive_targets().unwrap()[0];
+        assert_eq!((counters.objects_sent, counters.bytes_sent, counters.audio_skipped), (3, 3 * 1000 + 250, 1));
+        let day = ix.archive_day(t, "c", "20261121").unwrap();
+        assert_eq!(day.iter().map(|r| r.audio.clone()).collect::<Vec<_>>(), vec![Some(audio.clone()), None, None]);
+
+        // Restored elsewhere from a manifest line with audio: fetch-back finds the copy.
+        let other = Index::open_in_memory().unwrap();
+        let (root2, t2) = (other.root_id(Path::new("/r")).unwrap(), other.archive_target_id("x", Takes::All).unwrap());
+        let (_, restored) = crate::archive::layout::parse_manifest(
+            "k",
+            &String::from_utf8(crate::archive::layout::manifest("b", "c", "20261121", &day).unwrap()).unwrap(),
+        )
+        .unwrap();
+        for r in &restored {
+            assert!(other.insert_restored(root2, t2, r).unwrap());
+        }
+        let first = other.chunks_for_camera("c", 0, i64::MAX).unwrap()[0].id;
+        assert_eq!(other.archive_copy(first).unwrap().unwrap().audio, Some(audio));
     }
 
     /// Restore is the repair of a damaged archived-only row: a second restore of the same
@@ -563,6 +696,7 @@ mod tests {
             keyframes: vec![(start, 0)],
             key: "box/c/20261121/c.20261121.1456.chunk".into(),
             md5: "ab".into(),
+            audio: None,
             day: "20261121".into(),
         };
         assert!(ix.insert_restored(root, t, &r).unwrap());
@@ -604,7 +738,7 @@ mod tests {
         assert_eq!(ix.archive_backlog(t, Takes::All).unwrap().chunks, 2);
         assert_eq!(ix.archive_first_unsent(t, Takes::All, 0).unwrap(), Some(ids[0]));
         let first = ix.chunk(ids[0]).unwrap().unwrap();
-        ix.archive_record(t, &first, "box/c/20261121/c.20261121.1450.chunk", "ab", 5).unwrap();
+        ix.archive_record(t, &first, ("box/c/20261121/c.20261121.1450.chunk", "ab"), &SiblingSent::Absent, 5).unwrap();
         assert_eq!(
             ix.archive_backlog(t, Takes::All).unwrap(),
             Backlog { chunks: 1, bytes: 1000, oldest_end_us: Some(first.end_us + 60_000_000) }
@@ -626,7 +760,7 @@ mod tests {
         assert_eq!(ix.archived_only_spans("c", 0, i64::MAX).unwrap(), vec![(first.start_us, first.end_us)]);
         let row = &ix.archive_targets().unwrap()[0];
         assert_eq!((row.objects_sent, row.bytes_sent, row.reaped_unsent), (1, 1000, 1));
-        assert_eq!(ix.archive_copy(ids[0]).unwrap().unwrap().1, "box/c/20261121/c.20261121.1450.chunk");
+        assert_eq!(ix.archive_copy(ids[0]).unwrap().unwrap().key, "box/c/20261121/c.20261121.1450.chunk");
         // Recording late for the same path later (a restarted service in that minute) is still refused
         // by the unique path, so the writer picks the next free name.
         assert!(ix.has_path(root, &first.rel_path).unwrap());

@@ -15,6 +15,7 @@ const STEPS: &[&str] = &[
     include_str!("v3_events.sql"),
     include_str!("v4_archive.sql"),
     include_str!("v5_audio_bytes.sql"),
+    include_str!("v6_archive_audio.sql"),
 ];
 
 /// The schema version this binary writes.
