@@ -418,6 +418,16 @@ fn events_target_sends_only_event_footage_even_recorded_after_the_fact() {
     }
 }
 
+/// The codecs of `mp4`'s audio streams, as ffprobe names them (one a line).
+fn audio_codecs(mp4: &Path) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .arg(mp4)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// The object `key`, whole.
 fn object(s3: &Store, key: &str) -> Vec<u8> {
     let mut got = Vec::new();
@@ -473,6 +483,10 @@ fn audio_siblings_are_archived_reaped_and_fetched_back() {
     drop(server);
     let sealed = sealed_rows(&index);
     assert!(sealed.len() >= 2 && sealed.iter().all(|r| sibling(r).exists()), "{sealed:?}");
+    // The backlog counts what will be sent: the chunks and their siblings.
+    let backlog: u64 = sealed.iter().map(|r| r.bytes + std::fs::metadata(sibling(r)).unwrap().len()).sum();
+    let status = archive_status(&rec);
+    assert!(status.contains(&format!("backlog: {} chunks, {backlog} bytes", sealed.len())), "{status}");
     let (damaged, sound): (Vec<ChunkRow>, Vec<ChunkRow>) = {
         let mut v = sealed.clone();
         v.sort_by_key(|r| r.start_us);
@@ -541,6 +555,7 @@ fn audio_siblings_are_archived_reaped_and_fetched_back() {
         assert!(cache.join(format!("{}.chunk", row.id)).exists());
     }
     assert!(!cache.join(format!("{}.audio", damaged[0].id)).exists());
+    assert_eq!(audio_codecs(&d.join("reaped.mp4")), "aac", "the export of archived-only footage has its sound");
 
     // Another box restored from the manifests alone fetches the same audio.
     let laptop_idx = d.join("laptop/index.db");

@@ -4,7 +4,7 @@
 //! a chunk that has an archived copy (`docs/design/archive.md`).
 
 use super::row::decode;
-use super::{damaged, keyframes, strict, ChunkRow, ChunkState, Index, CHUNK_COLUMNS};
+use super::{damaged, keyframes, strict, ChunkRow, ChunkState, Index, CHUNK_COLUMNS, USAGE_SQL};
 use crate::error::{Error, Result};
 use crate::media::h26x::Codec;
 use rusqlite::{params, OptionalExtension};
@@ -387,7 +387,8 @@ impl Index {
         let c = self.lock();
         c.query_row(
             &format!(
-                "SELECT count(*), coalesce(sum(bytes), 0), min(end_us) FROM chunk
+                // The audio siblings' bytes too (`chunk.audio_bytes`): they are sent with their chunks.
+                "SELECT count(*), coalesce(sum({USAGE_SQL}), 0), min(end_us) FROM chunk
                  WHERE state = 1 AND {NOT_SENT} AND (?2 = 0 OR event = 1)"
             ),
             params![target_id, takes.events_only()],
@@ -448,7 +449,8 @@ impl Index {
         let c = self.lock();
         let mut st = c
             .prepare_cached(&format!(
-                "SELECT {CHUNK_COLUMNS}, key, md5, audio_bytes, audio_md5 FROM chunk JOIN archive_object ON chunk.id = chunk_id
+                "SELECT {CHUNK_COLUMNS}, key, md5, archive_object.audio_bytes, archive_object.audio_md5
+                 FROM chunk JOIN archive_object ON chunk.id = chunk_id
                  WHERE target_id = ?1 AND camera = ?2 AND day = ?3 ORDER BY start_us, id"
             ))
             .map_err(|e| Error::db("reading a manifest's rows", e))?;
@@ -645,6 +647,20 @@ mod tests {
         let root = ix.root_id(Path::new("/r")).unwrap();
         let t = ix.archive_target_id("http://s3/nvr/box", Takes::All).unwrap();
         let ids = three_minutes(&ix, root);
+        // The first chunk was sealed with a 250-byte sibling: the backlog counts it.
+        let first = ix.chunk(ids[0]).unwrap().unwrap();
+        let s0 = Seal {
+            id: ids[0],
+            start_us: first.start_us,
+            end_us: first.end_us,
+            bytes: 1000,
+            frames: 10,
+            records: 20,
+            audio_bytes: 250,
+            ..Seal::default()
+        };
+        ix.seal(&s0).unwrap();
+        assert_eq!(ix.archive_backlog(t, Takes::All).unwrap().bytes, 3 * 1000 + 250);
         let row = |i: usize| ix.chunk(ids[i]).unwrap().unwrap();
         let audio = AudioCopy { bytes: 250, md5: "cd".into() };
         let key = |i: usize| format!("box/c/20261121/c.20261121.145{i}.chunk");
