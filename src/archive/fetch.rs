@@ -72,17 +72,16 @@ pub fn fetch_range(
     let mut fetched = 0;
     for (row, copy) in &rows {
         let path = storage.fetched_path(row.id).expect("the fetch directory is set");
-        let copy = copy.as_ref().ok_or_else(|| err!(NotFound, "chunk {} has no archived copy", row.id))?;
         if !cached(&path, row.bytes) {
+            let copy = copy.as_ref().ok_or_else(|| err!(NotFound, "chunk {} has no archived copy", row.id))?;
             fetch_one(archive, copy, (&copy.key, row.bytes, &copy.md5), &path)?;
             fetched += 1;
         }
-        if let Some(a) = &copy.audio {
-            let (Some(key), Some(sib)) = (audio_key(&copy.key), sibling_path(&path)) else { continue };
-            if !cached(&sib, a.bytes) {
-                if let Err(e) = fetch_one(archive, copy, (&key, a.bytes, &a.md5), &sib) {
-                    log::warn!("chunk {}: exported without its audio: {e}", row.id);
-                }
+        let Some((copy, a)) = copy.as_ref().and_then(|c| Some((c, c.audio.as_ref()?))) else { continue };
+        let (Some(key), Some(sib)) = (audio_key(&copy.key), sibling_path(&path)) else { continue };
+        if !cached(&sib, a.bytes) {
+            if let Err(e) = fetch_one(archive, copy, (&key, a.bytes, &a.md5), &sib) {
+                log::warn!("chunk {}: exported without its audio: {e}", row.id);
             }
         }
     }
