@@ -25,6 +25,9 @@ pub enum Media {
     H264B,
     /// 640x360, 25 fps, 1 s closed GOP, IBBP (x265 `bframes=2`), likewise.
     H265B,
+    /// 320x180, 15 fps, 1 s GOP: black with one white frame at every whole second (the
+    /// keyframe), for A/V sync against the server's audio ticks (tests/av_sync.rs).
+    H264Flash,
 }
 
 impl Media {
@@ -37,6 +40,7 @@ impl Media {
             Media::H264Small => ("h264", 15, 15),
             Media::H264B => ("h264", 30, 30),
             Media::H265B => ("h265", 25, 25),
+            Media::H264Flash => ("h264", 15, 15),
         }
     }
 
@@ -59,6 +63,7 @@ impl Media {
             Media::H264Hd => ("1920x1080", x264(gop, "3M", &[])),
             Media::H264Slices => ("1280x720", x264(gop, "1500k", &["-slices", "4"])),
             Media::H264Small => ("640x360", x264(gop, "400k", &[])),
+            Media::H264Flash => ("320x180", x264(gop, "200k", &[])),
             Media::H264B | Media::H265B => unreachable!("made by bframe_path"),
             Media::H265 => (
                 "1280x720",
@@ -73,9 +78,15 @@ impl Media {
             ),
         };
         let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
+        let source = match self {
+            Media::H264Flash => format!(
+                "color=c=black:size={size}:rate={fps},drawbox=w=iw:h=ih:color=white:t=fill:enable='lt(mod(t,1),0.05)'"
+            ),
+            _ => format!("testsrc2=size={size}:rate={fps}"),
+        };
         let st = Command::new("ffmpeg")
             .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-            .arg(format!("testsrc2=size={size}:rate={fps}"))
+            .arg(source)
             .args(["-t", "4", "-pix_fmt", "yuv420p"])
             .args(&enc)
             .arg(&tmp)
