@@ -199,6 +199,10 @@ fn sleep_until(t: i64) {
 fn exports_keep_aac_and_pcmu_in_sync_across_a_minute_boundary_and_a_reconnect() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    // Seconds of marks before the first minute boundary: start at least 10 s before it.
+    if US_PER_MIN - now_us() % US_PER_MIN < 10_000_000 {
+        sleep_until((now_us() / US_PER_MIN + 1) * US_PER_MIN);
+    }
     let cams = [("aac", "aac"), ("pcmu", "pcmu"), ("mute", "")];
     let mut server = RtspServer::start_audio(&cams.map(|(id, audio)| (id, Media::H264Flash, audio)));
     let port = free_port();
@@ -210,10 +214,10 @@ fn exports_keep_aac_and_pcmu_in_sync_across_a_minute_boundary_and_a_reconnect() 
             cams.iter().map(|(id, _)| camera_rows(d, id).first().map(|r| r.start_us)).collect();
         starts.map(|s| s.into_iter().max().unwrap())
     });
-    // The camera drops out for 2 s, 4 s in, or 5 s after the minute turns if that is near:
+    // The camera drops out for 2 s, 5 s in, or 5 s after the minute turns if that is near:
     // each event has seconds of marks on both sides.
     let boundary = (first / US_PER_MIN + 1) * US_PER_MIN;
-    let mut t_kill = now_us() + 4_000_000;
+    let mut t_kill = now_us() + 5_000_000;
     if (boundary - t_kill).abs() < 6_000_000 {
         t_kill = boundary + 5_000_000;
     }
