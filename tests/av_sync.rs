@@ -226,15 +226,18 @@ fn exports_keep_aac_and_pcmu_in_sync_across_a_minute_boundary_and_a_reconnect() 
     std::thread::sleep(Duration::from_secs(2));
     let t_back = now_us();
     server.restart();
+    // Back after the outage, and rotated at the minute (an open chunk's row keeps its start
+    // time as its end until it is sealed: only starts tell).
     let resumed = wait_for(Duration::from_secs(90), "the cameras back and past the minute", || {
         let back: Option<Vec<i64>> = cams
             .iter()
             .map(|(id, _)| camera_rows(d, id).iter().find(|r| r.start_us > t_back).map(|r| r.start_us))
             .collect();
-        let all_past = cams.iter().all(|(id, _)| camera_rows(d, id).iter().any(|r| r.end_us > boundary + 5_000_000));
-        back.filter(|_| all_past).map(|b| b.into_iter().max().unwrap())
+        let rotated = cams.iter().all(|(id, _)| camera_rows(d, id).iter().any(|r| r.start_us >= boundary));
+        back.filter(|_| rotated).map(|b| b.into_iter().max().unwrap())
     });
-    sleep_until(resumed + 5_000_000);
+    // Seconds of marks after both (the chunk being written exports up to its last frame on disk).
+    sleep_until(resumed.max(boundary) + 6_000_000);
     let (from, to) = (first + 500_000, now_us() - 1_500_000);
     // Events on the export's timeline (s; gaps stay gaps, playback starts at `from`).
     let at = |t: i64| (t - from) as f64 / 1e6;
