@@ -236,9 +236,11 @@ fn exports_keep_aac_and_pcmu_in_sync_across_a_minute_boundary_and_a_reconnect() 
         let rotated = cams.iter().all(|(id, _)| camera_rows(d, id).iter().any(|r| r.start_us >= boundary));
         back.filter(|_| rotated).map(|b| b.into_iter().max().unwrap())
     });
-    // Seconds of marks after both (the chunk being written exports up to its last frame on disk).
-    sleep_until(resumed.max(boundary) + 6_000_000);
-    let (from, to) = (first + 500_000, now_us() - 1_500_000);
+    // Seconds of marks after both. The chunk being written exports up to its last frame on
+    // disk (a GOP is written when the next keyframe comes): `to` lies 3.5 s back, so both
+    // exports of the range hold the same frames however long apart they are made.
+    sleep_until(resumed.max(boundary) + 9_000_000);
+    let (from, to) = (first + 500_000, now_us() - 3_500_000);
     // Events on the export's timeline (s; gaps stay gaps, playback starts at `from`).
     let at = |t: i64| (t - from) as f64 / 1e6;
     let (boundary_s, kill_s, back_s) = (at(boundary), at(t_kill), at(resumed));
