@@ -272,8 +272,14 @@ fn exports_keep_aac_and_pcmu_in_sync_across_a_minute_boundary_and_a_reconnect() 
             panic!("{id}: {e} (minute at {boundary_s:.1} s, outage {kill_s:.1}..{back_s:.1} s)");
         }
         let p = pairs(&m);
-        let worst = p.iter().map(|(_, d)| d.abs()).fold(0.0, f64::max);
-        eprintln!("{id}: {} flashes, {} paired, worst offset {:.0} ms", m.flashes.len(), p.len(), worst * 1e3);
+        let (lo, hi) = p.iter().fold((f64::MAX, f64::MIN), |(lo, hi), (_, d)| (lo.min(*d), hi.max(*d)));
+        eprintln!(
+            "{id}: {} flashes, {} paired, audio {:.0}..{:.0} ms after video",
+            m.flashes.len(),
+            p.len(),
+            lo * 1e3,
+            hi * 1e3
+        );
         for (what, lo, hi) in [("minute boundary", boundary_s, boundary_s), ("reconnect", kill_s, back_s)] {
             let before = p.iter().filter(|(f, _)| *f < lo - 0.5).count();
             let after = p.iter().filter(|(f, _)| *f > hi + 0.5).count();
