@@ -37,11 +37,12 @@ bench_media() {
 }
 
 # bench_rtsp_server N: serves $media as cam1..camN on a random port ($port), waits until ready.
-# With AUDIO=aac (or pcmu, pcma) each mount also sends that audio (tests/fixtures/rtsp_server.py).
+# With AUDIO=aac (or pcmu, pcma) each mount also sends that audio (tests/fixtures/rtsp_server.py),
+# as "-noise": a live microphone's steady bitrate (AAC 64 kbit/s, G.711 64 kbit/s), not ticks.
 bench_rtsp_server() {
   port=$(( 20000 + RANDOM % 20000 ))
   local mounts=()
-  for i in $(seq 1 "$1"); do mounts+=("cam$i=$media:h264:30${AUDIO:+:$AUDIO}"); done
+  for i in $(seq 1 "$1"); do mounts+=("cam$i=$media:h264:30${AUDIO:+:$AUDIO-noise}"); done
   /usr/bin/python3 "$here/tests/fixtures/rtsp_server.py" "$port" "${mounts[@]}" > server.out &
   pids+=($!)
   until grep -q ready server.out; do sleep 0.1; done
