@@ -44,11 +44,25 @@ fn onvif_device() -> PathBuf {
         .clone()
 }
 
-/// A child process killed (and reaped) on drop.
-struct Peer(Child);
+/// A child process killed (and reaped) on drop; with `group`, its whole process group, as
+/// `faketime` forks the device and waits for it (killing `faketime` alone left the device
+/// running, listening, after the test).
+struct Peer(Child, bool);
+
+impl Peer {
+    /// Spawns `cmd` as the leader of a new process group, killed whole on drop.
+    fn group(mut cmd: Command) -> std::io::Result<Peer> {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0).spawn().map(|c| Peer(c, true))
+    }
+}
 
 impl Drop for Peer {
     fn drop(&mut self) {
+        if self.1 {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory is shared.
+            unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -69,7 +83,7 @@ fn start_device(prefix: &[&str], port: u16, host: &str) -> Peer {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    Peer(c.spawn().expect("faketime and the device start (scripts/install-deps.sh test installs faketime)"))
+    Peer::group(c).expect("faketime and the device start (scripts/install-deps.sh test installs faketime)")
 }
 
 fn wait_listening(ns: Option<&str>, port: u16) {
@@ -266,7 +280,7 @@ fn discover_finds_an_announced_camera_and_its_streams() {
         .stdout(Stdio::piped())
         // It logs a traceback for each probe its IPv6 thread cannot answer (the IPv4 one does).
         .stderr(Stdio::null());
-    let mut publisher = Peer(publisher.spawn().expect("python3 runs the publisher"));
+    let mut publisher = Peer(publisher.spawn().expect("python3 runs the publisher"), false);
     let mut line = String::new();
     BufReader::new(publisher.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "published", "the wsdiscovery publisher started (pip install wsdiscovery==2.1.2)");
@@ -337,7 +351,7 @@ fn the_api_discovers_the_announced_camera() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let mut publisher = Peer(publisher.spawn().expect("python3 runs the publisher"));
+    let mut publisher = Peer(publisher.spawn().expect("python3 runs the publisher"), false);
     let mut line = String::new();
     BufReader::new(publisher.0.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "published");
@@ -405,6 +419,7 @@ fn camera_motion_becomes_events() {
             .stdin(Stdio::null())
             .spawn()
             .unwrap(),
+        false,
     );
     wait_listening(None, port);
     let http = free_port();
