@@ -10,6 +10,9 @@
 # video chunks and .audio siblings apart, and each camera's frame counts from /api/v1/status
 # (a camera whose audio was not recorded shows "audio: none"). What audio adds: alternate runs
 # with and without AUDIO on one build (EDGENVR_BIN=...), as in BENCHMARKS.md, "Audio".
+# EDGENVR_AUDIO=false sets `audio = false` on edgenvr's cameras: the server still makes the
+# audio and ffmpeg still records it, so the machine's load is the same, but edgenvr takes
+# none (the control for what audio costs edgenvr itself).
 # Needs the test packages (scripts/install-deps.sh test).
 set -euo pipefail
 n=${1:-4}
@@ -22,7 +25,8 @@ bench_rtsp_server "$n"
 http="127.0.0.1:$((port + 1))"
 { echo "[server]"; echo "listen = \"$http\""; echo "[recording]"; echo 'sync_interval = "2s"'
   echo "[[storage]]"; echo "path = \"$work/edgenvr\"";
-  for i in $(seq 1 "$n"); do echo "[[camera]]"; echo "id = \"cam$i\""; echo "url = \"rtsp://127.0.0.1:$port/cam$i\""; done
+  for i in $(seq 1 "$n"); do echo "[[camera]]"; echo "id = \"cam$i\""; echo "url = \"rtsp://127.0.0.1:$port/cam$i\""
+    if [[ -n ${EDGENVR_AUDIO:-} ]]; then echo "audio = $EDGENVR_AUDIO"; fi; done
 } > edgenvr.toml
 "$bin" run --config edgenvr.toml --log-level info 2> edgenvr.log &
 epid=$!; pids+=($epid)
