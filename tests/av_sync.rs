@@ -15,7 +15,6 @@ mod rtsp_peers;
 
 use common::http::get;
 use common::*;
-use edgenvr::index::ChunkRow;
 use edgenvr::time::{now_us, US_PER_MIN};
 use rtsp_peers::*;
 use std::path::{Path, PathBuf};
@@ -153,26 +152,7 @@ fn the_analyzer_sees_sync_and_catches_a_300_ms_shift() {
 
 /// A config recording `cams` = (id, url), with the HTTP API on `port`.
 fn config(d: &Path, port: u16, cams: &[(&str, String)]) -> PathBuf {
-    let mut s = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n[recording]\nsync_interval = \"1s\"\n[index]\npath = \"{}\"\n[[storage]]\npath = \"{}\"\n",
-        d.join("index.db").display(),
-        d.join("data").display()
-    );
-    for (id, url) in cams {
-        s += &format!(
-            "[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\nfirst_frame_timeout = \"5s\"\nframe_timeout = \"2s\"\n"
-        );
-    }
-    let p = d.join("edgenvr.toml");
-    std::fs::write(&p, s).unwrap();
-    p
-}
-
-fn camera_rows(d: &Path, cam: &str) -> Vec<ChunkRow> {
-    if !d.join("index.db").exists() {
-        return Vec::new();
-    }
-    rows(&d.join("index.db")).into_iter().filter(|r| r.camera == cam).collect()
+    cameras_config(d, &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n"), cams, "2s", "")
 }
 
 /// (codec_type, codec_name) of each stream, and the video's sample count (`nb_frames`: the

@@ -20,26 +20,7 @@ fn config(d: &Path, cams: &[(&str, String)], frame_timeout: &str) -> PathBuf {
 
 /// [`config`] with extra keys added to every camera.
 fn config_with(d: &Path, cams: &[(&str, String)], frame_timeout: &str, extra: &str) -> PathBuf {
-    let mut s = format!(
-        "[recording]\nsync_interval = \"1s\"\n[index]\npath = \"{}\"\n[[storage]]\npath = \"{}\"\n",
-        d.join("index.db").display(),
-        d.join("data").display()
-    );
-    for (id, url) in cams {
-        s += &format!(
-            "[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\nfirst_frame_timeout = \"5s\"\nframe_timeout = \"{frame_timeout}\"\n{extra}"
-        );
-    }
-    let p = d.join("edgenvr.toml");
-    std::fs::write(&p, s).unwrap();
-    p
-}
-
-fn camera_rows(d: &Path, cam: &str) -> Vec<ChunkRow> {
-    if !d.join("index.db").exists() {
-        return Vec::new();
-    }
-    rows(&d.join("index.db")).into_iter().filter(|r| r.camera == cam).collect()
+    cameras_config(d, "", cams, frame_timeout, extra)
 }
 
 /// Every chunk of `cam` decodes without a single ffmpeg error; returns the frame count.

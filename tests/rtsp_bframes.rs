@@ -16,13 +16,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn camera_rows(d: &Path, cam: &str) -> Vec<ChunkRow> {
-    if !d.join("index.db").exists() {
-        return Vec::new();
-    }
-    rows(&d.join("index.db")).into_iter().filter(|r| r.camera == cam).collect()
-}
-
 /// A reader of PyNVR's record layout written apart from edgenvr's (Python `struct`):
 /// `u8 version | u64 BE µs | u64 BE length | NAL`, per file: records, earliest and latest
 /// timestamp, and how many records are stamped before the record stored before them.
@@ -50,19 +43,8 @@ fn b_frame_cameras_record_at_true_times_for_two_minutes() {
     let cams = [("avc", Media::H264B), ("hevc", Media::H265B)];
     let server = RtspServer::start(&cams);
     let port = free_port();
-    let mut cfg = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n[recording]\nsync_interval = \"1s\"\n[index]\npath = \"{}\"\n[[storage]]\npath = \"{}\"\n",
-        d.join("index.db").display(),
-        d.join("data").display()
-    );
-    for (id, _) in &cams {
-        cfg += &format!(
-            "[[camera]]\nid = \"{id}\"\nurl = \"{}\"\nfirst_frame_timeout = \"5s\"\nframe_timeout = \"5s\"\n",
-            server.url(id)
-        );
-    }
-    let cfg_path = d.join("edgenvr.toml");
-    std::fs::write(&cfg_path, cfg).unwrap();
+    let urls: Vec<(&str, String)> = cams.iter().map(|(id, _)| (*id, server.url(id))).collect();
+    let cfg_path = cameras_config(d, &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n"), &urls, "5s", "");
     let t_launch = now_us();
     let started = Instant::now();
     let svc = Service::start(&cfg_path, d);

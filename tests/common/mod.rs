@@ -187,6 +187,35 @@ pub fn rows(index: &Path) -> Vec<ChunkRow> {
     out
 }
 
+/// The rows of camera `cam` in the index `d/index.db`, in time order; none while the
+/// service has not created the index.
+pub fn camera_rows(d: &Path, cam: &str) -> Vec<ChunkRow> {
+    if !d.join("index.db").exists() {
+        return Vec::new();
+    }
+    rows(&d.join("index.db")).into_iter().filter(|r| r.camera == cam).collect()
+}
+
+/// Writes `d/edgenvr.toml` recording `cams` = (id, url) into `d/data` with its index at
+/// `d/index.db`: `head` first (a `[server]` table, or nothing), a 1 s sync interval, and
+/// short fault timers (5 s to the first frame, `frame_timeout` between frames), `extra`
+/// added to every camera.
+pub fn cameras_config(d: &Path, head: &str, cams: &[(&str, String)], frame_timeout: &str, extra: &str) -> PathBuf {
+    let mut s = format!(
+        "{head}[recording]\nsync_interval = \"1s\"\n[index]\npath = \"{}\"\n[[storage]]\npath = \"{}\"\n",
+        d.join("index.db").display(),
+        d.join("data").display()
+    );
+    for (id, url) in cams {
+        s += &format!(
+            "[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\nfirst_frame_timeout = \"5s\"\nframe_timeout = \"{frame_timeout}\"\n{extra}"
+        );
+    }
+    let p = d.join("edgenvr.toml");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
 /// The sealed rows of the index at `index`; none while the service has not created it.
 pub fn sealed_rows(index: &Path) -> Vec<ChunkRow> {
     if !index.exists() {
