@@ -37,7 +37,7 @@ use crate::shutdown::Shutdown;
 use crate::storage::confined::{self, Access};
 use crate::storage::Storage;
 use crate::time::now_us;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -382,21 +382,22 @@ fn open_sibling(storage: &Storage, row: &ChunkRow) -> std::result::Result<Option
     let Some(root) = storage.root(row.root_id) else { return Err("its storage root is gone".into()) };
     let Some(rel) = sibling_path(&row.rel_path) else { return Ok(None) };
     let path = root.path().join(&rel);
-    let open = || confined::open_chunk(root.path(), &rel, Access::Read);
-    match open() {
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let mut f = match confined::open_chunk(root.path(), &rel, Access::Read) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-        Ok(f) => match whole_records(f) {
-            Ok((good, len, None)) if good == len && len > 0 => {}
-            Ok((good, len, why)) => {
-                let why = why.unwrap_or_else(|| "no record".into());
-                return Err(format!("{} is damaged at byte {good} of {len}: {why}", path.display()));
-            }
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        },
-    }
-    let f = open().map_err(|e| format!("{}: {e}", path.display()))?;
-    let len = f.metadata().map_err(|e| format!("{}: {e}", path.display()))?.len();
+        Err(e) => return Err(err(&e)),
+        Ok(f) => f,
+    };
+    // Checked through the same open file that is then sent from its start.
+    let len = match whole_records(&f) {
+        Ok((good, len, None)) if good == len && len > 0 => len,
+        Ok((good, len, why)) => {
+            let why = why.unwrap_or_else(|| "no record".into());
+            return Err(format!("{} is damaged at byte {good} of {len}: {why}", path.display()));
+        }
+        Err(e) => return Err(err(&e)),
+    };
+    f.rewind().map_err(|e| err(&e))?;
     Ok(Some((f, len)))
 }
 

@@ -183,8 +183,9 @@ impl AudioTrack {
 }
 
 /// How much of a sibling is whole records: `(good_len, file_len, why it stops)`, `why`
-/// `None` when the file is clean. A torn tail is cut to `good_len` like a chunk's.
-pub fn whole_records(file: File) -> std::io::Result<(u64, u64, Option<String>)> {
+/// `None` when the file is clean. A torn tail is cut to `good_len` like a chunk's. Reads
+/// from the file's current offset (borrowed, so a caller can rewind it and use it).
+pub fn whole_records(file: &File) -> std::io::Result<(u64, u64, Option<String>)> {
     use super::reader::{ChunkReader, ReadError};
     let len = file.metadata()?.len();
     let mut rd = ChunkReader::with_len(file, Some(len));

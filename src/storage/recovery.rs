@@ -240,7 +240,7 @@ fn examine_sibling(root: &Root, rel: &Path, repair: bool, report: &mut Report) -
         Err(_) => return Ok(0),
     };
     let (good_len, file_len, why) =
-        whole_records(file).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        whole_records(&file).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     report.files_checked += 1;
     let Some(why) = why.or_else(|| (good_len < file_len).then(|| "trailing bytes".into())) else { return Ok(file_len) };
     report.problems.push(Problem::TornTail { path: path.clone(), good_len, file_len, why });
