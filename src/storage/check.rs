@@ -67,8 +67,10 @@ pub fn check(index: &Arc<Index>, storage: &Arc<Storage>, repair: bool, lock: Opt
     Ok(report)
 }
 
-/// The row's facts as a seal, to compare with a scan of its file.
-fn seal_of(row: &ChunkRow) -> Seal {
+/// The row's facts as a seal, to compare with a scan of its file. `audio_bytes` is not in
+/// `ChunkRow`, and a row is not stale for its audio count alone (it can differ by a torn
+/// audio tail cut since), so the caller passes the scan's.
+fn seal_of(row: &ChunkRow, audio_bytes: u64) -> Seal {
     Seal {
         id: row.id,
         start_us: row.start_us,
@@ -77,9 +79,7 @@ fn seal_of(row: &ChunkRow) -> Seal {
         frames: row.frames,
         keyframes: row.keyframes.clone(),
         records: row.records.unwrap_or(u64::MAX),
-        // Not in `ChunkRow`: a row is not stale for its audio count alone (it can differ by
-        // a torn audio tail cut since), so the comparison takes the scan's.
-        audio_bytes: 0,
+        audio_bytes,
     }
 }
 
@@ -114,7 +114,7 @@ fn check_row(index: &Index, root: &Root, row: &ChunkRow, repair: bool, report: &
         }
         Examined::Chunk(s) => {
             let found = seal_from(row.id, &s);
-            if found != (Seal { audio_bytes: found.audio_bytes, ..seal_of(row) }) {
+            if found != seal_of(row, found.audio_bytes) {
                 report.problems.push(Problem::Stale { id: row.id, path });
                 if repair {
                     index.seal(&found)?;
