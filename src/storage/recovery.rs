@@ -266,25 +266,32 @@ pub(super) fn sibling_len(root: &Root, rel: &Path) -> u64 {
 
 /// Removes the file `rel` of `root` (confined; an audio sibling) and makes that durable.
 fn remove_file(root: &Root, rel: &Path) -> Result<()> {
-    let path = root.path().join(rel);
-    let io = |e| Error::io(format!("removing {}", path.display()), e);
-    let [camera, day, name] = confined::split(rel).map_err(io)?;
-    let dir = confined::DayDir::open(root.path(), camera, day, false).map_err(io)?;
-    match dir.unlink(name) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
-        _ => {}
-    }
-    dir.sync_or_prune().map_err(io)
+    change_day_dir(root, rel, |dir, name, path| match dir.unlink(name) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(format!("removing {}", path.display()), e)),
+        _ => Ok(()),
+    })
 }
 
 /// Removes the chunk `rel` of `root` (confined) and makes that durable.
 pub(super) fn remove_chunk(root: &Root, rel: &Path) -> Result<()> {
+    change_day_dir(root, rel, |dir, name, path| {
+        dir.unlink(name).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+        dir.unlink_audio_of(name).map_err(|e| Error::io(format!("removing the audio of {}", path.display()), e))
+    })
+}
+
+/// Runs `change` on the day directory of `rel` (confined) with the file's name and full
+/// path, then syncs the directory (or prunes it when left empty).
+fn change_day_dir(
+    root: &Root,
+    rel: &Path,
+    change: impl FnOnce(&confined::DayDir, &str, &Path) -> Result<()>,
+) -> Result<()> {
     let path = root.path().join(rel);
-    let [camera, day, name] = confined::split(rel).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
-    let dir = confined::DayDir::open(root.path(), camera, day, false)
-        .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
-    dir.unlink(name).map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
-    dir.unlink_audio_of(name).map_err(|e| Error::io(format!("removing the audio of {}", path.display()), e))?;
+    let io = |e| Error::io(format!("removing {}", path.display()), e);
+    let [camera, day, name] = confined::split(rel).map_err(io)?;
+    let dir = confined::DayDir::open(root.path(), camera, day, false).map_err(io)?;
+    change(&dir, name, &path)?;
     dir.sync_or_prune().map_err(|e| Error::io(format!("syncing the directory of {}", path.display()), e))
 }
 
