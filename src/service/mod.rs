@@ -7,11 +7,13 @@
 //!   keeps the list as last changed; [`motion`] turns cameras' own motion into events.
 //! - [`status`]: live counters written along the data path, read by status and health.
 //! - [`watchdog`] and [`notify`]: systemd's readiness and watchdog protocol.
+//! - [`allocator`]: glibc's mmap threshold fixed, so a camera session's memory leaves with it.
 //!
 //! Shutdown order: sources stop → writers drain their queues and seal their chunks → the
 //! reaper stops → the archive uploader ends its upload (it stops reading at the signal) →
 //! the index connection closes (last commit done by the writers).
 
+pub mod allocator;
 pub mod cameras;
 pub mod motion;
 pub mod notify;
@@ -43,6 +45,7 @@ use std::time::Duration;
 /// `SIGHUP` reloads the cameras of the config file at `config_path` (the embedded default
 /// when `None`); `hangups` brings them (and a wake-up when shutdown fires).
 pub fn run(config: &Config, config_path: Option<&Path>, shutdown: Shutdown, hangups: Receiver<()>) -> Result<()> {
+    allocator::tune();
     // Held for the service's life: no second service, no repair of the chunks it writes.
     let _lock = crate::index::lock::IndexLock::for_service(&config.index_path, crate::index::lock::SERVICE_PATIENCE)?;
     let (index, storage) = open_index_and_storage(config)?;
