@@ -33,13 +33,20 @@ EOF
 /// Copies the recording and the log back to the share after edgenvr stopped.
 const COLLECT: &str = "rm -rf /mnt/rec; cp -a /tmp/rec /mnt/rec\n";
 
-/// vivid through openh264, unplugged and plugged back: vivid's `disconnect` control makes
-/// the node fail like a yanked USB camera, then the driver is unloaded (the node vanishes)
-/// and loaded again (it returns). Recording resumes by itself, with the gap in the index.
+/// How many times the vivid test unplugs and replugs the camera: the memory check compares
+/// the later unplugged moments with the first (see there).
+const REPLUGS: usize = 3;
+
+/// vivid through openh264, unplugged and plugged back three times: vivid's `disconnect`
+/// control makes the node fail like a yanked USB camera, then the driver is unloaded (the
+/// node vanishes) and loaded again (it returns). Recording resumes by itself each time, with
+/// the gap in the index, and a session's memory goes with it.
 #[test]
 fn vivid_records_through_openh264_and_resumes_after_unplug() {
     let _vm = VM.lock().unwrap_or_else(|e| e.into_inner());
     let bin = edgenvr_aarch64();
+    // The process's anonymous memory, exact (VmRSS lags: it is summed from per-thread counters).
+    let anon = "grep ^Anonymous: /proc/$pid/smaps_rollup";
     let guest = format!(
         "set -u\nDEV=$VIVID_DEV\nEXTRA='width = 640\nheight = 480\nfps = 25\nencoder = \"auto\"\nkeyframe_interval = 25'\n\
          {CONFIG}\
@@ -47,20 +54,24 @@ fn vivid_records_through_openh264_and_resumes_after_unplug() {
          ./edgenvr probe >probe.txt\n\
          ./edgenvr run --config /tmp/edgenvr.toml >run.log 2>&1 &\n\
          pid=$!\n\
-         sleep 8; grep VmRSS /proc/$pid/status >rss-8s.txt\n\
-         sleep 12; grep VmRSS /proc/$pid/status >rss-20s.txt\n\
-         v4l2-ctl -d $VIVID_DEV -c disconnect=1 || exit 11\n\
-         for i in $(seq 50); do rmmod vivid 2>/dev/null && break; sleep 0.2; done\n\
-         lsmod | grep -q '^vivid' && exit 12\n\
-         sleep 4\n\
-         [ -e $VIVID_DEV ] && exit 13\n\
-         modprobe vivid $VIVID_OPTS || exit 14\n\
-         sleep 20; grep VmRSS /proc/$pid/status >rss-replugged.txt\n\
+         sleep 8; {anon} >anon-8s.txt\n\
+         sleep 12\n\
+         for round in $(seq {REPLUGS}); do\n\
+           v4l2-ctl -d $VIVID_DEV -c disconnect=1 || exit 11\n\
+           for i in $(seq 50); do rmmod vivid 2>/dev/null && break; sleep 0.2; done\n\
+           lsmod | grep -q '^vivid' && exit 12\n\
+           sleep 4\n\
+           [ -e $VIVID_DEV ] && exit 13\n\
+           {anon} >anon-unplugged-$round.txt\n\
+           modprobe vivid $VIVID_OPTS || exit 14\n\
+           sleep 14\n\
+         done\n\
+         sleep 6\n\
          kill -TERM $pid; wait $pid; echo \"edgenvr exited $?\" >>run.log\n\
          {COLLECT}"
     );
     let dir = share("vivid", &[(&bin, "edgenvr")], &guest);
-    let (rc, console) = boot(&dir, 150);
+    let (rc, console) = boot(&dir, 200);
     let log = std::fs::read_to_string(dir.join("run.log")).unwrap_or_default();
     assert_eq!(rc, 0, "guest failed ({rc}):\n{console}\n--- run.log\n{log}");
     assert!(log.contains("edgenvr exited 0"), "clean shutdown:\n{log}");
@@ -78,31 +89,37 @@ fn vivid_records_through_openh264_and_resumes_after_unplug() {
     assert!(probe["h264_encoder"].is_null());
     assert!(read(&dir.join("probe.txt")).contains("hardware H.264 encoder: none"));
 
-    // Two sessions: before the unplug and after the replug, with the gap between them.
-    assert_eq!(log.matches("YUYV 640x480 at 25 fps, openh264").count(), 2, "{log}");
+    // A session before the first unplug and one after each replug, with the gaps between them.
+    assert_eq!(log.matches("YUYV 640x480 at 25 fps, openh264").count(), REPLUGS + 1, "{log}");
     assert!(log.contains("device error (unplugged?)") || log.contains("No such device"), "{log}");
     let root = dir.join("rec");
     let rows = rows(&root.join("index.db"));
-    assert!(rows.len() >= 2, "{rows:?}");
+    assert!(rows.len() > REPLUGS, "{rows:?}");
     assert!(rows.iter().all(|r| r.codec == Codec::H264 && r.frames > 0));
-    let (last_before, gap) =
-        rows.windows(2).map(|w| w[1].start_us - w[0].end_us).enumerate().max_by_key(|&(_, g)| g).unwrap();
-    assert!(gap >= 3_000_000, "the unplugged seconds are a gap between rows: {gap} µs");
-    let before: u64 = rows.iter().filter(|r| r.end_us < rows[0].start_us + 25_000_000).map(|r| r.frames).sum();
-    assert!(before >= 25, "frames before the unplug: {before}");
-    // After the replug: one row, or two when a minute turned meanwhile.
-    let after = &rows[last_before + 1..];
-    let resumed = after.last().unwrap().end_us - after[0].start_us;
-    assert!(resumed >= 5_000_000, "recording resumed for seconds: {after:?}");
+    // Rows within a session follow each other (a minute may turn in one); the unplugged
+    // seconds are the only gaps.
+    let gaps: Vec<usize> = (1..rows.len()).filter(|&i| rows[i].start_us - rows[i - 1].end_us >= 3_000_000).collect();
+    assert_eq!(gaps.len(), REPLUGS, "one gap per unplug: {rows:?}");
+    let before: u64 = rows[..gaps[0]].iter().map(|r| r.frames).sum();
+    assert!(before >= 25, "frames before the first unplug: {before}");
+    let last = &rows[gaps[REPLUGS - 1]..];
+    let resumed = last.last().unwrap().end_us - last[0].start_us;
+    assert!(resumed >= 5_000_000, "recording resumed for seconds after the last replug: {last:?}");
 
-    // Memory: a reopened session frees the old one's buffers and encoder (no growth per
-    // replug beyond allocator noise).
+    // Memory: a session's buffers and encoder go when it ends, every time. Measured while
+    // the camera is unplugged, so no session is open: each unplugged moment is within
+    // allocator noise of the first (measured: 1.8, 2.0, 2.0 MiB), while a session kept alive
+    // would add its encoder (a 10 MiB mapping, 3 to 9 MiB of it touched). Without the fixed
+    // mmap threshold (src/service/allocator.rs) the second and third were 11.7 to 13.7 MiB.
     let kib = |f: &str| -> u64 {
-        read(&dir.join(f)).split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS kB")
+        read(&dir.join(f)).split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("Anonymous kB")
     };
-    let (rss8, rss20, rss_after) = (kib("rss-8s.txt"), kib("rss-20s.txt"), kib("rss-replugged.txt"));
-    eprintln!("edgenvr RSS in the VM: {rss8} kB at 8 s, {rss20} kB at 20 s, {rss_after} kB after the replug");
-    assert!(rss_after <= rss20 + 2048, "RSS grew across a replug: {rss20} -> {rss_after} kB");
+    let unplugged: Vec<u64> = (1..=REPLUGS).map(|r| kib(&format!("anon-unplugged-{r}.txt"))).collect();
+    eprintln!("edgenvr anonymous memory in the VM: {} kB at 8 s, unplugged {unplugged:?} kB", kib("anon-8s.txt"));
+    assert!(
+        unplugged.iter().all(|&u| u <= unplugged[0] + 2048),
+        "a session's memory stayed after it ended: {unplugged:?} kB unplugged"
+    );
 
     // Every stored frame decodes, and the picture is 640x480.
     let files = chunk_files(&root);
