@@ -33,9 +33,12 @@ EOF
 /// Copies the recording and the log back to the share after edgenvr stopped.
 const COLLECT: &str = "rm -rf /mnt/rec; cp -a /tmp/rec /mnt/rec\n";
 
-/// How many times the vivid test unplugs and replugs the camera: the memory check compares
-/// the later unplugged moments with the first (see there).
-const REPLUGS: usize = 3;
+/// How many times the vivid test unplugs and replugs the camera: 3, or `EDGENVR_VM_REPLUGS`
+/// (at least 2) for a soak that shows whether anything grows from one session to the next.
+/// The memory check compares the later unplugged moments with the first (see there).
+fn replugs() -> usize {
+    std::env::var("EDGENVR_VM_REPLUGS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(2)
+}
 
 /// vivid through openh264, unplugged and plugged back three times: vivid's `disconnect`
 /// control makes the node fail like a yanked USB camera, then the driver is unloaded (the
@@ -45,6 +48,7 @@ const REPLUGS: usize = 3;
 fn vivid_records_through_openh264_and_resumes_after_unplug() {
     let _vm = VM.lock().unwrap_or_else(|e| e.into_inner());
     let bin = edgenvr_aarch64();
+    let replugs = replugs();
     // The process's anonymous memory, exact (VmRSS lags: it is summed from per-thread counters).
     let anon = "grep ^Anonymous: /proc/$pid/smaps_rollup";
     let guest = format!(
@@ -56,7 +60,7 @@ fn vivid_records_through_openh264_and_resumes_after_unplug() {
          pid=$!\n\
          sleep 8; {anon} >anon-8s.txt\n\
          sleep 12\n\
-         for round in $(seq {REPLUGS}); do\n\
+         for round in $(seq {replugs}); do\n\
            v4l2-ctl -d $VIVID_DEV -c disconnect=1 || exit 11\n\
            for i in $(seq 50); do rmmod vivid 2>/dev/null && break; sleep 0.2; done\n\
            lsmod | grep -q '^vivid' && exit 12\n\
@@ -71,7 +75,8 @@ fn vivid_records_through_openh264_and_resumes_after_unplug() {
          {COLLECT}"
     );
     let dir = share("vivid", &[(&bin, "edgenvr")], &guest);
-    let (rc, console) = boot(&dir, 200);
+    // Each round takes about 20 s in the guest; the rest is boot, probe and the first session.
+    let (rc, console) = boot(&dir, 125 + 25 * replugs as u32);
     let log = std::fs::read_to_string(dir.join("run.log")).unwrap_or_default();
     assert_eq!(rc, 0, "guest failed ({rc}):\n{console}\n--- run.log\n{log}");
     assert!(log.contains("edgenvr exited 0"), "clean shutdown:\n{log}");
@@ -90,19 +95,19 @@ fn vivid_records_through_openh264_and_resumes_after_unplug() {
     assert!(read(&dir.join("probe.txt")).contains("hardware H.264 encoder: none"));
 
     // A session before the first unplug and one after each replug, with the gaps between them.
-    assert_eq!(log.matches("YUYV 640x480 at 25 fps, openh264").count(), REPLUGS + 1, "{log}");
+    assert_eq!(log.matches("YUYV 640x480 at 25 fps, openh264").count(), replugs + 1, "{log}");
     assert!(log.contains("device error (unplugged?)") || log.contains("No such device"), "{log}");
     let root = dir.join("rec");
     let rows = rows(&root.join("index.db"));
-    assert!(rows.len() > REPLUGS, "{rows:?}");
+    assert!(rows.len() > replugs, "{rows:?}");
     assert!(rows.iter().all(|r| r.codec == Codec::H264 && r.frames > 0));
     // Rows within a session follow each other (a minute may turn in one); the unplugged
     // seconds are the only gaps.
     let gaps: Vec<usize> = (1..rows.len()).filter(|&i| rows[i].start_us - rows[i - 1].end_us >= 3_000_000).collect();
-    assert_eq!(gaps.len(), REPLUGS, "one gap per unplug: {rows:?}");
+    assert_eq!(gaps.len(), replugs, "one gap per unplug: {rows:?}");
     let before: u64 = rows[..gaps[0]].iter().map(|r| r.frames).sum();
     assert!(before >= 25, "frames before the first unplug: {before}");
-    let last = &rows[gaps[REPLUGS - 1]..];
+    let last = &rows[gaps[replugs - 1]..];
     let resumed = last.last().unwrap().end_us - last[0].start_us;
     assert!(resumed >= 5_000_000, "recording resumed for seconds after the last replug: {last:?}");
 
@@ -114,7 +119,7 @@ fn vivid_records_through_openh264_and_resumes_after_unplug() {
     let kib = |f: &str| -> u64 {
         read(&dir.join(f)).split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("Anonymous kB")
     };
-    let unplugged: Vec<u64> = (1..=REPLUGS).map(|r| kib(&format!("anon-unplugged-{r}.txt"))).collect();
+    let unplugged: Vec<u64> = (1..=replugs).map(|r| kib(&format!("anon-unplugged-{r}.txt"))).collect();
     eprintln!("edgenvr anonymous memory in the VM: {} kB at 8 s, unplugged {unplugged:?} kB", kib("anon-8s.txt"));
     assert!(
         unplugged.iter().all(|&u| u <= unplugged[0] + 2048),
