@@ -40,7 +40,7 @@ fn replugs() -> usize {
     std::env::var("EDGENVR_VM_REPLUGS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(2)
 }
 
-/// vivid through openh264, unplugged and plugged back three times: vivid's `disconnect`
+/// vivid through openh264, unplugged and plugged back ([`replugs`] times): vivid's `disconnect`
 /// control makes the node fail like a yanked USB camera, then the driver is unloaded (the
 /// node vanishes) and loaded again (it returns). Recording resumes by itself each time, with
 /// the gap in the index, and a session's memory goes with it.
